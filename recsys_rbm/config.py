@@ -1,0 +1,105 @@
+"""Typed, validated configuration: defaults with a comment per field, loadable from TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from recsys_rbm.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How an RBM is trained with CD-k or PCD-k (one code path; ``persistent`` picks the chain)."""
+
+    epochs: int = 20  # passes over the training data
+    batch_size: int = 100  # cases per mini-batch; the gradient is the batch mean
+    learning_rate: float = 0.05  # step on the batch-mean gradient
+    lr_schedule: str = "constant"  # "constant", or "linear": decays to 0 over the run (as in Tieleman's PCD)
+    cd_k: int = 1  # Gibbs steps in the negative phase
+    persistent: bool = False  # PCD: negative chains carry over between updates instead of restarting at the data
+    n_chains: int = 0  # persistent chains; 0 means one per case of a batch
+    initial_momentum: float = 0.5  # momentum for the first epochs, while the gradient is large
+    final_momentum: float = 0.9  # momentum after momentum_switch_epoch
+    momentum_switch_epoch: int = 5  # first epoch (0-based) that uses final_momentum
+    weight_decay: float = 1e-4  # L2 penalty on the weights only, never the biases
+    sparsity_target: float = 0.0  # desired mean hidden activation; 0 turns the sparsity penalty off
+    sparsity_cost: float = 0.0  # strength of the sparsity penalty
+    sparsity_decay: float = 0.95  # smoothing of the running estimate of each hidden unit's activation
+    sample_visible: bool = True  # draw binary visible states in the negative phase (else use their means)
+    monitor_size: int = 5000  # cases used for the per-epoch reconstruction error and free-energy gap
+    seed: int = 0  # the one seed of a run: initialisation, batching and sampling
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
+        _require(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+        _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _require(
+            self.lr_schedule in ("constant", "linear"),
+            f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}",
+        )
+        _require(self.cd_k >= 1, f"cd_k must be at least 1, got {self.cd_k}")
+        _require(self.n_chains >= 0, f"n_chains must be 0 (one per case) or more, got {self.n_chains}")
+        for name in ("initial_momentum", "final_momentum"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"{name} must lie in [0, 1), got {value}")
+        _require(self.momentum_switch_epoch >= 0, "momentum_switch_epoch must be 0 or more")
+        _require(self.weight_decay >= 0, f"weight_decay must be 0 or more, got {self.weight_decay}")
+        _require(0 <= self.sparsity_target < 1, f"sparsity_target must lie in [0, 1), got {self.sparsity_target}")
+        _require(self.sparsity_cost >= 0, f"sparsity_cost must be 0 or more, got {self.sparsity_cost}")
+        _require(0 <= self.sparsity_decay < 1, f"sparsity_decay must lie in [0, 1), got {self.sparsity_decay}")
+        _require(self.monitor_size >= 1, f"monitor_size must be at least 1, got {self.monitor_size}")
+
+    def momentum(self, epoch: int) -> float:
+        return self.initial_momentum if epoch < self.momentum_switch_epoch else self.final_momentum
+
+    def learning_rate_at(self, epoch: int) -> float:
+        if self.lr_schedule == "linear":
+            return self.learning_rate * (1.0 - epoch / self.epochs)
+        return self.learning_rate
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Build a config dataclass from plain values, rejecting unknown keys and wrong types."""
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    converted = {}
+    for name, value in values.items():
+        default = getattr(cls, name, None)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{cls.__name__}.{name} must be true or false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{cls.__name__}.{name} must be a number, got {value!r}")
+            value = type(default)(value) if isinstance(default, float) or float(value).is_integer() else value
+        converted[name] = value
+    return cls(**converted)
+
+
+def load_toml(path: str | Path, cls: type[T], table: str | None = None) -> T:
+    """Read a config from a TOML file (optionally from one ``[table]`` of it)."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    if table is not None:
+        data = data.get(table, {})
+    return config_from_dict(cls, data)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
