@@ -1,0 +1,10 @@
+"""Imports every command module so that each registers its command."""
+
+from recsys_rbm_cli import (  # noqa: F401
+    evaluate_movielens,
+    mnist_figures,
+    recommend,
+    similar,
+    train_mnist,
+    train_movielens,
+)
