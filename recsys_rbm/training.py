@@ -19,6 +19,7 @@ import torch
 from recsys_rbm import functional as fn
 from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import TrainingDiverged
+from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
 from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.model import RBM
 
@@ -70,23 +71,6 @@ class EpochMetrics:
 
     def as_dict(self) -> dict[str, float | int | None]:
         return dict(self.__dict__)
-
-
-def reconstruction_error(rbm: RBM, v: torch.Tensor, batch_size: int = 10_000) -> float:
-    """Mean over cases of ``Σ_i (v_i − E[v_i | p(h|v)])²``: squared error of a mean-field round trip."""
-    total = torch.zeros((), dtype=torch.float64, device=v.device)
-    for start in range(0, v.shape[0], batch_size):
-        batch = v[start : start + batch_size]
-        total += ((batch - rbm.reconstruct(batch)) ** 2).sum(dtype=torch.float64)
-    return float(total) / max(1, v.shape[0])
-
-
-def mean_free_energy(rbm: RBM, v: torch.Tensor, batch_size: int = 10_000) -> float:
-    """Mean of ``F(v)`` over the rows of ``v``."""
-    total = torch.zeros((), dtype=torch.float64, device=v.device)
-    for start in range(0, v.shape[0], batch_size):
-        total += rbm.free_energy(v[start : start + batch_size]).sum(dtype=torch.float64)
-    return float(total) / max(1, v.shape[0])
 
 
 @dataclass
@@ -161,7 +145,9 @@ class Trainer:
         rbm, config, generator = self.rbm, self.config, self.generator
         positive = chain_from_visible(rbm, batch, generator)
         if config.persistent:
-            start = self.persistent_chain if self.persistent_chain is not None else self._initial_persistent_chain(positive)
+            start = (
+                self.persistent_chain if self.persistent_chain is not None else self._initial_persistent_chain(positive)
+            )
         else:
             start = positive
         negative = negative_phase(rbm, start, config.cd_k, generator, sample_visible=config.sample_visible)

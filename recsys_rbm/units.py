@@ -77,9 +77,7 @@ class SoftmaxUnits:
     def sample(self, preactivation: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One one-hot draw per group from its softmax (inverse CDF); ``(B, G*K) -> (B, G*K)``."""
         probs = torch.softmax(self._grouped(preactivation), dim=-1)  # (B, G, K)
-        uniform = torch.rand(
-            probs.shape[:-1] + (1,), generator=generator, device=probs.device, dtype=probs.dtype
-        )
+        uniform = torch.rand((*probs.shape[:-1], 1), generator=generator, device=probs.device, dtype=probs.dtype)
         level = (probs.cumsum(-1) < uniform).sum(-1).clamp_max(self.n_levels - 1)  # (B, G)
         return F.one_hot(level, self.n_levels).to(probs.dtype).flatten(-2)
 
@@ -103,9 +101,7 @@ def visible_units_from_json(spec: dict) -> VisibleUnits:
     raise ValueError(f"unknown visible unit kind {spec.get('kind')!r}")
 
 
-def expand_group_mask(
-    mask: torch.Tensor | None, units: VisibleUnits, dtype: torch.dtype
-) -> torch.Tensor | None:
+def expand_group_mask(mask: torch.Tensor | None, units: VisibleUnits, dtype: torch.dtype) -> torch.Tensor | None:
     """Per-group boolean mask ``(B, G)`` to a per-entry 0/1 mask ``(B, G*group_size)``."""
     if mask is None:
         return None

@@ -57,4 +57,3 @@ def download(
         except DataError as error:
             errors.append(f"{url}: {error}")
     raise DataError(f"could not download {destination.name} ({'; '.join(errors)})")
-
