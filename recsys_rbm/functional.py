@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from recsys_rbm.rng import RandomSource, bernoulli
 from recsys_rbm.units import VisibleUnits, expand_group_mask
 
 
@@ -95,9 +96,9 @@ def visible_mean(
     return apply_mask(units.mean(visible_preactivation(h, weights, visible_bias)), mask, units)
 
 
-def sample_hidden(probability: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def sample_hidden(probability: torch.Tensor, generator: RandomSource) -> torch.Tensor:
     """Binary states drawn with the given probabilities; ``(B, H) -> (B, H)``."""
-    return torch.bernoulli(probability, generator=generator)
+    return bernoulli(probability, generator)
 
 
 def sample_visible(
@@ -105,7 +106,7 @@ def sample_visible(
     weights: torch.Tensor,
     visible_bias: torch.Tensor,
     units: VisibleUnits,
-    generator: torch.Generator | None,
+    generator: RandomSource,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One draw of ``v ~ p(v | h)``; masked groups are never sampled (left at 0); ``(B, H) -> (B, D)``."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from recsys_rbm.model import RBM
+from recsys_rbm.rng import RandomSource, bernoulli
 
 
 @dataclass
@@ -16,43 +17,57 @@ class Chain:
 
     visible: torch.Tensor  # (M, D) visible states (or means, when visible sampling is off)
     hidden_probability: torch.Tensor  # (M, H) p(h = 1 | visible)
-    hidden: torch.Tensor  # (M, H) binary hidden states drawn from hidden_probability
+    hidden: torch.Tensor | None  # (M, H) binary states drawn from hidden_probability (None: not drawn)
 
 
 def chain_from_visible(
-    rbm: RBM, visible: torch.Tensor, generator: torch.Generator | None, mask: torch.Tensor | None = None
+    rbm: RBM,
+    visible: torch.Tensor,
+    generator: RandomSource,
+    mask: torch.Tensor | None = None,
+    sample_hidden: bool = True,
 ) -> Chain:
-    """Start chains at ``visible`` (for CD this is the data): draw ``h ~ p(h | v)``."""
+    """Chains at ``visible`` (for CD this is the data) with ``p(h | v)`` and, unless told not to,
+    a draw ``h ~ p(h | v)`` (skipped where nothing will use it, e.g. the end of a CD chain)."""
     probability = rbm.hidden_probability(visible, mask)
-    return Chain(visible, probability, torch.bernoulli(probability, generator=generator))
+    return Chain(visible, probability, bernoulli(probability, generator) if sample_hidden else None)
 
 
 def gibbs_step(
     rbm: RBM,
     chain: Chain,
-    generator: torch.Generator | None,
+    generator: RandomSource,
     mask: torch.Tensor | None = None,
     sample_visible: bool = True,
+    sample_hidden: bool = True,
 ) -> Chain:
     """One full step ``h -> v -> h`` of block Gibbs sampling."""
+    if chain.hidden is None:
+        raise ValueError("this chain has no hidden states to step from; build it with sample_hidden=True")
     if sample_visible:
         visible = rbm.sample_visible(chain.hidden, generator, mask)
     else:
         visible = rbm.visible_mean(chain.hidden, mask)
-    return chain_from_visible(rbm, visible, generator, mask)
+    return chain_from_visible(rbm, visible, generator, mask, sample_hidden)
 
 
 def run_chain(
     rbm: RBM,
     chain: Chain,
     steps: int,
-    generator: torch.Generator | None,
+    generator: RandomSource,
     mask: torch.Tensor | None = None,
     sample_visible: bool = True,
+    sample_last_hidden: bool = True,
 ) -> Chain:
-    """``steps`` Gibbs steps from ``chain``; returns the new state (the input is not modified)."""
-    for _ in range(steps):
-        chain = gibbs_step(rbm, chain, generator, mask, sample_visible)
+    """``steps`` Gibbs steps from ``chain``; returns the new state (the input is not modified).
+
+    ``sample_last_hidden=False`` leaves the final hidden states undrawn (only their
+    probabilities), which is all a CD update needs.
+    """
+    for step in range(steps):
+        last = step == steps - 1
+        chain = gibbs_step(rbm, chain, generator, mask, sample_visible, sample_hidden=sample_last_hidden or not last)
     return chain
 
 
@@ -61,7 +76,7 @@ def sample_snapshots(
     start: torch.Tensor,
     n_snapshots: int,
     steps_between: int,
-    generator: torch.Generator | None,
+    generator: RandomSource,
 ) -> torch.Tensor:
     """Chains started at ``start``; returns the visible means every ``steps_between`` steps.
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from recsys_rbm import functional as fn
+from recsys_rbm.rng import RandomSource
 from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleUnits
 
 
@@ -104,10 +105,10 @@ class RBM:
     def visible_mean(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return fn.visible_mean(h, self.weights, self.visible_bias, self.units, mask)
 
-    def sample_hidden(self, v: torch.Tensor, generator: torch.Generator | None, mask=None) -> torch.Tensor:
+    def sample_hidden(self, v: torch.Tensor, generator: RandomSource, mask=None) -> torch.Tensor:
         return fn.sample_hidden(self.hidden_probability(v, mask), generator)
 
-    def sample_visible(self, h: torch.Tensor, generator: torch.Generator | None, mask=None) -> torch.Tensor:
+    def sample_visible(self, h: torch.Tensor, generator: RandomSource, mask=None) -> torch.Tensor:
         return fn.sample_visible(h, self.weights, self.visible_bias, self.units, generator, mask)
 
     def reconstruct(self, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
 from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.model import RBM
+from recsys_rbm.rng import RandomSource, UniformStream
 
 
 @dataclass
@@ -49,12 +50,16 @@ def negative_phase(
     rbm: RBM,
     chain: Chain,
     k: int,
-    generator: torch.Generator | None,
+    generator: RandomSource,
     mask: torch.Tensor | None = None,
     sample_visible: bool = True,
+    keep_hidden_sample: bool = True,
 ) -> Chain:
-    """Advance the negative chain by ``k`` Gibbs steps: CD passes the data's chain, PCD its own."""
-    return run_chain(rbm, chain, k, generator, mask, sample_visible)
+    """Advance the negative chain by ``k`` Gibbs steps: CD passes the data's chain, PCD its own.
+
+    The final hidden states need drawing only when the chain persists (``keep_hidden_sample``).
+    """
+    return run_chain(rbm, chain, k, generator, mask, sample_visible, sample_last_hidden=keep_hidden_sample)
 
 
 @dataclass
@@ -90,6 +95,9 @@ class Trainer:
     persistent_chain: Chain | None = None
 
     def __post_init__(self) -> None:
+        # Sampling draws from a fast seeded stream derived from the run's generator.
+        stream_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device))
+        self.random = UniformStream(stream_seed, self.rbm.device, self.rbm.dtype)
         self._velocity = {name: torch.zeros_like(p) for name, p in self.rbm.parameters().items()}
         self._activation_estimate: torch.Tensor | None = None
 
@@ -141,17 +149,19 @@ class Trainer:
 
     @torch.no_grad()
     def update(self, batch: torch.Tensor, learning_rate: float, momentum: float) -> None:
-        """One parameter update from one mini-batch (CD-k or PCD-k)."""
-        rbm, config, generator = self.rbm, self.config, self.generator
-        positive = chain_from_visible(rbm, batch, generator)
-        if config.persistent:
-            start = (
-                self.persistent_chain if self.persistent_chain is not None else self._initial_persistent_chain(positive)
-            )
-        else:
-            start = positive
-        negative = negative_phase(rbm, start, config.cd_k, generator, sample_visible=config.sample_visible)
-        if config.persistent:
+        """One parameter update from one mini-batch: CD-k when the chain restarts at the data,
+        PCD-k when it continues from the persistent state."""
+        rbm, config, random = self.rbm, self.config, self.random
+        persistent = config.persistent
+        # The data's hidden states are drawn only when the negative chain starts from them (CD).
+        positive = chain_from_visible(rbm, batch, random, sample_hidden=not persistent)
+        if persistent and self.persistent_chain is None:
+            self.persistent_chain = self._initial_persistent_chain(batch)
+        start = self.persistent_chain if persistent else positive
+        negative = negative_phase(
+            rbm, start, config.cd_k, random, sample_visible=config.sample_visible, keep_hidden_sample=persistent
+        )
+        if persistent:
             self.persistent_chain = negative
         self._apply(positive, negative, learning_rate, momentum)
 
@@ -188,13 +198,11 @@ class Trainer:
             self._activation_estimate.mul_(config.sparsity_decay).add_(hidden_mean, alpha=1 - config.sparsity_decay)
         return config.sparsity_cost * (self._activation_estimate - config.sparsity_target)
 
-    def _initial_persistent_chain(self, positive: Chain) -> Chain:
-        """PCD chains start at the first batch's data (repeated to ``n_chains`` rows if needed)."""
-        n_chains = self.config.n_chains or positive.visible.shape[0]
-        rows = torch.arange(n_chains, device=positive.visible.device) % positive.visible.shape[0]
-        return Chain(
-            positive.visible[rows].clone(), positive.hidden_probability[rows].clone(), positive.hidden[rows].clone()
-        )
+    def _initial_persistent_chain(self, batch: torch.Tensor) -> Chain:
+        """PCD chains start at the first batch's data (rows repeated to ``n_chains`` if needed)."""
+        n_chains = self.config.n_chains or batch.shape[0]
+        rows = torch.arange(n_chains, device=batch.device) % batch.shape[0]
+        return chain_from_visible(self.rbm, batch[rows].clone(), self.random)
 
     def _measure(
         self, train: torch.Tensor, validation: torch.Tensor | None, learning_rate: float, momentum: float

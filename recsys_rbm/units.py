@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from recsys_rbm.rng import RandomSource, bernoulli, uniform
+
 
 @dataclass(frozen=True)
 class BernoulliUnits:
@@ -38,9 +40,9 @@ class BernoulliUnits:
         """``E[v | h] = sigmoid(a)``; shapes ``(B, D) -> (B, D)``."""
         return torch.sigmoid(preactivation)
 
-    def sample(self, preactivation: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def sample(self, preactivation: torch.Tensor, generator: RandomSource) -> torch.Tensor:
         """One draw of ``v ~ p(v | h)``; shapes ``(B, D) -> (B, D)``, values in {0, 1}."""
-        return torch.bernoulli(torch.sigmoid(preactivation), generator=generator)
+        return bernoulli(torch.sigmoid(preactivation), generator)
 
     def group_log_partition(self, preactivation: torch.Tensor) -> torch.Tensor:
         """``log sum_{v_i in {0,1}} exp(v_i a_i) = softplus(a_i)`` per group; ``(B, D) -> (B, G)``."""
@@ -74,11 +76,11 @@ class SoftmaxUnits:
         """``E[v | h]``: a softmax over each group's K levels; ``(B, G*K) -> (B, G*K)``."""
         return torch.softmax(self._grouped(preactivation), dim=-1).flatten(-2)
 
-    def sample(self, preactivation: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def sample(self, preactivation: torch.Tensor, generator: RandomSource) -> torch.Tensor:
         """One one-hot draw per group from its softmax (inverse CDF); ``(B, G*K) -> (B, G*K)``."""
         probs = torch.softmax(self._grouped(preactivation), dim=-1)  # (B, G, K)
-        uniform = torch.rand((*probs.shape[:-1], 1), generator=generator, device=probs.device, dtype=probs.dtype)
-        level = (probs.cumsum(-1) < uniform).sum(-1).clamp_max(self.n_levels - 1)  # (B, G)
+        draw = uniform((*probs.shape[:-1], 1), probs, generator)  # (B, G, 1)
+        level = (probs.cumsum(-1) < draw).sum(-1).clamp_max(self.n_levels - 1)  # (B, G)
         return F.one_hot(level, self.n_levels).to(probs.dtype).flatten(-2)
 
     def group_log_partition(self, preactivation: torch.Tensor) -> torch.Tensor:

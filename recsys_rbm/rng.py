@@ -1,0 +1,65 @@
+"""Sources of uniform random numbers for sampling.
+
+Every sampler in the package draws through :func:`uniform`, which accepts either a
+``torch.Generator`` or a :class:`UniformStream`. The stream exists for speed on the CPU: torch's
+CPU generator (MT19937) produces about 10⁸ floats/s, which is a large share of an RBM epoch on a
+2-core machine; NumPy's PCG64 drawn in large blocks is about twice as fast. On CUDA the stream
+simply uses a CUDA ``torch.Generator`` (Philox, already fast). Both are seeded, so runs are
+reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+BLOCK_SIZE = 1 << 22  # uniforms drawn per NumPy call (16 MiB of float32)
+
+
+class UniformStream:
+    """A reproducible stream of U[0, 1) floats on ``device``, consumed in order."""
+
+    def __init__(self, seed: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        if self.device.type == "cpu":
+            self._numpy = np.random.Generator(np.random.PCG64(int(seed)))
+            self._block = torch.empty(0, dtype=dtype)
+            self._position = 0
+        else:
+            self._torch = torch.Generator(device=self.device)
+            self._torch.manual_seed(int(seed))
+
+    def uniform(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+        """A fresh tensor of uniforms with ``shape`` (safe to modify in place)."""
+        if self.device.type != "cpu":
+            return torch.rand(shape, generator=self._torch, device=self.device, dtype=self.dtype)
+        count = int(np.prod(shape))
+        if count > BLOCK_SIZE:
+            return self._draw(count).view(shape)
+        if self._position + count > self._block.numel():
+            self._block = self._draw(BLOCK_SIZE)
+            self._position = 0
+        values = self._block[self._position : self._position + count]
+        self._position += count
+        return values.view(shape)
+
+    def _draw(self, count: int) -> torch.Tensor:
+        numpy_dtype = np.float64 if self.dtype == torch.float64 else np.float32
+        return torch.from_numpy(self._numpy.random(count, dtype=numpy_dtype)).to(self.dtype)
+
+
+RandomSource = torch.Generator | UniformStream | None
+
+
+def uniform(shape: tuple[int, ...] | torch.Size, like: torch.Tensor, source: RandomSource) -> torch.Tensor:
+    """U[0, 1) floats with ``shape`` on ``like``'s device and dtype, drawn from ``source``."""
+    if isinstance(source, UniformStream):
+        values = source.uniform(shape)
+        return values if values.dtype == like.dtype and values.device == like.device else values.to(like)
+    return torch.rand(shape, generator=source, device=like.device, dtype=like.dtype)
+
+
+def bernoulli(probability: torch.Tensor, source: RandomSource) -> torch.Tensor:
+    """Binary states, 1 with the given probabilities: ``1[u < p]`` for ``u ~ U[0, 1)``."""
+    return uniform(probability.shape, probability, source).lt_(probability)
