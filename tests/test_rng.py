@@ -21,7 +21,7 @@ def test_consecutive_draws_differ_and_cross_block_boundaries():
 
 def test_stream_uniforms_have_the_moments_of_u01():
     values = UniformStream(3).uniform((200_000,)).double()
-    assert 0.0 <= float(values.min()) and float(values.max()) < 1.0
+    assert float(values.min()) >= 0.0 and float(values.max()) < 1.0
     # mean 1/2 and variance 1/12, within 5 standard errors
     assert abs(float(values.mean()) - 0.5) < 5 * (1 / 12) ** 0.5 / 200_000**0.5
     assert abs(float(values.var()) - 1 / 12) < 5e-3
