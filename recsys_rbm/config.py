@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -43,7 +44,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         _require(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
-        _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _require(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            f"learning_rate must be positive and finite, got {self.learning_rate}",
+        )
         _require(
             self.lr_schedule in ("constant", "linear"),
             f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}",
@@ -83,7 +87,9 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{cls.__name__}.{name} must be a number, got {value!r}")
-            value = type(default)(value) if isinstance(default, float) or float(value).is_integer() else value
+            if isinstance(default, int) and not float(value).is_integer():
+                raise ConfigError(f"{cls.__name__}.{name} must be a whole number, got {value!r}")
+            value = type(default)(value)
         converted[name] = value
     return cls(**converted)
 
