@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recsys_rbm import __version__
-from recsys_rbm.atomic import atomic_path, atomic_write_text
+from recsys_rbm.atomic import atomic_path
 from recsys_rbm.errors import CheckpointError
 from recsys_rbm.model import RBM
 from recsys_rbm.units import visible_units_from_json
@@ -49,18 +49,19 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], metadata
     """Write ``tensors`` and ``metadata`` atomically; returns the tensor file's path."""
     target = tensor_path(path)
     cpu_tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    with atomic_path(target) as temporary:
-        save_file(cpu_tensors, str(temporary))
-        digest = _sha256(temporary)
-    sidecar = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "tensors_sha256": digest,
-        "tensor_shapes": {name: list(t.shape) for name, t in cpu_tensors.items()},
-        **metadata,
-    }
-    atomic_write_text(sidecar_path(target), json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n")
+    # Both files are written completely to temporary names first, then renamed into place one
+    # after the other, so a failure while writing leaves the previous checkpoint intact.
+    with atomic_path(target) as tensor_temporary, atomic_path(sidecar_path(target)) as sidecar_temporary:
+        save_file(cpu_tensors, str(tensor_temporary))
+        sidecar = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "tensors_sha256": _sha256(tensor_temporary),
+            "tensor_shapes": {name: list(t.shape) for name, t in cpu_tensors.items()},
+            **metadata,
+        }
+        sidecar_temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
     return target
 
 

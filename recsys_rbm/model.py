@@ -78,7 +78,8 @@ class RBM:
         return self.weights.dtype
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> RBM:
-        """A copy on another device and/or with another floating-point type."""
+        """The model on another device and/or with another floating-point type (shares tensors when
+        nothing changes, like ``torch.Tensor.to``)."""
         return RBM(
             self.weights.to(device=device, dtype=dtype),
             self.visible_bias.to(device=device, dtype=dtype),

@@ -120,7 +120,14 @@ class Trainer:
             started = time.perf_counter()
             learning_rate = self.config.learning_rate_at(self.epoch)
             momentum = self.config.momentum(self.epoch)
-            self.train_epoch(train, learning_rate, momentum, on_batch_end)
+            try:
+                self.train_epoch(train, learning_rate, momentum, on_batch_end)
+            except RuntimeError as error:  # a step size too large for the tensors' floating-point type
+                if "overflow" not in str(error):
+                    raise
+                raise TrainingDiverged(
+                    f"training diverged at epoch {self.epoch + 1}: the update overflowed; lower the learning rate"
+                ) from None
             self._check_finite()
             metrics = self._measure(train_monitor, validation_monitor, learning_rate, momentum)
             metrics.seconds = time.perf_counter() - started
