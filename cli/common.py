@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from recsys_rbm.errors import RecsysRBMError
 
@@ -34,7 +35,7 @@ SeedOption = Annotated[int, typer.Option("--seed", help="The one seed of the run
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as one line on stderr and return the exit to raise."""
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
