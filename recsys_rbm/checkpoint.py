@@ -8,41 +8,26 @@ to another tensor file is caught.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recsys_rbm import __version__
 from recsys_rbm.atomic import atomic_path
+from recsys_rbm.checkpoint_files import (
+    FORMAT,
+    FORMAT_VERSION,
+    read_verified,
+    sha256_of,
+    sidecar_path,
+    tensor_path,
+)
 from recsys_rbm.errors import CheckpointError
 from recsys_rbm.model import RBM
 from recsys_rbm.units import visible_units_from_json
-
-FORMAT = "recsys_rbm.checkpoint"
-FORMAT_VERSION = 1
-
-
-def tensor_path(path: str | Path) -> Path:
-    """The tensor file for a checkpoint path given with or without its ``.safetensors`` suffix."""
-    path = Path(path)
-    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
-
-
-def sidecar_path(path: str | Path) -> Path:
-    return tensor_path(path).with_suffix(".json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
@@ -57,7 +42,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], metadata
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "package_version": __version__,
-            "tensors_sha256": _sha256(tensor_temporary),
+            "tensors_sha256": sha256_of(tensor_temporary),
             "tensor_shapes": {name: list(t.shape) for name, t in cpu_tensors.items()},
             **metadata,
         }
@@ -69,37 +54,7 @@ def load_checkpoint(
     path: str | Path, expected_kind: str | None = None, device: torch.device | str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read and verify a checkpoint; any problem is a one-line :class:`CheckpointError`."""
-    target, sidecar = tensor_path(path), sidecar_path(path)
-    if not target.exists():
-        raise CheckpointError(f"model file {target} does not exist; train one first or pass the right --model path")
-    if not sidecar.exists():
-        raise CheckpointError(f"model file {target} has no metadata file {sidecar.name} beside it; copy both files")
-    try:
-        metadata = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"metadata file {sidecar} is corrupt ({error}); retrain or restore it") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{sidecar} is not a recsys_rbm model metadata file")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{target} has checkpoint format {metadata.get('format_version')}, this version reads {FORMAT_VERSION}"
-        )
-    if expected_kind is not None and metadata.get("kind") != expected_kind:
-        raise CheckpointError(
-            f"{target} holds a {metadata.get('kind')!r} model, but a {expected_kind!r} model is needed here"
-        )
-    if _sha256(target) != metadata.get("tensors_sha256"):
-        raise CheckpointError(
-            f"{target} does not match its metadata file (corrupt or mixed up with another model); retrain it"
-        )
-    try:
-        tensors = load_file(str(target), device=str(device))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{target} is not a readable safetensors file ({error}); retrain it") from None
-    shapes = {name: list(t.shape) for name, t in tensors.items()}
-    if shapes != metadata.get("tensor_shapes"):
-        raise CheckpointError(f"{target}: tensor shapes {shapes} differ from those its metadata records")
-    return tensors, metadata
+    return read_verified(path, expected_kind, lambda file: load_file(file, device=str(device)))
 
 
 def save_rbm(
