@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny_rbms import random_rbm
 
-from recsys_rbm import checkpoint
+from recsys_rbm import checkpoint, checkpoint_files
 from recsys_rbm.checkpoint import load_rbm, save_rbm, sidecar_path, tensor_path
 from recsys_rbm.config import TrainConfig, config_from_dict, config_to_dict, load_toml
 from recsys_rbm.errors import CheckpointError, ConfigError
@@ -145,7 +145,7 @@ def test_unreadable_safetensors_with_a_matching_sidecar_is_a_checkpoint_error(tm
     path = _saved(tmp_path)
     path.write_bytes(b"not a safetensors file at all")
     metadata = json.loads(sidecar_path(path).read_text())
-    metadata["tensors_sha256"] = checkpoint._sha256(path)
+    metadata["tensors_sha256"] = checkpoint_files.sha256_of(path)
     sidecar_path(path).write_text(json.dumps(metadata))
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         load_rbm(path)
