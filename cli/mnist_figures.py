@@ -1,1 +1,214 @@
-"""Placeholder: filled in by its own module's owner."""
+"""``rbm-rec mnist-figures``: the course exercise's figures and numbers for one or more hidden sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from recsys_rbm_cli.app import app
+from recsys_rbm_cli.command import RbmRecCommand
+from recsys_rbm_cli.common import DataDirOption, DeviceOption, console, one_line_errors
+from recsys_rbm_cli.mnist_options import (
+    BatchSizeOption,
+    Binarization,
+    BinarizationOption,
+    CdKOption,
+    ConfigOption,
+    EpochsOption,
+    LearningRateOption,
+    SeedOption,
+    download_progress,
+    train_config,
+)
+
+DEFAULT_HIDDEN = (500, 100, 20)
+
+
+@app.command("mnist-figures", cls=RbmRecCommand)
+@one_line_errors
+def mnist_figures(
+    hidden: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--hidden",
+            min=1,
+            help="Hidden units of a model; repeat for several (fewer features).",
+            show_default=" ".join(map(str, DEFAULT_HIDDEN)),
+        ),
+    ] = None,
+    epochs: EpochsOption = None,
+    cd_k: CdKOption = None,
+    pcd: Annotated[
+        bool | None,
+        typer.Option(
+            "--pcd/--no-pcd",
+            help="Persistent chains (PCD-k, the default here) or chains restarted at the data (CD-k).",
+            show_default="--pcd",
+        ),
+    ] = None,
+    batch_size: BatchSizeOption = None,
+    learning_rate: LearningRateOption = None,
+    binarize: BinarizationOption = Binarization.stochastic,
+    seed: SeedOption = None,
+    device: DeviceOption = "auto",
+    data_dir: DataDirOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNG figures.")] = Path("figures"),
+    checkpoint_dir: Annotated[
+        Path,
+        typer.Option("--checkpoint-dir", help="Folder for the models, reused when their settings match."),
+    ] = Path("runs"),
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train again even when a matching checkpoint exists.")
+    ] = False,
+    ais_runs: Annotated[
+        int, typer.Option("--ais-runs", min=2, help="AIS runs for models with more than 25 hidden units.")
+    ] = 100,
+    ais_temperatures: Annotated[
+        int,
+        typer.Option("--ais-temperatures", min=3, help="AIS intermediate distributions (S&M 2008 used 14,500)."),
+    ] = 10_000,
+    sample_every: Annotated[
+        int, typer.Option("--sample-every", min=1, help="Gibbs steps between the rows of the samples figure.")
+    ] = 1_000,
+    config: ConfigOption = None,
+) -> None:
+    """Train (or reuse) an RBM per hidden size and draw the MNIST exercise's figures.
+
+    For each size it writes mnist-filters-h<H>.png (100 hidden units' weight vectors as 28×28
+    tiles) and mnist-samples-h<H>.png (20 Gibbs chains started from test digits, a row every
+    --sample-every steps), then mnist-fewer-features.png (all sizes side by side) and
+    mnist-training-curves.png. It prints the files and a table of each model's test
+    reconstruction error and test log-likelihood: exact up to 25 hidden units, else estimated by
+    annealed importance sampling (AIS) with ±3σ bounds. Models are trained on the first 50,000
+    training images (the last 10,000 measure the free-energy gap) by PCD-1 without momentum, the
+    learning rate decaying linearly to 0 (a --config file replaces these settings; options
+    override both), and saved in --checkpoint-dir; a later run with the same settings, seed,
+    binarization and data reuses them.
+
+    Example: rbm-rec mnist-figures --hidden 500 --hidden 100 --hidden 20 --epochs 20 --output docs/figures
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from recsys_rbm.mnist_exercise import (
+        EXERCISE_TRAIN_CONFIG,
+        EvaluationSettings,
+        ExerciseProgress,
+        SampleSettings,
+        check_hidden_sizes,
+        load_binarized_mnist,
+        run_mnist_figures,
+    )
+    from recsys_rbm.runtime import resolve_device
+
+    sizes = list(hidden) if hidden else list(DEFAULT_HIDDEN)
+    check_hidden_sizes(sizes)
+    settings = train_config(
+        config,
+        EXERCISE_TRAIN_CONFIG,
+        epochs=epochs,
+        cd_k=cd_k,
+        persistent=pcd,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+    )
+    evaluation = EvaluationSettings(ais_runs=ais_runs, ais_temperatures=ais_temperatures)
+    samples = SampleSettings(every=sample_every)
+    torch_device = resolve_device(device)
+    downloads, on_download = download_progress(console)
+    with downloads:
+        data = load_binarized_mnist(data_dir, binarize.value, settings.seed, progress=on_download)
+
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+    class ShowProgress(ExerciseProgress):
+        """One bar per model: the batches of the current epoch, with the last epoch's metrics."""
+
+        def __init__(self) -> None:
+            self.task = None
+            self.epoch = 0
+
+        def model_started(self, n_hidden: int, reused: bool) -> None:
+            self.epoch = 0
+            if reused:
+                bar.console.print(f"{n_hidden} hidden units: reusing the matching checkpoint in {checkpoint_dir}")
+            else:
+                self.task = bar.add_task(f"{n_hidden} hidden, epoch 1/{settings.epochs}", total=None, note="")
+
+        def batch_done(self, n_hidden: int, batch: int, n_batches: int) -> None:
+            if batch == 1:
+                self.epoch += 1
+                description = f"{n_hidden} hidden, epoch {self.epoch}/{settings.epochs}"
+                bar.update(self.task, description=description, total=n_batches, completed=0)
+            bar.update(self.task, completed=batch)
+
+        def epoch_done(self, n_hidden: int, metrics, epochs: int) -> None:
+            gap = "" if metrics.free_energy_gap is None else f", free-energy gap {metrics.free_energy_gap:+.2f}"
+            bar.update(self.task, note=f"reconstruction error {metrics.reconstruction_error:.2f}{gap}")
+
+        def evaluation_started(self, n_hidden: int, method: str) -> None:
+            if method == "AIS":
+                self.task = bar.add_task(
+                    f"{n_hidden} hidden, AIS log Z", total=ais_temperatures, note=f"{ais_runs} runs"
+                )
+
+        def ais_step(self, n_hidden: int, done: int, total: int) -> None:
+            bar.update(self.task, completed=done, total=total)
+
+    console.print(
+        f"MNIST, {data.description}; {data.split_description}. Hidden sizes {', '.join(map(str, sizes))}; "
+        f"{settings.epochs} epochs of {'PCD' if settings.persistent else 'CD'}-{settings.cd_k} on {torch_device}."
+    )
+    with bar:
+        result = run_mnist_figures(
+            data,
+            sizes,
+            settings,
+            output,
+            checkpoint_dir,
+            torch_device,
+            retrain=retrain,
+            evaluation=evaluation,
+            samples=samples,
+            progress=ShowProgress(),
+        )
+
+    console.print("Wrote:")
+    for path in result.figures:
+        console.print(f"  {path}", highlight=False)
+    for outcome in result.outcomes:
+        model = outcome.model
+        console.print(f"  {model.checkpoint} ({'reused' if model.reused else 'trained'})", highlight=False)
+    table = Table(
+        title=f"MNIST RBMs on the test set, {result.binarization}",
+        caption=f"{result.split}. Reconstruction error: squared error per image. log p(v): nats per image: exact up to "
+        f"{evaluation.exact_max_hidden} hidden units, else AIS ({ais_runs} runs, {ais_temperatures:,} "
+        "intermediate distributions) with the ±3σ bounds of its log Z.",
+    )
+    table.add_column("hidden", justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("recon. error", justify="right")
+    table.add_column("log p(v)", justify="right")
+    table.add_column("±3σ bounds", justify="right", no_wrap=True)
+    table.add_column("log Z", justify="left")
+    for outcome in result.outcomes:
+        report = outcome.report
+        bounds = "" if report.log_likelihood_bounds is None else "{:.2f} … {:.2f}".format(*report.log_likelihood_bounds)
+        table.add_row(
+            str(report.n_hidden),
+            str(report.epochs),
+            f"{report.test_reconstruction_error:.2f}",
+            f"{report.test_log_likelihood:.2f}",
+            bounds,
+            report.method,
+        )
+    console.print(table)

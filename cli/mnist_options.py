@@ -1,0 +1,109 @@
+"""Options and helpers shared by the MNIST commands (``train mnist`` and ``mnist-figures``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from recsys_rbm.config import TrainConfig, load_toml
+
+DEFAULTS = TrainConfig()  # only for the defaults shown in --help; the library is the source of truth
+
+
+class Binarization(StrEnum):
+    stochastic = "stochastic"
+    threshold = "threshold"
+
+
+BinarizationOption = Annotated[
+    Binarization,
+    typer.Option(
+        "--binarize",
+        help="stochastic: each pixel is 1 with probability equal to its intensity (drawn once from the seed); "
+        "threshold: 1 where the intensity is at least 0.5.",
+        case_sensitive=False,
+    ),
+]
+EpochsOption = Annotated[
+    int | None,
+    typer.Option("--epochs", min=1, help="Passes over the 50,000 training images.", show_default=str(DEFAULTS.epochs)),
+]
+CdKOption = Annotated[
+    int | None,
+    typer.Option("--cd-k", min=1, help="Gibbs steps in the negative phase (CD-k).", show_default=str(DEFAULTS.cd_k)),
+]
+PcdOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--pcd/--no-pcd",
+        help="Persistent chains (PCD-k) instead of chains restarted at the data.",
+        show_default="--no-pcd",
+    ),
+]
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option("--batch-size", min=1, help="Images per mini-batch.", show_default=str(DEFAULTS.batch_size)),
+]
+LearningRateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--learning-rate", help="Step size on the batch-mean gradient.", show_default=str(DEFAULTS.learning_rate)
+    ),
+]
+SeedOption = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="The one seed of the run: binarization, initialisation, batches, sampling.",
+        show_default=str(DEFAULTS.seed),
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML file whose 'train' table holds training settings (the fields of recsys_rbm.config.TrainConfig); "
+        "options given on the command line override it.",
+        show_default=False,
+    ),
+]
+
+
+def train_config(config_file: Path | None, defaults: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
+    """The training settings: the TOML file's ``[train]`` table (over TrainConfig's defaults) if one is
+    given, else the command's ``defaults``; then the options given on the command line."""
+    base = defaults or TrainConfig()
+    if config_file is not None:
+        base = load_toml(config_file, TrainConfig, table="train")
+    return dataclasses.replace(base, **{name: value for name, value in overrides.items() if value is not None})
+
+
+def download_progress(console: Console):
+    """A rich progress display for dataset downloads and the callback that feeds it.
+
+    The display starts with the first download (so nothing shows when the files are present).
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    progress = Progress(
+        TextColumn("downloading {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def callback(done: int, total: int | None, name: str) -> None:
+        if name not in tasks:
+            progress.start()
+            tasks[name] = progress.add_task(name, total=total)
+        progress.update(tasks[name], completed=done, total=total)
+
+    return progress, callback

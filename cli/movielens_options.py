@@ -1,0 +1,206 @@
+"""Options and helpers shared by the MovieLens commands (train, evaluate, recommend, similar).
+
+Only the standard library, Typer and rich at import time: ``rbm-rec recommend`` imports this
+module and must start fast (no torch, numpy or polars here).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from recsys_rbm.errors import ConfigError
+from recsys_rbm.recommender.config import RecommenderConfig  # light: dataclasses only
+
+DEFAULTS = RecommenderConfig()  # only for the defaults shown in --help; the library is the source of truth
+
+DEFAULT_MODEL = Path("runs") / "movielens-ml-100k.safetensors"  # what `train movielens` writes by default
+CONFIG_TABLE = "recommender"  # the TOML table --config reads
+
+
+class Dataset(StrEnum):
+    """The MovieLens releases (the keys of ``recsys_rbm.data.movielens.RELEASES``; a test keeps them equal)."""
+
+    ml_100k = "ml-100k"
+    ml_1m = "ml-1m"
+    ml_10m = "ml-10m"
+    ml_20m = "ml-20m"
+    ml_25m = "ml-25m"
+    ml_32m = "ml-32m"
+    ml_latest_small = "ml-latest-small"
+
+
+class Mode(StrEnum):
+    user = "user"
+    item = "item"
+
+
+class Score(StrEnum):
+    expected = "expected"
+    p_high = "p_high"
+
+
+def default_output(dataset: str) -> Path:
+    return Path("runs") / f"movielens-{dataset}.safetensors"
+
+
+DatasetOption = Annotated[Dataset, typer.Option("--dataset", help="MovieLens release.", case_sensitive=False)]
+ModeOption = Annotated[
+    Mode | None,
+    typer.Option(
+        "--mode",
+        help="item: each movie is a case (I-RBM, the more accurate); user: each user is a case (U-RBM, needed "
+        "to fold in new users with 'recommend --ratings').",
+        show_default=DEFAULTS.mode,
+        case_sensitive=False,
+    ),
+]
+HiddenOption = Annotated[
+    int | None, typer.Option("--hidden", min=1, help="Hidden units.", show_default=str(DEFAULTS.n_hidden))
+]
+EpochsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--epochs",
+        min=1,
+        help="Most passes over the training cases (early stopping may end sooner).",
+        show_default=str(DEFAULTS.epochs),
+    ),
+]
+CdScheduleOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cd-schedule",
+        help="Gibbs steps T of CD-T by epoch: comma-separated EPOCH:T pairs, epochs counted from 0 "
+        "(T rises as training goes on), or one number for a fixed T.",
+        show_default=",".join(f"{epoch}:{steps}" for epoch, steps in DEFAULTS.cd_schedule),
+    ),
+]
+ConditionalOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--conditional/--no-conditional",
+        help="The paper's conditional RBM: which units a case rated in training also feeds the hidden units "
+        "(never test or validation ratings).",
+        show_default="--conditional" if DEFAULTS.conditional else "--no-conditional",
+    ),
+]
+BatchSizeOption = Annotated[
+    int | None, typer.Option("--batch-size", min=1, help="Cases per mini-batch.", show_default=str(DEFAULTS.batch_size))
+]
+LearningRateOption = Annotated[
+    float | None,
+    typer.Option("--learning-rate", min=0.0, help="Step per mini-batch.", show_default=str(DEFAULTS.learning_rate)),
+]
+PatienceOption = Annotated[
+    int | None,
+    typer.Option(
+        "--patience",
+        min=1,
+        help="Stop after this many epochs without a better validation RMSE.",
+        show_default=str(DEFAULTS.patience),
+    ),
+]
+SeedOption = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        min=0,
+        help="The one seed: validation carve-out, initialisation, batches, sampling.",
+        show_default=str(DEFAULTS.seed),
+    ),
+]
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.", show_default="auto")
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help=f"TOML file whose [{CONFIG_TABLE}] table holds model settings (the fields of "
+        "recsys_rbm.recommender.config.RecommenderConfig); options given on the command line override it.",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    Path,
+    typer.Option("--model", "-m", help="Checkpoint written by 'rbm-rec train movielens' (its .json beside it)."),
+]
+TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many movies to list.")]
+MinRatingsOption = Annotated[
+    int,
+    typer.Option(
+        "--min-ratings",
+        min=1,
+        help="List only movies with at least this many training ratings (a movie rated once or twice can get an "
+        "extreme prediction).",
+    ),
+]
+
+
+def parse_cd_schedule(text: str) -> list[list[int]]:
+    """``"0:1,15:3"`` -> ``[[0, 1], [15, 3]]``; ``"5"`` -> ``[[0, 5]]``. Range checks are the config's."""
+    text = text.strip()
+    try:
+        if ":" not in text:
+            return [[0, int(text)]]
+        pairs = []
+        for part in text.split(","):
+            epoch, _, steps = part.partition(":")
+            pairs.append([int(epoch), int(steps)])
+        return pairs
+    except ValueError:
+        raise ConfigError(
+            f"--cd-schedule {text!r} is not a list of EPOCH:T pairs such as 0:1,15:3,25:5,35:9 (or one number)"
+        ) from None
+
+
+def read_config_table(path: Path) -> dict[str, Any]:
+    """The ``[recommender]`` table of a TOML file (empty when the file has none)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {' '.join(str(error).split())}") from None
+    table = data.get(CONFIG_TABLE, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: '{CONFIG_TABLE}' must be a table")
+    return table
+
+
+def recommender_config(config_file: Path | None, *, cd_schedule: str | None, **options: Any) -> RecommenderConfig:
+    """The model settings: defaults (device auto), then the TOML file's table, then the options given."""
+    from recsys_rbm.config import config_from_dict
+
+    values: dict[str, Any] = {"device": "auto"}
+    if config_file is not None:
+        values |= read_config_table(config_file)
+    if cd_schedule is not None:
+        values["cd_schedule"] = parse_cd_schedule(cd_schedule)
+    values |= {
+        name: str(value) if isinstance(value, StrEnum) else value
+        for name, value in options.items()
+        if value is not None
+    }
+    return config_from_dict(RecommenderConfig, values)
+
+
+def describe_schedule(config: RecommenderConfig) -> str:
+    """``CD-1 from epoch 1, CD-3 from epoch 16 …`` (1-based epochs, as the progress display counts).
+
+    Entries past the last epoch are left out.
+    """
+    steps = [(first, t) for first, t in config.cd_schedule if first < config.epochs]
+    return ", ".join(f"CD-{t} from epoch {first + 1}" for first, t in steps)
+
+
+def movie_label(title: str, year: int | None) -> str:
+    """``title (year)``: MovieLens titles usually end in their year already; add it only where missing."""
+    if year and not title.rstrip().endswith(")"):
+        return f"{title} ({year})"
+    return title

@@ -1,0 +1,108 @@
+"""Tolerant movie-title matching for the commands: what a user types against MovieLens titles.
+
+MovieLens spells titles "Usual Suspects, The (1995)" and "Misérables, Les (1995)"; people type
+"the usual suspects" or "Les Miserables". Both sides are reduced to a *key* — lower case, accents
+and punctuation dropped, articles dropped wherever they stand, the trailing "(year)" set apart —
+and compared in three rounds, each only when the one before found nothing:
+
+1. exact: the keys are equal (and the years, when the query gives one);
+2. containing: the query's words appear, in order and side by side, in the title;
+3. close: :func:`difflib.get_close_matches` on the keys; never a match, only suggestions.
+
+A query that is a whole number is a movie id. Pure functions of plain lists: no I/O, no numpy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# English, French, Spanish, Italian and German articles, as MovieLens moves them to the end
+ARTICLES = frozenset({"the", "a", "an", "les", "la", "le", "l", "il", "el", "los", "las", "das", "der", "die"})
+_YEAR = re.compile(r"\(\s*(\d{4})\s*(?:[-–]\s*\d{0,4}\s*)?\)\s*$")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def split_year(text: str) -> tuple[str, int | None]:
+    """``"Star Wars (1977)"`` -> ``("Star Wars", 1977)``; no trailing parenthesised year -> ``(text, None)``."""
+    match = _YEAR.search(text)
+    if match is None:
+        return text.strip(), None
+    return text[: match.start()].strip(), int(match.group(1))
+
+
+def title_words(text: str) -> tuple[str, ...]:
+    """The words that identify a title: lower case, no accents, no punctuation, no articles.
+
+    ``"Usual Suspects, The"`` and ``"the usual suspects"`` both give ``("usual", "suspects")``;
+    apostrophes join their word (``"Schindler's"`` -> ``"schindlers"``).
+    """
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    plain = re.sub(r"[’'`]", "", plain)
+    words = tuple(word for word in _WORD.findall(plain) if word not in ARTICLES)
+    return words or tuple(_WORD.findall(plain))  # a title made only of articles ("The") keeps them
+
+
+def _contains(words: tuple[str, ...], part: tuple[str, ...]) -> bool:
+    n = len(part)
+    return any(words[i : i + n] == part for i in range(len(words) - n + 1))
+
+
+@dataclass(frozen=True)
+class TitleMatch:
+    """The outcome of a search: ``ids`` holds one id (found), several (ambiguous) or none (unknown).
+
+    ``suggestions`` are near titles' ids for an unknown title, best first.
+    """
+
+    query: str
+    ids: tuple[int, ...]
+    suggestions: tuple[int, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        return len(self.ids) == 1
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.ids) > 1
+
+
+def match_title(
+    query: str, ids: Sequence[int], titles: Sequence[str], *, max_candidates: int = 8, max_suggestions: int = 5
+) -> TitleMatch:
+    """Find the movie ``query`` names among ``titles`` (aligned with ``ids``); see the module docstring.
+
+    A whole-number query is looked up as an id (so "1941" is movie 1941; "1941 (1979)" is the
+    title). Ambiguous results list at most ``max_candidates`` ids, in catalogue order.
+    """
+    text = query.strip()
+    if re.fullmatch(r"\d+", text):
+        number = int(text)
+        return TitleMatch(query, (number,) if number in set(ids) else (), ())
+    name, year = split_year(text)
+    wanted = title_words(name)
+    if not wanted:
+        return TitleMatch(query, ())
+    keys = [split_year(title) for title in titles]
+    words = [title_words(title_name) for title_name, _ in keys]
+
+    def same_year(index: int) -> bool:
+        return year is None or keys[index][1] == year
+
+    exact = [i for i in range(len(ids)) if words[i] == wanted and same_year(i)]
+    if not exact:
+        exact = [i for i in range(len(ids)) if _contains(words[i], wanted) and same_year(i)]
+    if exact:
+        return TitleMatch(query, tuple(int(ids[i]) for i in exact[:max_candidates]))
+    joined = [" ".join(w) for w in words]
+    close = difflib.get_close_matches(" ".join(wanted), joined, n=max_suggestions * 3, cutoff=0.6)
+    suggestions: list[int] = []
+    for key in close:  # several titles may share a key (remakes): suggest each once, best first
+        for i, candidate in enumerate(joined):
+            if candidate == key and int(ids[i]) not in suggestions:
+                suggestions.append(int(ids[i]))
+    return TitleMatch(query, (), tuple(suggestions[:max_suggestions]))

@@ -1,0 +1,518 @@
+"""The MNIST course exercise as library functions: data, training, evaluation, figures.
+
+*Train an RBM on MNIST; show Gibbs samples from p(v, h) as images and 100 of the feature vectors
+W[:, j] as grey-scale tiles; try with fewer features.*
+
+- :data:`EXERCISE_TRAIN_CONFIG`: how the exercise trains unless told otherwise (PCD-1, see there).
+- :func:`load_binarized_mnist`: the 60,000 training images split into the first 50,000 for
+  training and the last 10,000 for validation (the free-energy-gap monitor), plus the 10,000 test
+  images, all binarized the same way (stochastically from the run's seed, or at 0.5).
+- :func:`train_mnist_rbm`: CD-k/PCD-k training that saves a checkpoint after every epoch.
+- :func:`train_or_load`: reuse a finished checkpoint trained with the same settings and data.
+- :func:`evaluate_mnist_rbm`: test reconstruction error and test log-likelihood, exact (by
+  enumerating the hidden layer) up to 25 hidden units, AIS with ±3σ bounds beyond.
+- :func:`run_mnist_figures`: all of the above for several hidden sizes, plus the figures.
+
+Nothing here prints: progress goes to the callbacks of :class:`ExerciseProgress`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recsys_rbm.checkpoint import load_rbm, save_rbm, tensor_path
+from recsys_rbm.config import TrainConfig, config_to_dict
+from recsys_rbm.data.download import ProgressCallback
+from recsys_rbm.data.mnist import MnistFiles, binarize, describe_binarization, load_mnist
+from recsys_rbm.errors import CheckpointError, ConfigError, DataError
+from recsys_rbm.evaluation.ais import ais_log_partition, default_betas
+from recsys_rbm.evaluation.exact import log_partition
+from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
+from recsys_rbm.figures import (
+    ComparisonEntry,
+    comparison_figure,
+    filters_figure,
+    samples_figure,
+    save_png,
+    training_curves_figure,
+)
+from recsys_rbm.gibbs import sample_snapshots
+from recsys_rbm.model import RBM
+from recsys_rbm.runtime import make_generator
+from recsys_rbm.training import EpochMetrics, Trainer
+from recsys_rbm.units import BernoulliUnits
+
+KIND = "mnist-rbm"
+VALIDATION_FRACTION = 6  # the last 1/6 of the training images (10,000 of 60,000) validate
+EXACT_MAX_HIDDEN = 25  # up to this many hidden units the test log-likelihood is exact
+
+# How the exercise trains unless told otherwise: PCD-1 without momentum, the learning rate (0.05) decaying
+# linearly to 0 (Tieleman 2008; the Theano tutorial's samples figure also comes from persistent chains without
+# momentum). Measured on MNIST, 500 hidden units, 8 epochs: -104 nats (AIS, finite ±3σ bounds) and Gibbs chains
+# that wander between digits. With CD-1 (TrainConfig's default) the model puts a large mode on the blank image and
+# long chains fall into it (-164 nats after 20 epochs); PCD-1 with momentum 0.9 outruns its persistent chains and
+# ends with weights so large that AIS cannot bound log Z.
+EXERCISE_TRAIN_CONFIG = TrainConfig(
+    cd_k=1, persistent=True, learning_rate=0.05, lr_schedule="linear", initial_momentum=0.0, final_momentum=0.0
+)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@dataclass
+class MnistData:
+    """Binarized MNIST, ready for training: every tensor is ``(N, 784)`` float32 of 0s and 1s."""
+
+    train: torch.Tensor  # the first 5/6 of the training set (50,000 images)
+    validation: torch.Tensor  # the last 1/6 of the training set (10,000 images)
+    test: torch.Tensor  # the test set (10,000 images)
+    test_labels: torch.Tensor  # (N_test,) digits
+    binarization: str  # "stochastic" or "threshold"
+    seed: int  # the seed the stochastic binarization was drawn from
+    fingerprint: dict[str, str]  # MD5 of each of the four files' decompressed content
+    training_seed: int  # drawn from the same generator: initialisation, batches and sampling
+
+    @property
+    def description(self) -> str:
+        """How the images were binarized, as every figure and table states it."""
+        return describe_binarization(self.binarization, self.seed if self.binarization == "stochastic" else None)
+
+    @property
+    def split_description(self) -> str:
+        n_train, n_validation = self.train.shape[0], self.validation.shape[0]
+        return (
+            f"trained on the first {n_train:,} training images, validated on the last {n_validation:,}, "
+            f"tested on the {self.test.shape[0]:,} test images"
+        )
+
+    def to(self, device: torch.device | str) -> MnistData:
+        """The same data with the image tensors on ``device``."""
+        return MnistData(
+            self.train.to(device),
+            self.validation.to(device),
+            self.test.to(device),
+            self.test_labels,
+            self.binarization,
+            self.seed,
+            self.fingerprint,
+            self.training_seed,
+        )
+
+
+def load_binarized_mnist(
+    data_dir: str | Path | None = None,
+    binarization: str = "stochastic",
+    seed: int = 0,
+    *,
+    download: bool = True,
+    progress: ProgressCallback | None = None,
+    files: MnistFiles | None = None,
+) -> MnistData:
+    """Load, verify and binarize MNIST; split the training images 5/6 train, 1/6 validation.
+
+    One generator seeded with ``seed`` first draws the seed used for training (so the data's and
+    the model's randomness come from the one seed without sharing a stream), then binarizes the
+    training and test images (the stochastic binarization is drawn once, not per epoch).
+    """
+    describe_binarization(binarization)  # validates the name before anything is read
+    train = load_mnist(data_dir, "train", download, progress, files=files)
+    test = load_mnist(data_dir, "test", download, progress, files=files)
+    n_validation = train.images.shape[0] // VALIDATION_FRACTION
+    if n_validation < 1 or len(test) < 1:
+        raise DataError(f"MNIST has too few images to split ({len(train)} training, {len(test)} test)")
+    generator = make_generator(seed)
+    training_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    train_images = binarize(train.images, binarization, generator)
+    test_images = binarize(test.images, binarization, generator)
+    n_train = train_images.shape[0] - n_validation
+    return MnistData(
+        train=train_images[:n_train],
+        validation=train_images[n_train:],
+        test=test_images,
+        test_labels=test.labels,
+        binarization=binarization,
+        seed=seed,
+        fingerprint={**train.md5, **test.md5},
+        training_seed=training_seed,
+    )
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainedModel:
+    """A trained (or reloaded) MNIST RBM with its per-epoch history."""
+
+    rbm: RBM
+    history: list[EpochMetrics]
+    checkpoint: Path | None
+    reused: bool = False  # loaded from a matching checkpoint instead of trained
+
+
+def checkpoint_metadata(data: MnistData, n_hidden: int, config: TrainConfig, trainer: Trainer) -> dict[str, Any]:
+    """What an MNIST checkpoint records, enough to decide whether it can be reused."""
+    return {
+        "kind": KIND,
+        "n_hidden": n_hidden,
+        "train_config": config_to_dict(config),
+        "seed": config.seed,
+        "epoch": trainer.epoch,
+        "complete": trainer.epoch >= config.epochs,
+        "metrics": [m.as_dict() for m in trainer.history],
+        "binarization": data.binarization,
+        "binarization_seed": data.seed,
+        "data": {
+            "dataset": "MNIST",
+            "fingerprint_md5": data.fingerprint,
+            "split": data.split_description,
+        },
+    }
+
+
+def train_mnist_rbm(
+    data: MnistData,
+    n_hidden: int,
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+    checkpoint: str | Path | None = None,
+    on_epoch_end: Callable[[Trainer, EpochMetrics], None] | None = None,
+    on_batch_end: Callable[[int, int], None] | None = None,
+) -> TrainedModel:
+    """Train a Bernoulli RBM with ``n_hidden`` hidden units on ``data.train``.
+
+    The free-energy gap is measured against ``data.validation``. With ``checkpoint`` the model is
+    saved atomically after every epoch, so an interrupted run keeps its last finished epoch.
+    ``config.seed`` must equal ``data.seed`` (the one seed of the run).
+    """
+    if n_hidden < 1:
+        raise ConfigError(f"the number of hidden units must be at least 1, got {n_hidden}")
+    if config.seed != data.seed:
+        raise ConfigError(f"the training seed {config.seed} differs from the data's seed {data.seed}")
+    device = torch.device(device)
+    train, validation = data.train.to(device), data.validation.to(device)
+    generator = make_generator(data.training_seed, device)
+    init_generator = make_generator(data.training_seed)  # initialisation is drawn on the CPU: device-independent
+    rbm = RBM.initialise(BernoulliUnits(train.shape[1]), n_hidden, init_generator, visible_mean=train.mean(0)).to(
+        device
+    )
+    trainer = Trainer(rbm, config, generator)
+    saved: Path | None = None
+
+    def after_epoch(trainer: Trainer, metrics: EpochMetrics) -> None:
+        nonlocal saved
+        if checkpoint is not None:
+            saved = save_rbm(checkpoint, trainer.rbm, checkpoint_metadata(data, n_hidden, config, trainer))
+        if on_epoch_end is not None:
+            on_epoch_end(trainer, metrics)
+
+    history = trainer.fit(train, validation, on_epoch_end=after_epoch, on_batch_end=on_batch_end)
+    return TrainedModel(trainer.rbm, list(history), saved)
+
+
+def matching_checkpoint(path: str | Path, data: MnistData, n_hidden: int, config: TrainConfig) -> bool:
+    """Whether ``path`` holds a finished model trained with exactly these settings on this data."""
+    if not tensor_path(path).exists():
+        return False
+    try:
+        _, metadata, _ = load_rbm(path, expected_kind=KIND)
+    except CheckpointError:
+        return False
+    return (
+        metadata.get("complete") is True
+        and _history(metadata) is not None
+        and metadata.get("n_hidden") == n_hidden
+        and metadata.get("train_config") == config_to_dict(config)
+        and metadata.get("binarization") == data.binarization
+        and metadata.get("binarization_seed") == data.seed
+        and metadata.get("data", {}).get("fingerprint_md5") == data.fingerprint
+    )
+
+
+def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
+    """Reload an MNIST model and its per-epoch history from a checkpoint."""
+    rbm, metadata, _ = load_rbm(checkpoint, expected_kind=KIND, device=device)
+    history = _history(metadata)
+    if history is None:
+        raise CheckpointError(f"{tensor_path(checkpoint)} has no readable training history; retrain it")
+    return TrainedModel(rbm, history, tensor_path(checkpoint), reused=True)
+
+
+def _history(metadata: dict[str, Any]) -> list[EpochMetrics] | None:
+    """The per-epoch metrics a checkpoint records, or ``None`` if they are missing or of another version."""
+    try:
+        return [EpochMetrics(**m) for m in metadata["metrics"]]
+    except (KeyError, TypeError):
+        return None
+
+
+def train_or_load(
+    data: MnistData,
+    n_hidden: int,
+    config: TrainConfig,
+    checkpoint: str | Path,
+    device: torch.device | str = "cpu",
+    retrain: bool = False,
+    on_epoch_end: Callable[[Trainer, EpochMetrics], None] | None = None,
+    on_batch_end: Callable[[int, int], None] | None = None,
+) -> TrainedModel:
+    """Reload ``checkpoint`` if it is a finished model with the same settings, seed, binarization
+    and data (unless ``retrain``); otherwise train and save it there."""
+    if not retrain and matching_checkpoint(checkpoint, data, n_hidden, config):
+        return load_trained(checkpoint, device)
+    return train_mnist_rbm(data, n_hidden, config, device, checkpoint, on_epoch_end, on_batch_end)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How the test log-likelihood is measured when the hidden layer is too large to enumerate."""
+
+    ais_runs: int = 100  # independent AIS runs (S&M 2008 used 100)
+    ais_temperatures: int = 10_000  # intermediate distributions (S&M 2008 used 14,500)
+    exact_max_hidden: int = EXACT_MAX_HIDDEN  # enumerate the 2^H hidden states up to this H
+
+    def __post_init__(self) -> None:
+        if self.ais_runs < 2:
+            raise ConfigError(f"AIS needs at least 2 runs to give bounds, got {self.ais_runs}")
+        if self.ais_temperatures < 3:
+            raise ConfigError(f"AIS needs at least 3 intermediate temperatures, got {self.ais_temperatures}")
+
+
+@dataclass
+class ModelReport:
+    """How good one MNIST model is on the test set (all in nats or squared error per image)."""
+
+    n_hidden: int
+    epochs: int
+    test_reconstruction_error: float  # mean over test images of Σ_i (v_i − E[v_i | p(h|v)])²
+    test_log_likelihood: float  # mean over test images of log p(v) = −F(v) − log Z
+    log_z: float
+    method: str  # "exact" or "AIS"
+    log_likelihood_bounds: tuple[float, float] | None = None  # AIS: from log Z's ±3σ bounds
+    ais_runs: int | None = None
+    ais_temperatures: int | None = None
+    free_energy_gap: float | None = None  # last epoch's validation − training free energy
+    seconds: float = 0.0  # time the evaluation took
+
+    @property
+    def method_description(self) -> str:
+        if self.method == "exact":
+            return f"exact (2^{self.n_hidden} hidden states)"
+        return f"AIS, {self.ais_runs} runs × {self.ais_temperatures:,} temperatures"
+
+
+def evaluate_mnist_rbm(
+    rbm: RBM,
+    data: MnistData,
+    settings: EvaluationSettings | None = None,
+    epochs: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> ModelReport:
+    """Test reconstruction error and mean test log-likelihood.
+
+    ``log Z`` is exact up to ``settings.exact_max_hidden`` hidden units, else an AIS estimate
+    from the training data's base-rate model; its ±3σ bounds become bounds on the
+    log-likelihood (``log p = −F − log Z`` falls as ``log Z`` rises). The AIS generator is seeded
+    from the data's training seed, so reports are reproducible.
+    """
+    settings = settings or EvaluationSettings()
+    started = time.perf_counter()
+    test = data.test.to(rbm.device, rbm.dtype)
+    error = reconstruction_error(rbm, test)
+    minus_free_energy = -mean_free_energy(rbm, test)
+    if rbm.n_hidden <= settings.exact_max_hidden:
+        log_z = log_partition(rbm, max_units=settings.exact_max_hidden)
+        ll = minus_free_energy - log_z
+        return ModelReport(rbm.n_hidden, epochs, error, ll, log_z, "exact", seconds=time.perf_counter() - started)
+    generator = make_generator(data.training_seed + 1, rbm.device)
+    result = ais_log_partition(
+        rbm,
+        generator,
+        visible_mean=data.train.mean(0).to(rbm.device),
+        n_runs=settings.ais_runs,
+        betas=default_betas(settings.ais_temperatures),
+        progress=progress,
+    )
+    lower = minus_free_energy - result.upper
+    upper = minus_free_energy - result.lower if math.isfinite(result.lower) else math.inf
+    return ModelReport(
+        rbm.n_hidden,
+        epochs,
+        error,
+        minus_free_energy - result.log_z,
+        result.log_z,
+        "AIS",
+        (lower, upper),
+        settings.ais_runs,
+        settings.ais_temperatures,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# --- the whole exercise -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """The samples figure: ``n_chains`` chains from random test digits, a row every ``every`` steps."""
+
+    n_chains: int = 20
+    n_rows: int = 10  # rows of samples below the row of starting digits
+    every: int = 1_000  # Gibbs steps between rows (as in the Theano tutorial)
+
+    def __post_init__(self) -> None:
+        for name in ("n_chains", "n_rows", "every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} of the samples figure must be at least 1, got {getattr(self, name)}")
+
+
+def gibbs_samples(rbm: RBM, data: MnistData, settings: SampleSettings | None = None) -> torch.Tensor:
+    """Chains started at randomly chosen test digits; ``(n_rows + 1, n_chains, 784)`` visible means.
+
+    The digits and the chains are drawn from generators seeded by the data's training seed, so
+    every model of a comparison starts from the same digits.
+    """
+    settings = settings or SampleSettings()
+    chooser = make_generator(data.training_seed + 2)
+    rows = torch.randperm(data.test.shape[0], generator=chooser)[: settings.n_chains]
+    start = data.test[rows].to(rbm.device, rbm.dtype)
+    generator = make_generator(data.training_seed + 3, rbm.device)
+    with torch.no_grad():
+        return sample_snapshots(rbm, start, settings.n_rows, settings.every, generator).cpu()
+
+
+class ExerciseProgress:
+    """Callbacks through which :func:`run_mnist_figures` reports progress (all optional no-ops)."""
+
+    def model_started(self, n_hidden: int, reused: bool) -> None: ...
+
+    def batch_done(self, n_hidden: int, batch: int, n_batches: int) -> None: ...
+
+    def epoch_done(self, n_hidden: int, metrics: EpochMetrics, epochs: int) -> None: ...
+
+    def evaluation_started(self, n_hidden: int, method: str) -> None: ...
+
+    def ais_step(self, n_hidden: int, done: int, total: int) -> None: ...
+
+    def sampling_started(self, n_hidden: int) -> None: ...
+
+
+@dataclass
+class ModelOutcome:
+    """One hidden size of the exercise: the model, its report and its figures."""
+
+    model: TrainedModel
+    report: ModelReport
+    snapshots: torch.Tensor  # (n_rows + 1, n_chains, 784) the samples figure's visible means
+    figures: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class ExerciseResult:
+    """Everything :func:`run_mnist_figures` produced."""
+
+    outcomes: list[ModelOutcome]
+    figures: list[Path]  # every PNG written, per model first, then the shared ones
+    binarization: str  # the description stated in every figure
+    split: str
+
+
+def checkpoint_name(n_hidden: int, config: TrainConfig, binarization: str) -> str:
+    """File name of the exercise's checkpoint for one model, e.g. ``mnist-h500-stochastic-e20-s0.safetensors``."""
+    return f"mnist-h{n_hidden}-{binarization}-e{config.epochs}-s{config.seed}.safetensors"
+
+
+def check_hidden_sizes(hidden_sizes: Sequence[int]) -> None:
+    """At least one size, each at least 1, none repeated; else a :class:`ConfigError`."""
+    if not hidden_sizes:
+        raise ConfigError("give at least one hidden size")
+    for n_hidden in hidden_sizes:
+        if n_hidden < 1:
+            raise ConfigError(f"the number of hidden units must be at least 1, got {n_hidden}")
+    if len(set(hidden_sizes)) != len(hidden_sizes):
+        raise ConfigError(f"hidden sizes repeat: {', '.join(map(str, hidden_sizes))}")
+
+
+def run_mnist_figures(
+    data: MnistData,
+    hidden_sizes: Sequence[int],
+    config: TrainConfig,
+    output_dir: str | Path,
+    checkpoint_dir: str | Path,
+    device: torch.device | str = "cpu",
+    *,
+    retrain: bool = False,
+    evaluation: EvaluationSettings | None = None,
+    samples: SampleSettings | None = None,
+    progress: ExerciseProgress | None = None,
+) -> ExerciseResult:
+    """Train (or reuse) one model per hidden size, evaluate it, and write the figures.
+
+    Writes to ``output_dir``: ``mnist-filters-h<H>.png`` and ``mnist-samples-h<H>.png`` per size,
+    ``mnist-fewer-features.png`` (all sizes side by side) and ``mnist-training-curves.png``.
+    Checkpoints go to ``checkpoint_dir`` (see :func:`checkpoint_name`) and are reused when they
+    match the settings, seed, binarization and data, unless ``retrain``.
+    """
+    check_hidden_sizes(hidden_sizes)
+    progress = progress or ExerciseProgress()
+    samples = samples or SampleSettings()
+    output_dir, checkpoint_dir = Path(output_dir), Path(checkpoint_dir)
+    described = data.description
+    outcomes: list[ModelOutcome] = []
+    for n_hidden in hidden_sizes:
+        path = checkpoint_dir / checkpoint_name(n_hidden, config, data.binarization)
+        reusable = not retrain and matching_checkpoint(path, data, n_hidden, config)
+        progress.model_started(n_hidden, reusable)
+        if reusable:
+            model = load_trained(path, device)
+        else:
+            model = train_mnist_rbm(
+                data,
+                n_hidden,
+                config,
+                device,
+                path,
+                on_epoch_end=lambda _trainer, metrics, h=n_hidden: progress.epoch_done(h, metrics, config.epochs),
+                on_batch_end=lambda batch, total, h=n_hidden: progress.batch_done(h, batch, total),
+            )
+        method = "exact" if n_hidden <= (evaluation or EvaluationSettings()).exact_max_hidden else "AIS"
+        progress.evaluation_started(n_hidden, method)
+        report = evaluate_mnist_rbm(
+            model.rbm,
+            data,
+            evaluation,
+            epochs=len(model.history),
+            progress=lambda done, total, h=n_hidden: progress.ais_step(h, done, total),
+        )
+        report.free_energy_gap = model.history[-1].free_energy_gap if model.history else None
+        progress.sampling_started(n_hidden)
+        snapshots = gibbs_samples(model.rbm, data, samples)
+        filters_path = save_png(filters_figure(model.rbm, described), output_dir / f"mnist-filters-h{n_hidden}.png")
+        samples_path = save_png(
+            samples_figure(snapshots, samples.every, described, n_hidden), output_dir / f"mnist-samples-h{n_hidden}.png"
+        )
+        outcomes.append(ModelOutcome(model, report, snapshots, [filters_path, samples_path]))
+    entries = [
+        ComparisonEntry(
+            o.model.rbm, o.snapshots, f"test log p(v) {o.report.test_log_likelihood:.1f} nats ({o.report.method})"
+        )
+        for o in outcomes
+    ]
+    comparison = save_png(comparison_figure(entries, samples.every, described), output_dir / "mnist-fewer-features.png")
+    curves = save_png(
+        training_curves_figure({f"{o.report.n_hidden} hidden": o.model.history for o in outcomes}, described),
+        output_dir / "mnist-training-curves.png",
+    )
+    figures = [path for o in outcomes for path in o.figures] + [comparison, curves]
+    return ExerciseResult(outcomes, figures, described, data.split_description)

@@ -1,0 +1,152 @@
+"""The MNIST commands through Typer's CliRunner, on a small generated MNIST.
+
+The generated files have the real file names but their own content, so the tests swap the
+table of expected MD5s (``recsys_rbm.data.mnist.MNIST``) for one describing them, with an
+unreachable mirror: verification stays on, exactly as a user's run has it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from mnist_fakes import install_fake_mnist
+from PIL import Image
+from recsys_rbm_cli.app import app
+from typer.testing import CliRunner
+
+import recsys_rbm.data.mnist as mnist
+from recsys_rbm.checkpoint import load_rbm
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def fake_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A generated MNIST in ``tmp_path/data`` (via $RBM_REC_DATA); the working folder is ``tmp_path``."""
+    files = install_fake_mnist(tmp_path / "data", n_train=240, n_test=30)
+    monkeypatch.setattr(mnist, "MNIST", mnist.MnistFiles(*files.all, mirrors=("file:///nonexistent/",)))
+    monkeypatch.setenv("RBM_REC_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def assert_valid_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    with Image.open(path) as image:
+        image.verify()
+    assert matplotlib.image.imread(path).shape[0] > 50
+
+
+def flat(output: str) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got:\n{output}"
+    assert lines[0].startswith("error: ") and "Traceback" not in output
+    return lines[0]
+
+
+def test_train_mnist_saves_a_checkpoint_with_metadata(runner: CliRunner, fake_mnist: Path) -> None:
+    args = ["train", "mnist", "--hidden", "8", "--epochs", "2", "--batch-size", "20", "--device", "cpu"]
+    args += ["--binarize", "threshold", "--seed", "3", "--output", "models/tiny.safetensors"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    assert "Saved the model to models/tiny.safetensors" in output
+    assert "binarized at threshold 0.5" in output and "reconstruction error" in output
+    rbm, metadata, _ = load_rbm(fake_mnist / "models" / "tiny.safetensors", expected_kind="mnist-rbm")
+    assert rbm.n_hidden == 8 and rbm.n_visible == 784
+    assert metadata["epoch"] == 2 and metadata["complete"] is True and len(metadata["metrics"]) == 2
+    assert metadata["binarization"] == "threshold" and metadata["seed"] == 3
+    assert metadata["train_config"]["batch_size"] == 20
+    assert set(metadata["data"]["fingerprint_md5"]) == {f.name for f in mnist.MNIST.all}
+
+
+def test_train_mnist_config_file_is_overridden_by_options(runner: CliRunner, fake_mnist: Path) -> None:
+    (fake_mnist / "train.toml").write_text("[train]\nepochs = 5\nlearning_rate = 0.01\nbatch_size = 40\n")
+    args = ["train", "mnist", "--hidden", "4", "--epochs", "1", "--config", "train.toml", "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    _, metadata, _ = load_rbm(fake_mnist / "runs" / "mnist-h4.safetensors")  # the documented default path
+    assert metadata["train_config"]["epochs"] == 1  # the option wins
+    assert metadata["train_config"]["learning_rate"] == 0.01 and metadata["train_config"]["batch_size"] == 40
+
+
+def test_mnist_figures_writes_figures_and_a_table(runner: CliRunner, fake_mnist: Path) -> None:
+    args = ["mnist-figures", "--hidden", "30", "--hidden", "6", "--epochs", "2", "--batch-size", "20"]
+    args += ["--ais-runs", "4", "--ais-temperatures", "60", "--sample-every", "3", "--output", "figs"]
+    args += ["--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    names = [
+        "mnist-filters-h30.png",
+        "mnist-samples-h30.png",
+        "mnist-filters-h6.png",
+        "mnist-samples-h6.png",
+        "mnist-fewer-features.png",
+        "mnist-training-curves.png",
+    ]
+    for name in names:
+        assert f"figs/{name}" in result.output
+        assert_valid_png(fake_mnist / "figs" / name)
+    output = flat(result.output)
+    assert "MNIST RBMs on the test set, stochastic binarization (seed 0)" in output
+    assert "log p(v)" in output and "exact" in output and "AIS" in output and "4 runs, 60 intermediate" in output
+    assert (fake_mnist / "runs" / "mnist-h30-stochastic-e2-s0.safetensors").is_file()
+
+    again = runner.invoke(app, args)  # same settings: both models are reused
+    assert again.exit_code == 0, again.output
+    assert again.output.count("reusing the matching checkpoint") == 2
+    retrained = runner.invoke(app, [*args, "--retrain"])
+    assert retrained.exit_code == 0 and "reusing" not in retrained.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "mnist", "--hidden", "0"],
+        ["train", "mnist", "--epochs", "-1"],
+        ["train", "mnist", "--binarize", "otsu"],
+        ["train", "mnist", "--learning-rate", "0"],
+        ["train", "mnist", "--no-such-option"],
+        ["mnist-figures", "--hidden", "0"],
+        ["mnist-figures", "--hidden", "5", "--hidden", "5"],
+        ["mnist-figures", "--epochs", "-1"],
+        ["mnist-figures", "--binarize", "x"],
+        ["mnist-figures", "--ais-runs", "1"],
+    ],
+)
+def test_bad_option_values_give_one_line_errors(runner: CliRunner, fake_mnist: Path, args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    one_error_line(result.output)
+
+
+def test_missing_data_offline_is_one_line_naming_the_files(runner: CliRunner, fake_mnist: Path) -> None:
+    result = runner.invoke(app, ["train", "mnist", "--data-dir", "empty", "--epochs", "1", "--device", "cpu"])
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert "train-images-idx3-ubyte.gz" in line and "t10k-labels-idx1-ubyte.gz" in line
+    assert str((fake_mnist / "empty" / "mnist").resolve()) in flat(result.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["train", "mnist", "--help"], "Train an RBM on MNIST"),
+        (["mnist-figures", "--help"], "Train (or reuse) an RBM per hidden size"),
+    ],
+)
+def test_help(runner: CliRunner, args: list[str], text: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and text in result.output and "--binarize" in result.output
