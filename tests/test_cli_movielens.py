@@ -1,0 +1,601 @@
+"""The MovieLens commands through Typer's CliRunner, on a tiny generated ml-100k.
+
+One module-wide data folder holds a generated release in ml-100k's format (``u.data``, Latin-1
+``u.item`` with genre flags, ``u.genre``, ``u1.base``/``u1.test``); a user-based and an item-based
+model are trained on it once with tiny settings, then recommended from, folded into, searched by
+title and evaluated. Every bad input must exit non-zero with one line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from recsys_rbm_cli.app import app
+from recsys_rbm_cli.movielens_options import Dataset, parse_cd_schedule
+from recsys_rbm_cli.titles import match_title, split_year, title_words
+from typer.testing import CliRunner
+
+from recsys_rbm.errors import ConfigError
+
+GENRES = ("unknown", "Action", "Adventure", "Comedy", "Drama", "Sci-Fi")
+NAMED = (  # (title, release date, genres): the titles the tests search for, then fillers
+    ("Star Wars (1977)", "01-Jan-1977", ("Action", "Adventure", "Sci-Fi")),
+    ("Return of the Jedi (1983)", "14-Mar-1997", ("Action", "Adventure", "Sci-Fi")),
+    ("Usual Suspects, The (1995)", "14-Aug-1995", ("Drama",)),
+    ("Misérables, Les (1995)", "01-Jan-1995", ("Drama",)),
+    ("Heat (1995)", "01-Jan-1995", ("Action",)),
+    ("Heat (1972)", "01-Jan-1972", ("Drama",)),
+    ("Star Trek: First Contact (1996)", "22-Nov-1996", ("Action", "Sci-Fi")),
+)
+N_USERS, N_MOVIES, PER_USER = 40, 30, 14
+
+
+def write_tiny_100k(data_dir: Path, seed: int = 0) -> Path:
+    """A generated ml-100k folder in ``data_dir``: ratings from two planted tastes, every level and movie used."""
+    rng = np.random.default_rng(seed)
+    folder = data_dir / "ml-100k"
+    folder.mkdir(parents=True, exist_ok=True)
+    movies = list(NAMED) + [
+        (f"Filler Movie {i} ({1980 + i})", f"01-Jan-{1980 + i}", (GENRES[1 + i % 5],))
+        for i in range(len(NAMED) + 1, N_MOVIES + 1)
+    ]
+    (folder / "u.genre").write_text("".join(f"{name}|{k}\n" for k, name in enumerate(GENRES)) + "\n")
+    lines = []
+    for movie_id, (title, date, genres) in enumerate(movies, start=1):
+        flags = "|".join("1" if name in genres else "0" for name in GENRES)
+        lines.append(f"{movie_id}|{title}|{date}||http://example.org/{movie_id}|{flags}\n")
+    (folder / "u.item").write_bytes("".join(lines).encode("latin-1"))
+    taste = rng.integers(0, 2, N_USERS)  # two kinds of users: fans of the first or of the second half
+    rows = []
+    for user in range(1, N_USERS + 1):
+        own = (user - 1) % N_MOVIES + 1  # so every movie has a rating
+        chosen = np.unique(np.append(rng.choice(N_MOVIES, PER_USER - 1, replace=False) + 1, own))
+        for movie in chosen.tolist():
+            likes = (movie <= N_MOVIES // 2) == bool(taste[user - 1])
+            rating = int(np.clip(rng.normal(4.2 if likes else 2.0, 0.8), 1, 5).round())
+            rows.append((user, movie, rating, 880_000_000 + len(rows)))
+    for level in range(1, 6):  # every level 1..5 appears
+        rows[level - 1] = (*rows[level - 1][:2], level, rows[level - 1][3])
+    in_test = np.zeros(len(rows), dtype=bool)
+    in_test[rng.choice(len(rows), len(rows) // 5, replace=False)] = True
+    for name, keep in (("u.data", None), ("u1.base", False), ("u1.test", True)):
+        chosen_rows = [row for row, test in zip(rows, in_test, strict=True) if keep is None or test == keep]
+        (folder / name).write_text("".join(f"{u}\t{m}\t{r}\t{t}\n" for u, m, r, t in chosen_rows))
+    return folder
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("movielens") / "data"
+    write_tiny_100k(directory)
+    return directory
+
+
+TINY = ["--hidden", "4", "--epochs", "2", "--batch-size", "10", "--device", "cpu", "--seed", "1"]
+
+
+def train(runner: CliRunner, data_dir: Path, output: Path, *options: str) -> str:
+    args = ["train", "movielens", "--data-dir", str(data_dir), "--output", str(output), *TINY, *options]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return flat(result.output)
+
+
+@pytest.fixture(scope="module")
+def trained(runner: CliRunner, data_dir: Path) -> dict[str, object]:
+    """A user-based and an item-based model on the tiny release, with the train command's output."""
+    folder = data_dir.parent / "runs"
+    user_output = train(runner, data_dir, folder / "user.safetensors", "--mode", "user")
+    item_output = train(runner, data_dir, folder / "item.safetensors", "--mode", "item")
+    return {
+        "user": folder / "user.safetensors",
+        "item": folder / "item.safetensors",
+        "user_output": user_output,
+        "item_output": item_output,
+    }
+
+
+def flat(output: str) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def one_error_line(result, quiet: bool = True) -> str:
+    """The run failed with exactly one line on stderr and no traceback (and, if ``quiet``, nothing on stdout)."""
+    assert result.exit_code != 0, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    assert not quiet or result.stdout.strip() == ""
+    return lines[0]
+
+
+def recommend_json(runner: CliRunner, *args: str) -> dict:
+    result = runner.invoke(app, ["recommend", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+# --- train --------------------------------------------------------------------------------------
+
+
+def test_train_saves_the_best_epoch_with_titles_split_and_metrics(trained: dict, data_dir: Path) -> None:
+    output = trained["user_output"]
+    for phrase in (
+        "MovieLens ml-100k: 544 ratings by 40 users of 30 movies",
+        "Split u1",
+        "train RMSE",
+        "validation RMSE",
+        "best epoch",
+        "test RMSE / MAE",
+        "s per epoch",
+        "saved",
+    ):
+        assert phrase in output
+    metadata = json.loads(trained["user"].with_suffix(".json").read_text())
+    assert metadata["kind"] == "movielens-rbm" and metadata["complete"] is True
+    assert metadata["mode"] == "user" and metadata["n_hidden"] == 4 and metadata["seed"] == 1
+    assert metadata["config"]["batch_size"] == 10 and metadata["config"]["epochs"] == 2
+    assert metadata["dataset"]["name"] == "ml-100k" and len(metadata["dataset"]["fingerprint"]) == 64
+    assert metadata["split"]["name"] == "u1" and metadata["split"]["test"] == 108
+    assert metadata["metrics"]["test_ratings"] == 108 and 0 < metadata["metrics"]["test_rmse"] < 4
+    assert metadata["best_epoch"] in (1, 2) and len(metadata["history"]) == 2
+    assert metadata["movies"]["titles"][0] == "Star Wars (1977)"
+    assert "Misérables, Les (1995)" in metadata["movies"]["titles"]  # Latin-1 in u.item
+
+
+def test_train_split_full_has_no_test_set_and_the_config_file_is_overridden(
+    runner: CliRunner, data_dir: Path, tmp_path: Path
+) -> None:
+    config = write(tmp_path / "rbm.toml", "[recommender]\nmode = 'user'\nn_hidden = 7\nlearning_rate = 0.02\n")
+    output = train(runner, data_dir, tmp_path / "full.safetensors", "--split", "full", "--config", str(config))
+    assert "none: split full has no test set" in output
+    metadata = json.loads((tmp_path / "full.json").read_text())
+    assert metadata["n_hidden"] == 4  # --hidden beats the file
+    assert metadata["mode"] == "user" and metadata["config"]["learning_rate"] == 0.02  # the file beats the defaults
+    assert metadata["split"]["name"] == "full" and "test_rmse" not in metadata["metrics"]
+
+
+def test_train_random_split_and_cd_schedule(runner: CliRunner, data_dir: Path, tmp_path: Path) -> None:
+    output = train(runner, data_dir, tmp_path / "r", "--split", "random", "--cd-schedule", "0:2,1:3")
+    assert "CD-2 from epoch 1, CD-3 from epoch 2" in output and "epoch 2 CD-3" in output
+    metadata = json.loads((tmp_path / "r.json").read_text())  # ".safetensors" is added to the output path
+    assert metadata["split"]["name"] == "random-1" and metadata["config"]["cd_schedule"] == [[0, 2], [1, 3]]
+
+
+def test_ctrl_c_keeps_the_best_model_so_far(
+    runner: CliRunner, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys_rbm.recommender.model import RBMRecommender
+
+    fit = RBMRecommender.fit
+
+    def interrupted_fit(self, train, validation=None, progress=None):
+        def report_then_interrupt(record):
+            progress(record)
+            if record.epoch == 2:
+                raise KeyboardInterrupt
+
+        return fit(self, train, validation, report_then_interrupt)
+
+    monkeypatch.setattr(RBMRecommender, "fit", interrupted_fit)
+    args = ["train", "movielens", "--data-dir", str(data_dir), "--output", str(tmp_path / "m.safetensors")]
+    result = runner.invoke(app, [*args, *TINY, "--epochs", "5"])
+    assert result.exit_code == 130
+    assert "interrupted; kept the best model so far in" in one_error_line(result, quiet=False)
+    metadata = json.loads((tmp_path / "m.json").read_text())
+    assert metadata["complete"] is False and metadata["best_epoch"] in (1, 2)
+    monkeypatch.undo()
+    assert recommend_json(runner, "--user", "1", "--model", str(tmp_path / "m.safetensors"))["recommendations"]
+
+
+# --- recommend ------------------------------------------------------------------------------------
+
+
+def test_recommend_table_shows_the_users_best_rated_movies_then_the_list(runner: CliRunner, trained: dict) -> None:
+    result = runner.invoke(app, ["recommend", "--user", "3", "--model", str(trained["user"]), "--top", "4"])
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    assert "Best rated by user 3" in output and "Recommended for user 3 (U-RBM, ml-100k, by expected rating)" in output
+    assert "expected" in output and "P(≥4★)" in output and "(19" in output  # titles carry their year
+
+
+def test_recommend_json_ranks_unrated_movies_by_the_chosen_score(runner: CliRunner, trained: dict) -> None:
+    metadata = json.loads(trained["user"].with_suffix(".json").read_text())
+    for model in (trained["user"], trained["item"]):
+        data = recommend_json(runner, "--user", "3", "--model", str(model), "--top", "5")
+        recommendations = data["recommendations"]
+        assert (
+            data["user"] == 3 and len(recommendations) == 5 and [r["rank"] for r in recommendations] == [1, 2, 3, 4, 5]
+        )
+        expected = [r["expected_rating"] for r in recommendations]
+        assert expected == sorted(expected, reverse=True)
+        rated = {r["movie_id"] for r in data["best_rated"]}
+        assert not rated & {r["movie_id"] for r in recommendations}
+        assert all(r["title"] in metadata["movies"]["titles"] and 0 <= r["p_high"] <= 1 for r in recommendations)
+    by_p_high = recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--score", "p_high")
+    p_high = [r["p_high"] for r in by_p_high["recommendations"]]
+    assert p_high == sorted(p_high, reverse=True) and len(p_high) == 10
+
+
+def test_recommend_never_lists_what_the_user_rated_in_training(
+    runner: CliRunner, trained: dict, data_dir: Path
+) -> None:
+    base = np.loadtxt(data_dir / "ml-100k" / "u1.base", dtype=np.int64)
+    data = recommend_json(runner, "--user", "5", "--model", str(trained["user"]), "--top", "30", "--context", "0")
+    rated = set(base[base[:, 0] == 5, 1].tolist())
+    listed = {r["movie_id"] for r in data["recommendations"]}
+    assert listed and not listed & rated and data["best_rated"] == []
+
+
+def test_min_ratings_leaves_out_rarely_rated_movies(runner: CliRunner, trained: dict) -> None:
+    from recsys_rbm.recommender.scoring import ScoringModel
+
+    model = ScoringModel.load(trained["user"])
+    counts = dict(zip(model.item_ids.raw_ids.tolist(), np.bincount(model.rated, minlength=model.n_items), strict=True))
+    every = recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--top", "30")["recommendations"]
+    some = recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--top", "30", "--min-ratings", "13")
+    assert any(counts[r["movie_id"]] < 13 for r in every)
+    assert [r["movie_id"] for r in some["recommendations"]] == [
+        r["movie_id"] for r in every if counts[r["movie_id"]] >= 13
+    ]
+    result = runner.invoke(app, ["recommend", "--user", "3", "--model", str(trained["user"]), "--min-ratings", "999"])
+    assert result.exit_code == 0 and "No movie is left to recommend" in flat(result.output)
+    args = ["similar", "--movie", "1", "--model", str(trained["item"]), "--min-ratings", "13", "--json"]
+    similar = json.loads(runner.invoke(app, args).stdout)["similar"]
+    assert similar and all(counts[entry["movie_id"]] >= 13 for entry in similar)
+
+
+def test_fold_in_by_id_and_by_title(runner: CliRunner, trained: dict, tmp_path: Path) -> None:
+    by_id = write(tmp_path / "ids.csv", "1,5\n2,5\n3,1\n")
+    by_title = write(
+        tmp_path / "titles.csv",
+        'movie,rating\nstar wars,5\n"Return of the Jedi (1983)",5\nUsual Suspects, The (1995),1\n',
+    )
+    first = recommend_json(runner, "--ratings", str(by_id), "--model", str(trained["user"]))
+    second = recommend_json(runner, "--ratings", str(by_title), "--model", str(trained["user"]))
+    assert first["recommendations"] == second["recommendations"]  # the same three movies, named two ways
+    assert first["user"] is None and first["n_rated"] == 3
+    assert {1, 2, 3}.isdisjoint(r["movie_id"] for r in first["recommendations"])
+    assert [r["movie_id"] for r in first["best_rated"]] == [2, 1, 3]  # by rating, then title
+    table = runner.invoke(app, ["recommend", "--ratings", str(by_title), "--model", str(trained["user"])])
+    assert table.exit_code == 0 and "Recommended for the ratings in titles.csv" in flat(table.output)
+
+
+def test_fold_in_of_a_training_users_ratings_matches_their_recommendations(
+    runner: CliRunner, trained: dict, tmp_path: Path
+) -> None:
+    from recsys_rbm.recommender.scoring import ScoringModel
+
+    model = ScoringModel.load(trained["user"])
+    items, levels = model.rated_items(int(model.user_ids.to_inner([7])[0]))  # what the model trained on
+    movies, values = model.item_ids.raw_ids[items], model.rating_values[levels]
+    ratings = write(tmp_path / "user7.csv", "".join(f"{m},{v:g}\n" for m, v in zip(movies, values, strict=True)))
+    folded = recommend_json(runner, "--ratings", str(ratings), "--model", str(trained["user"]))
+    trained_user = recommend_json(runner, "--user", "7", "--model", str(trained["user"]))
+    assert folded["recommendations"] == trained_user["recommendations"]
+
+
+# --- similar --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["Star Wars", "star wars", "STAR WARS (1977)", "1", "  star   wars!  "])
+def test_similar_finds_a_movie_by_id_or_tolerant_title(runner: CliRunner, trained: dict, query: str) -> None:
+    result = runner.invoke(app, ["similar", "--movie", query, "--model", str(trained["item"]), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    assert "Closest to Star Wars (1977), id 1 (I-RBM" in output and output.count("(19") + output.count("(20") >= 4
+
+
+@pytest.mark.parametrize(
+    ("query", "movie_id"),
+    [
+        ("the usual suspects", 3),
+        ("Usual Suspects (1995)", 3),
+        ("les miserables", 4),
+        ("Misérables", 4),
+        ("jedi", 2),
+        ("heat (1972)", 6),
+        ("Star Trek First Contact", 7),
+    ],
+)
+def test_similar_json_and_title_tolerance(runner: CliRunner, trained: dict, query: str, movie_id: int) -> None:
+    result = runner.invoke(app, ["similar", "--movie", query, "--model", str(trained["user"]), "--json", "--top", "4"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["movie"]["movie_id"] == movie_id and len(data["similar"]) == 4
+    similarities = [entry["similarity"] for entry in data["similar"]]
+    assert similarities == sorted(similarities, reverse=True) and movie_id not in {
+        e["movie_id"] for e in data["similar"]
+    }
+
+
+def test_similar_ambiguous_title_lists_the_candidates(runner: CliRunner, trained: dict) -> None:
+    line = one_error_line(runner.invoke(app, ["similar", "--movie", "heat", "--model", str(trained["user"])]))
+    assert "'heat' matches several movies: Heat (1995), id 5; Heat (1972), id 6; add the year" in line
+
+
+def test_similar_unknown_title_suggests_near_ones(runner: CliRunner, trained: dict) -> None:
+    line = one_error_line(runner.invoke(app, ["similar", "--movie", "Star Warz", "--model", str(trained["user"])]))
+    assert "no movie titled 'Star Warz'; did you mean: Star Wars (1977), id 1" in line
+    line = one_error_line(runner.invoke(app, ["similar", "--movie", "Qwxyz", "--model", str(trained["user"])]))
+    assert "no movie titled 'Qwxyz', and no title is close" in line
+    line = one_error_line(runner.invoke(app, ["similar", "--movie", "999", "--model", str(trained["user"])]))
+    assert "unknown movie id 999; the model's movie ids range over 1..30" in line
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+
+
+def test_evaluate_prints_the_rbm_against_the_baselines_and_writes_json(
+    runner: CliRunner, data_dir: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "out" / "evaluation.json"
+    args = [
+        "evaluate",
+        "movielens",
+        "--data-dir",
+        str(data_dir),
+        "--folds",
+        "u1",
+        "--k",
+        "5",
+        "--json-out",
+        str(target),
+    ]
+    result = runner.invoke(app, [*args, *TINY, "--mode", "user"])
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    for phrase in (
+        "Rating prediction (one fold)",
+        "Top-5 ranking",
+        "U-RBM",
+        "global mean",
+        "user+item biases",
+        "most popular",
+        "RMSE",
+        "NDCG@5",
+        "MAP@5",
+        "HR@5",
+        "coverage",
+        "fit s",
+        "cold pairs",
+    ):
+        assert phrase in output, phrase
+    report = json.loads(target.read_text())
+    assert report["k"] == 5 and report["models"] == ["U-RBM", "global mean", "user+item biases", "most popular"]
+    assert [split["name"] for split in report["splits"]] == ["u1"] and report["notes"]["dataset"] == "ml-100k"
+    assert report["summary"][0]["rmse"]["n"] == 1 and not list(target.parent.glob(".*.tmp"))
+
+
+def test_evaluate_two_folds_shows_mean_and_std(runner: CliRunner, data_dir: Path, tmp_path: Path) -> None:
+    args = ["evaluate", "movielens", "--data-dir", str(data_dir), "--folds", "random", "--random-folds", "2"]
+    args += ["--models", "biases", "--models", "global-mean", "--json-out", str(tmp_path / "e.json")]
+    result = runner.invoke(app, [*args, *TINY])
+    assert result.exit_code == 0, result.output
+    assert "mean ± std over 2 folds" in flat(result.output) and " ± " in result.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["models"] == ["user+item biases", "global mean"]
+    assert [split["name"] for split in report["splits"]] == ["random-1", "random-2"]
+
+
+# --- every bad input: one line on stderr, non-zero exit -------------------------------------------
+
+
+def test_unknown_user_names_the_valid_range(runner: CliRunner, trained: dict) -> None:
+    line = one_error_line(runner.invoke(app, ["recommend", "--user", "999", "--model", str(trained["user"])]))
+    assert "unknown user 999; known user ids range over 1..40 (40 of them)" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        ("1,5\n999,4\n", "ratings.csv:2: unknown movie id 999; the model's movie ids range over 1..30"),
+        ("1,5\nStar Warz,4\n", "ratings.csv:2: no movie titled 'Star Warz'; did you mean: Star Wars (1977), id 1"),
+        ("1,5\nheat,4\n", "ratings.csv:2: 'heat' matches several movies"),
+        ("1,5\n\n2 5\n", "ratings.csv:3: expected 'movie,rating'"),
+        ("1,5\n2,great\n", "ratings.csv:2: rating 'great' is not a number"),
+        ("movie,rating\n1,7\n", "ratings.csv:2: rating 7 is outside the model's scale (1, 2, 3, 4, 5)"),
+        ("1,0\n", "ratings.csv:1: rating 0 is outside the model's scale"),
+        ("1,3.5\n", "ratings.csv:1: rating 3.5 is not on the model's scale (1, 2, 3, 4, 5)"),
+        ("1,5\n2,4\nstar wars,3\n", "ratings.csv:3: Star Wars (1977), id 1 again (first at line 1)"),
+        (",5\n", "ratings.csv:1: the movie (an id or a title) is missing"),
+        ('1,"5\n', "ratings.csv:1:"),
+        ("", "holds no ratings"),
+        ("movie,rating\n\n# nothing yet\n", "holds no ratings"),
+    ],
+)
+def test_bad_ratings_files(runner: CliRunner, trained: dict, tmp_path: Path, content: str, phrase: str) -> None:
+    ratings = write(tmp_path / "ratings.csv", content)
+    line = one_error_line(runner.invoke(app, ["recommend", "--ratings", str(ratings), "--model", str(trained["user"])]))
+    assert phrase in line
+
+
+def test_missing_ratings_file_and_item_model_fold_in(runner: CliRunner, trained: dict, tmp_path: Path) -> None:
+    args = ["recommend", "--ratings", str(tmp_path / "nope.csv"), "--model", str(trained["user"])]
+    assert f"ratings file {tmp_path / 'nope.csv'} does not exist" in one_error_line(runner.invoke(app, args))
+    ratings = write(tmp_path / "r.csv", "1,5\n")
+    args = ["recommend", "--ratings", str(ratings), "--model", str(trained["item"])]
+    assert "fold-in of a new user needs a user-based model" in one_error_line(runner.invoke(app, args))
+
+
+def _copy_model(source: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, folder / source.name)
+    shutil.copy(source.with_suffix(".json"), folder / source.with_suffix(".json").name)
+    return folder / source.name
+
+
+@pytest.mark.parametrize("command", [["recommend", "--user", "1"], ["similar", "--movie", "1"]])
+def test_missing_and_corrupt_models(runner: CliRunner, trained: dict, tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "none.safetensors"
+    line = one_error_line(runner.invoke(app, [*command, "--model", str(missing)]))
+    assert f"model file {missing} does not exist" in line
+
+    flipped = _copy_model(trained["user"], tmp_path / "flipped")
+    data = bytearray(flipped.read_bytes())
+    data[-1] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    assert "does not match its metadata file" in one_error_line(runner.invoke(app, [*command, "--model", str(flipped)]))
+
+    garbled = _copy_model(trained["user"], tmp_path / "garbled")
+    garbled.with_suffix(".json").write_text("{not json")
+    assert "is corrupt" in one_error_line(runner.invoke(app, [*command, "--model", str(garbled)]))
+
+    lonely = _copy_model(trained["user"], tmp_path / "lonely")
+    lonely.with_suffix(".json").unlink()
+    assert "has no metadata file" in one_error_line(runner.invoke(app, [*command, "--model", str(lonely)]))
+
+
+@pytest.mark.parametrize("command", [["recommend", "--user", "1"], ["similar", "--movie", "1"]])
+def test_models_of_another_kind(runner: CliRunner, trained: dict, tmp_path: Path, command: list[str]) -> None:
+    import torch
+
+    from recsys_rbm.checkpoint import save_checkpoint, save_rbm
+    from recsys_rbm.model import RBM
+    from recsys_rbm.runtime import make_generator
+    from recsys_rbm.units import BernoulliUnits
+
+    mnist = tmp_path / "mnist.safetensors"
+    save_rbm(mnist, RBM.initialise(BernoulliUnits(12), 3, make_generator(0)), {"kind": "mnist-rbm"})
+    line = one_error_line(runner.invoke(app, [*command, "--model", str(mnist)]))
+    assert "holds a 'mnist-rbm' model, but a 'movielens-rbm' model is needed" in line
+
+    forged = tmp_path / "forged.safetensors"  # the right kind in the sidecar, but not the tensors of one
+    save_checkpoint(forged, {"weights": torch.zeros(3, 2)}, {"kind": "movielens-rbm", "mode": "user", "n_levels": 5})
+    assert "not a valid movielens-rbm model" in one_error_line(runner.invoke(app, [*command, "--model", str(forged)]))
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["recommend", "--top", "0", "--user", "1"], "--top"),
+        (["recommend", "--user", "1", "--score", "best"], "--score"),
+        (["recommend", "--user", "x"], "--user"),
+        (["recommend"], "give either --user ID"),
+        (["recommend", "--user", "1", "--ratings", "r.csv"], "give either --user ID"),
+        (["similar"], "--movie"),
+        (["train", "movielens", "--mode", "both"], "--mode"),
+        (["train", "movielens", "--split", "u9"], "--split"),
+        (["train", "movielens", "--dataset", "ml-2k"], "--dataset"),
+        (["train", "movielens", "--hidden", "0"], "--hidden"),
+        (["train", "movielens", "--cd-schedule", "a:b"], "--cd-schedule 'a:b' is not a list of EPOCH:T pairs"),
+        (["train", "movielens", "--cd-schedule", "3:1"], "cd_schedule must start at epoch 0"),
+        (["train", "movielens", "--device", "tpu"], "device must be one of"),
+        (["train", "movielens", "--learning-rate", "0"], "learning_rate must be positive"),
+        (["train", "movielens", "--config", "missing.toml"], "config file missing.toml does not exist"),
+        (["evaluate", "movielens", "--folds", "u9"], "unknown --folds value 'u9'"),
+        (["evaluate", "movielens", "--models", "svd"], "unknown --models value 'svd'"),
+        (["evaluate", "movielens", "--k", "0"], "--k"),
+    ],
+)
+def test_bad_option_values(runner: CliRunner, trained: dict, args: list[str], phrase: str) -> None:
+    extra = ["--model", str(trained["user"])] if args[0] in ("recommend", "similar") else []
+    assert phrase in one_error_line(runner.invoke(app, [*args, *extra]))
+
+
+def test_bad_config_file_contents(runner: CliRunner, tmp_path: Path) -> None:
+    broken = write(tmp_path / "broken.toml", "[recommender\n")
+    line = one_error_line(runner.invoke(app, ["train", "movielens", "--config", str(broken)]))
+    assert "is not valid TOML" in line
+    unknown = write(tmp_path / "unknown.toml", "[recommender]\nhidden_units = 3\n")
+    line = one_error_line(runner.invoke(app, ["train", "movielens", "--config", str(unknown)]))
+    assert "unknown RecommenderConfig field(s): hidden_units" in line
+
+
+def test_canonical_split_of_another_release(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "ratings.dat").write_text("1::1::5::1\n1::2::3::2\n2::1::4::3\n2::2::1::4\n")
+    (folder / "movies.dat").write_text("1::A (1990)::Drama\n2::B (1991)::Comedy\n")
+    args = ["train", "movielens", "--dataset", "ml-1m", "--split", "u1", "--data-dir", str(tmp_path), *TINY]
+    line = one_error_line(runner.invoke(app, args))
+    assert "the canonical splits belong to ml-100k; ml-1m has none" in line
+
+
+# --- the recommend path imports no torch ------------------------------------------------------------
+
+
+def test_the_recommend_path_imports_neither_torch_nor_polars(trained: dict) -> None:
+    script = (
+        "import sys\n"
+        "import recsys_rbm_cli.app\n"
+        "heavy = [name for name in ('torch', 'polars', 'matplotlib') if name in sys.modules]\n"
+        "assert not heavy, f'importing the app imported {heavy}'\n"
+        "from typer.testing import CliRunner\n"
+        f"args = ['recommend', '--user', '1', '--model', {str(trained['user'])!r}]\n"
+        "result = CliRunner().invoke(recsys_rbm_cli.app.app, args)\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = [name for name in ('torch', 'polars', 'matplotlib') if name in sys.modules]\n"
+        "assert not heavy, f'recommend imported {heavy}'\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+
+def test_dataset_choices_are_the_releases() -> None:
+    from recsys_rbm.data.movielens import RELEASES
+
+    assert [dataset.value for dataset in Dataset] == list(RELEASES)
+
+
+def test_cd_schedule_parsing() -> None:
+    assert parse_cd_schedule("0:1,15:3,25:5,35:9") == [[0, 1], [15, 3], [25, 5], [35, 9]]
+    assert parse_cd_schedule(" 4 ") == [[0, 4]]
+    with pytest.raises(ConfigError):
+        parse_cd_schedule("0:1,x")
+
+
+def test_title_keys() -> None:
+    assert split_year("Star Wars (1977)") == ("Star Wars", 1977)
+    assert split_year("Show (2006–2007)") == ("Show", 2006)
+    assert split_year("Untitled") == ("Untitled", None)
+    assert title_words("Usual Suspects, The") == title_words("the usual suspects") == ("usual", "suspects")
+    assert title_words("Misérables, Les") == ("miserables",)
+    assert title_words("Schindler's List") == ("schindlers", "list")
+    assert title_words("The") == ("the",)
+
+
+def test_match_title_rounds() -> None:
+    ids = [1, 2, 3, 4, 5, 6]
+    titles = [
+        "Heat (1995)",
+        "Heat (1972)",
+        "Heathers (1989)",
+        "Star Wars (1977)",
+        "Star Wars: Episode V (1980)",
+        "1941 (1979)",
+    ]
+    assert match_title("Heat", ids, titles).ids == (1, 2)  # exact beats containing ("Heathers" is not "Heat")
+    assert match_title("heat (1972)", ids, titles).ids == (2,)
+    assert match_title("star wars", ids, titles).ids == (4,)
+    assert match_title("episode v", ids, titles).ids == (5,)
+    assert match_title("wars", ids, titles).ambiguous
+    assert match_title("1941 (1979)", ids, titles).ids == (6,)
+    assert match_title("6", ids, titles).ids == (6,) and match_title("7", ids, titles).ids == ()
+    unknown = match_title("Heatherz", ids, titles)
+    assert unknown.ids == () and unknown.suggestions[0] == 3
+    assert match_title("!!!", ids, titles).ids == ()
