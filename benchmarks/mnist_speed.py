@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
 
-    images, _ = load_mnist(split="train")
+    images = load_mnist(split="train").images
     binary = binarize(images, "stochastic", make_generator(0))
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; data {tuple(binary.shape)}")
 

@@ -40,6 +40,7 @@ class Mode(StrEnum):
 
 
 class Score(StrEnum):
+    p_rated_high = "p_rated_high"
     expected = "expected"
     p_high = "p_high"
 

@@ -216,14 +216,15 @@ def test_recommend_table_shows_the_users_best_rated_movies_then_the_list(runner:
     result = runner.invoke(app, ["recommend", "--user", "3", "--model", str(trained["user"]), "--top", "4"])
     assert result.exit_code == 0, result.output
     output = flat(result.output)
-    assert "Best rated by user 3" in output and "Recommended for user 3 (U-RBM, ml-100k, by expected rating)" in output
+    assert "Best rated by user 3" in output
+    assert "Recommended for user 3 (U-RBM (conditional), ml-100k, by (training ratings + 1)·P(rating ≥ 4))" in output
     assert "expected" in output and "P(≥4★)" in output and "(19" in output  # titles carry their year
 
 
 def test_recommend_json_ranks_unrated_movies_by_the_chosen_score(runner: CliRunner, trained: dict) -> None:
     metadata = json.loads(trained["user"].with_suffix(".json").read_text())
     for model in (trained["user"], trained["item"]):
-        data = recommend_json(runner, "--user", "3", "--model", str(model), "--top", "5")
+        data = recommend_json(runner, "--user", "3", "--model", str(model), "--top", "5", "--score", "expected")
         recommendations = data["recommendations"]
         assert (
             data["user"] == 3 and len(recommendations) == 5 and [r["rank"] for r in recommendations] == [1, 2, 3, 4, 5]
@@ -383,7 +384,12 @@ def test_evaluate_prints_the_rbm_against_the_baselines_and_writes_json(
     ):
         assert phrase in output, phrase
     report = json.loads(target.read_text())
-    assert report["k"] == 5 and report["models"] == ["U-RBM", "global mean", "user+item biases", "most popular"]
+    assert report["k"] == 5 and report["models"] == [
+        "U-RBM (conditional)",
+        "global mean",
+        "user+item biases",
+        "most popular",
+    ]
     assert [split["name"] for split in report["splits"]] == ["u1"] and report["notes"]["dataset"] == "ml-100k"
     assert report["summary"][0]["rmse"]["n"] == 1 and not list(target.parent.glob(".*.tmp"))
 

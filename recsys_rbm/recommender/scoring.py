@@ -9,72 +9,24 @@ cannot drift (they are tested to agree). Nothing here may import torch, directly
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
+from recsys_rbm.checkpoint_files import read_verified
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.ratings import IdMap
 
 KIND = "movielens-rbm"
-FORMAT = "recsys_rbm.checkpoint"  # as written by recsys_rbm.checkpoint.save_checkpoint
-FORMAT_VERSION = 1
-
-
-def _paths(path: str | Path) -> tuple[Path, Path]:
-    """The tensor file and its sidecar, for a path given with or without ``.safetensors``."""
-    path = Path(path)
-    tensors = path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
-    return tensors, tensors.with_suffix(".json")
 
 
 def read_checkpoint(path: str | Path, expected_kind: str = KIND) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read and verify a checkpoint as NumPy arrays; any problem is a one-line :class:`CheckpointError`.
-
-    The same checks as :func:`recsys_rbm.checkpoint.load_checkpoint`: sidecar present and of this
-    format, the expected kind, the tensor file's SHA-256 and shapes as recorded.
-    """
-    target, sidecar = _paths(path)
-    if not target.exists():
-        raise CheckpointError(f"model file {target} does not exist; train one first or pass the right --model path")
-    if not sidecar.exists():
-        raise CheckpointError(f"model file {target} has no metadata file {sidecar.name} beside it; copy both files")
-    try:
-        metadata = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"metadata file {sidecar} is corrupt ({error}); retrain or restore it") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{sidecar} is not a recsys_rbm model metadata file")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{target} has checkpoint format {metadata.get('format_version')}, this version reads {FORMAT_VERSION}"
-        )
-    if metadata.get("kind") != expected_kind:
-        raise CheckpointError(
-            f"{target} holds a {metadata.get('kind')!r} model, but a {expected_kind!r} model is needed here"
-        )
-    digest = hashlib.sha256()
-    with target.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != metadata.get("tensors_sha256"):
-        raise CheckpointError(
-            f"{target} does not match its metadata file (corrupt or mixed up with another model); retrain it"
-        )
-    try:
-        tensors = load_file(str(target))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{target} is not a readable safetensors file ({error}); retrain it") from None
-    shapes = {name: list(t.shape) for name, t in tensors.items()}
-    if shapes != metadata.get("tensor_shapes"):
-        raise CheckpointError(f"{target}: tensor shapes {shapes} differ from those its metadata records")
-    return tensors, metadata
+    """Read and verify a checkpoint as NumPy arrays, with the same checks as the torch loader
+    (sidecar format and version, kind, SHA-256, shapes); any problem is a :class:`CheckpointError`."""
+    return read_verified(path, expected_kind, load_file)
 
 
 def summed_rows(table: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
