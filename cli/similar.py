@@ -46,10 +46,7 @@ def similar(
     scoring = ScoringModel.load(model)  # torch-free: a bad model or an unknown title is reported at once
     catalogue = Catalogue.of(scoring.item_ids.raw_ids, scoring.metadata)
     item = catalogue.find(movie)
-    from recsys_rbm.recommender.model import RBMRecommender  # the movies' vectors come from the torch model
-
-    recommender = RBMRecommender.load(model)
-    ids, cosines = recommender.similar_items(item, scoring.n_items)  # every movie, most similar first
+    ids, cosines = scoring.similar_items(item, scoring.n_items)  # every movie, most similar first
     popularity = np.bincount(scoring.rated, minlength=scoring.n_items)  # (n_items,) training ratings per movie
     keep = ids >= 0
     ids, cosines = ids[keep], cosines[keep]
@@ -72,8 +69,9 @@ def similar(
     from rich.markup import escape
     from rich.table import Table
 
+    model_name = scoring.metadata.get("name", "model")
     table = Table(
-        title=escape(f"Closest to {catalogue.describe(item)} ({recommender.name}, cosine of learned vectors)"),
+        title=escape(f"Closest to {catalogue.describe(item)} ({model_name}, cosine of learned vectors)"),
         title_justify="left",
     )
     table.add_column("#", justify="right")

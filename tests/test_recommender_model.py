@@ -185,6 +185,9 @@ class TestContract:
         _, scores_fast = fast.recommend(users[:5], n=5)
         _, scores_torch = fitted.recommend(users[:5], n=5)
         np.testing.assert_allclose(scores_fast, scores_torch, atol=1e-5)
+        _, cosines_fast = fast.similar_items(0, n=5)
+        _, cosines_torch = fitted.similar_items(0, n=5)
+        np.testing.assert_allclose(cosines_fast, cosines_torch, atol=1e-5)
         if fitted.config.mode == "user":
             items, levels = np.asarray([0, 3, 8]), np.asarray([4, 0, 2])
             np.testing.assert_allclose(fast.fold_in(items, levels), fitted.fold_in(items, levels), atol=1e-5)

@@ -181,3 +181,34 @@ def catalogue_fallbacks(
     return apply_fallbacks(
         distribution, codes, user_distribution[:, None, :], item_distribution[None, :, :], global_dist, xp
     )
+
+
+def item_vectors(
+    mode: str,
+    weights: Array,
+    rating_values: Array,
+    n_levels: int,
+    item_hidden: Array | None,
+    item_known: Array,
+) -> Array:
+    """The learned vector of every item, for similar-item search (NumPy arrays); -> (n_items, H).
+
+    User-based: ``w_i = Σ_k (value_k − mean value)·W[i, k]``, the hidden units that raise the
+    item's predicted rating (the level-independent part of ``W_i`` only says "was rated").
+    Item-based: an item is a case, its vector the mean-field hidden state ``p̂_i`` with each
+    hidden unit standardised over the rated items (z-scores), so no one dominant unit decides.
+    """
+    if mode == "user":
+        centred_values = rating_values - rating_values.mean()  # (K,)
+        return weights.reshape(-1, n_levels, weights.shape[1]).transpose(0, 2, 1) @ centred_values
+    centred = item_hidden - item_hidden[item_known].mean(0)
+    return centred / (centred[item_known].std(0) + 1e-12)
+
+
+def cosine_similarities(vectors: Array, item: int, item_known: Array) -> Array:
+    """Cosine of every item's vector with ``item``'s; the item itself and unrated items get −inf."""
+    norms = (vectors**2).sum(-1) ** 0.5
+    cosine = vectors @ vectors[item] / (norms * norms[item]).clip(1e-12)
+    cosine[item] = -float("inf")
+    cosine[~item_known] = -float("inf")
+    return cosine

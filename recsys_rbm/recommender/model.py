@@ -700,26 +700,16 @@ class RBMRecommender:
         """
         self._require_fitted()
         item = int(self._check_ids(np.asarray([item]), self.n_items, "movie")[0])
-        vectors = self._item_vectors()  # (n_items, H)
-        norms = np.linalg.norm(vectors, axis=1)
-        cosine = vectors @ vectors[item] / np.maximum(norms * norms[item], 1e-12)
-        cosine[item] = -np.inf
-        cosine[self._data.item_level_counts.sum(1) == 0] = -np.inf  # type: ignore[union-attr]
-        ids, scores = top_n(cosine[None, :], n)
+        params, data = self.params, self._data
+        assert params is not None and data is not None and self.rating_values is not None
+        item_known = data.item_level_counts.sum(1) > 0
+        item_hidden = None if self._case_hidden is None else self._case_hidden.double().cpu().numpy()
+        weights = params.rbm.weights.double().cpu().numpy()
+        vectors = mf.item_vectors(
+            self.config.mode, weights, self.rating_values, params.n_levels, item_hidden, item_known
+        )
+        ids, scores = top_n(mf.cosine_similarities(vectors, item, item_known)[None, :], n)
         return ids[0], scores[0]
-
-    def _item_vectors(self) -> np.ndarray:
-        params = self.params
-        assert params is not None and self._case_hidden is not None and self.rating_values is not None
-        if self.config.mode == "user":
-            k = params.n_levels
-            centred = torch.from_numpy(self.rating_values - self.rating_values.mean()).to(params.rbm.weights)
-            weights = params.rbm.weights.view(params.n_units, k, -1)  # (n_items, K, H)
-            return torch.einsum("gkh,k->gh", weights, centred).double().cpu().numpy()
-        hidden = self._case_hidden.double().cpu().numpy()  # (n_items, H)
-        rated = self._data.item_level_counts.sum(1) > 0  # type: ignore[union-attr]
-        centred = hidden - hidden[rated].mean(0)
-        return centred / np.maximum(centred[rated].std(0), 1e-12)
 
     def fold_in(self, items: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """``P(r = k)`` of every item for a new user from their ratings, no retraining; -> (n_items, K).

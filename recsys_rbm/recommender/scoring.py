@@ -191,6 +191,15 @@ class ScoringModel:
             distribution, user_known, self.item_known, user_dist, self.item_distribution, self.global_distribution, np
         )
 
+    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items closest to ``item`` by cosine of their learned vectors: ``(ids, cosines)``."""
+        item = int(check_ids([item], self.n_items, "movie")[0])
+        item_hidden = None if self.item_hidden is None else self.item_hidden.astype(np.float64)
+        weights = self.weights.astype(np.float64)
+        vectors = mf.item_vectors(self.mode, weights, self.rating_values, self.n_levels, item_hidden, self.item_known)
+        ids, scores = top_n(mf.cosine_similarities(vectors, item, self.item_known)[None, :], n)
+        return ids[0], scores[0]
+
     def fold_in(self, items: Any, levels: Any) -> np.ndarray:
         """``P(r = k)`` of every item for a new user given their ratings (user-based models); -> (n_items, K)."""
         if self.mode != "user":
