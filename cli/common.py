@@ -6,13 +6,16 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from recsys_rbm.errors import RecsysRBMError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 console = Console()
 error_console = Console(stderr=True)
@@ -58,3 +61,22 @@ def one_line_errors(command: F) -> F:
 
 def is_interactive() -> bool:
     return sys.stderr.isatty()
+
+
+def progress_bar(field: str = "note", transient: bool = False) -> Progress:
+    """The commands' progress display: description, bar, done/total, the task's ``field`` text, time.
+
+    Each task must carry ``field`` (e.g. ``note=""``) among its fields; rich is imported here, on
+    use, so that commands which never show progress start fast.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(f"{{task.fields[{field}]}}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )

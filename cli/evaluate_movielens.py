@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import evaluate_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, console, fail, one_line_errors
+from recsys_rbm_cli.common import DataDirOption, console, fail, one_line_errors, progress_bar
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -114,7 +114,6 @@ def evaluate_movielens(
     Example: rbm-rec evaluate movielens --folds u1,u2,u3,u4,u5 --models rbm,biases --k 10
     """
     from recsys_rbm_cli.mnist_options import download_progress
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from recsys_rbm.data.movielens import load_movielens
     from recsys_rbm.recommender.baselines import BiasBaseline, GlobalMean, MostPopular
@@ -158,15 +157,7 @@ def evaluate_movielens(
         else:
             splits.append(canonical_split(name, data, validation_fraction=VALIDATION_FRACTION, seed=settings.seed))
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    bar = progress_bar(transient=True)
     task = bar.add_task("evaluating", total=len(splits) * len(model_names), note="")
 
     class Watched:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, DeviceOption, console, one_line_errors
+from recsys_rbm_cli.common import DataDirOption, DeviceOption, console, one_line_errors, progress_bar
 from recsys_rbm_cli.mnist_options import (
     BatchSizeOption,
     Binarization,
@@ -88,7 +88,6 @@ def mnist_figures(
 
     Example: rbm-rec mnist-figures --hidden 500 --hidden 100 --hidden 20 --epochs 20 --output docs/figures
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from recsys_rbm.mnist_exercise import (
@@ -121,14 +120,7 @@ def mnist_figures(
     with downloads:
         data = load_binarized_mnist(data_dir, binarize.value, settings.seed, progress=on_download)
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    bar = progress_bar()
 
     class ShowProgress(ExerciseProgress):
         """One bar per model: the batches of the current epoch, with the last epoch's metrics."""

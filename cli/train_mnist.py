@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, DeviceOption, console, one_line_errors
+from recsys_rbm_cli.common import DataDirOption, DeviceOption, console, one_line_errors, progress_bar
 from recsys_rbm_cli.mnist_options import (
     BatchSizeOption,
     Binarization,
@@ -58,7 +58,6 @@ def train_mnist(
 
     Example: rbm-rec train mnist --hidden 500 --epochs 20 --cd-k 1
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from recsys_rbm.mnist_exercise import load_binarized_mnist, train_mnist_rbm
     from recsys_rbm.runtime import resolve_device
@@ -82,14 +81,7 @@ def train_mnist(
         f"Training an RBM with {hidden} hidden units by {method} for {settings.epochs} epochs on {torch_device}: "
         f"MNIST, {data.description}; {data.split_description}."
     )
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[metrics]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    bar = progress_bar("metrics")
     tasks: list = []
 
     def on_batch_end(batch: int, n_batches: int) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, console, fail, one_line_errors
+from recsys_rbm_cli.common import DataDirOption, console, fail, one_line_errors, progress_bar
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -101,7 +101,6 @@ def train_movielens(
     Example: rbm-rec train movielens --dataset ml-100k --split u1 --mode item --hidden 100
     """
     from recsys_rbm_cli.mnist_options import download_progress
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from recsys_rbm.data.movielens import load_movielens
     from recsys_rbm.recommender.model import RBMRecommender
@@ -158,15 +157,7 @@ def train_movielens(
             model.save(target, extra_metadata=extra)
         saved.update(epoch=model.best_epoch, validation_rmse=model.best_validation_rmse)
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+    bar = progress_bar(transient=True)
 
     def on_epoch(record: Any) -> None:
         validation = "" if record.validation_rmse is None else f"  validation RMSE {record.validation_rmse:.4f}"
