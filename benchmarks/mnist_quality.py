@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ import torch
 from recsys_rbm.config import TrainConfig
 from recsys_rbm.data.mnist import binarize, describe_binarization, load_mnist
 from recsys_rbm.evaluation import ais_log_partition, default_betas, mean_log_likelihood
+from recsys_rbm.mnist_exercise import EXERCISE_TRAIN_CONFIG
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator, resolve_device
 from recsys_rbm.training import Trainer
@@ -96,18 +98,7 @@ def main() -> None:
     # 20 hidden units: exact log Z.
     # The course exercise's settings (PCD-1, learning rate 0.05 decaying linearly to 0, no
     # momentum): with momentum 0.9, PCD's chains stop mixing and AIS cannot bound log Z.
-    small = TrainConfig(
-        initial_momentum=0.0,
-        final_momentum=0.0,
-        epochs=args.small_epochs,
-        batch_size=100,
-        learning_rate=0.05,
-        cd_k=1,
-        persistent=True,
-        lr_schedule="linear",
-        weight_decay=1e-4,
-        seed=args.seed,
-    )
+    small = replace(EXERCISE_TRAIN_CONFIG, epochs=args.small_epochs, seed=args.seed)
     rbm20, epochs20, seconds20 = train(train_images.to(device), 20, small, device)
     ll20 = mean_log_likelihood(rbm20.to("cpu", torch.float64), test_images.double())
     rows.append(("ours, 20 hidden, PCD-1", f"{epochs20} epochs, {seconds20:.0f} s", ll20, "exact"))
@@ -119,16 +110,11 @@ def main() -> None:
         print(f"scikit-learn 20 hidden: {ll_sk:.2f} nats (exact)")
 
     # 500 hidden units: AIS.
-    large = TrainConfig(
-        initial_momentum=0.0,
-        final_momentum=0.0,
+    large = replace(
+        EXERCISE_TRAIN_CONFIG,
         epochs=args.max_epochs,
-        batch_size=100,
-        learning_rate=0.05,
         cd_k=args.cd_k,
         persistent=args.method == "pcd",
-        lr_schedule="linear",
-        weight_decay=1e-4,
         seed=args.seed,
     )
     rbm500, epochs500, seconds500 = train(train_images.to(device), 500, large, device, args.minutes)
