@@ -124,7 +124,9 @@ class Movies:
     ) -> Movies:
         """A table from one row per item (ids unique; years read from the titles when not given).
 
-        ``genre_names`` fixes the genre columns and their order; by default the genres found, sorted.
+        ``ids`` as an int64 or unicode array keep their type; other sequences are typed by
+        :func:`~recsys_rbm.data.ids.typed_ids`. ``genre_names`` fixes the genre columns and their
+        order; by default the genres found, sorted.
         """
         genres = genres if genres is not None else [[] for _ in titles]
         years = years if years is not None else [parse_year(title) for title in titles]
@@ -134,7 +136,10 @@ class Movies:
         flags = np.zeros((len(titles), len(genre_names)), dtype=bool)
         rows = [row for row, names in enumerate(genres) for _ in names]
         flags[rows, [column[name] for names in genres for name in names]] = True
-        return cls.sorted_by_id(typed_ids(ids), titles, years, flags, genre_names)
+        typed = ids if isinstance(ids, np.ndarray) and ids.dtype.kind in "iU" else typed_ids(ids)
+        return cls.sorted_by_id(
+            typed.astype(np.int64) if typed.dtype.kind == "i" else typed, titles, years, flags, genre_names
+        )
 
     @classmethod
     def sorted_by_id(
