@@ -368,3 +368,15 @@ def test_bad_item_rows(tmp_path: Path) -> None:
 def test_fingerprints_identify_the_ratings_not_the_file(tmp_path: Path) -> None:
     table = read_ratings_table(rows_csv(tmp_path / "r.csv"))
     assert table.fingerprint == ratings_fingerprint(table.ratings)
+
+
+def test_movielens_u_item_is_recognised_with_its_u_genre(tmp_path: Path) -> None:
+    write(
+        tmp_path / "u.item",
+        "1|Toy Story (1995)|01-Jan-1995||http://x|0|1|1\n2|Heat (1995)|01-Jan-1995||http://y|1|0|0\n",
+    )
+    with pytest.raises(DataError, match=r"u\.item is laid out as ml-100k's u\.item; put its u\.genre beside it"):
+        read_items_table("u.item")
+    write(tmp_path / "u.genre", "Action|0\nAnimation|1\nComedy|2\n")
+    movies = read_items_table("u.item")
+    assert movies.genres(1) == ("Animation", "Comedy") and movies.title(2) == "Heat (1995)"

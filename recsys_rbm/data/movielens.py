@@ -218,7 +218,7 @@ def _split_genres(text: str) -> list[str]:
     return [genre for genre in text.strip().split("|") if genre and genre != NO_GENRES]
 
 
-def _parse_genre_names(data: bytes, source: str) -> tuple[str, ...]:
+def parse_genre_names(data: bytes, source: str) -> tuple[str, ...]:
     """ml-100k's u.genre: ``name|index`` lines, indices 0..G-1 in order."""
     names: list[str] = []
     for number, line in enumerate(decoded_lines(data, "latin-1"), start=1):
@@ -231,7 +231,7 @@ def _parse_genre_names(data: bytes, source: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _parse_100k_items(data: bytes, source: str, genre_names: tuple[str, ...], encoding: str) -> Movies:
+def parse_100k_items(data: bytes, source: str, genre_names: tuple[str, ...], encoding: str) -> Movies:
     """ml-100k's u.item: ``id|title|release date|video release date|IMDb URL|flag|flag…``."""
     table = _MovieTable(source)
     n_fields = 5 + len(genre_names)
@@ -301,8 +301,8 @@ def read_movies(files: ReleaseFiles) -> Movies:
     if release.layout == "100k":
         genres = files.read_bytes("u.genre")
         files.verify([release.movies_file, "u.genre"], read={release.movies_file: data, "u.genre": genres})
-        genre_names = _parse_genre_names(genres, files.describe("u.genre"))
-        return _parse_100k_items(data, source, genre_names, release.encoding)
+        genre_names = parse_genre_names(genres, files.describe("u.genre"))
+        return parse_100k_items(data, source, genre_names, release.encoding)
     files.verify([release.movies_file], read={release.movies_file: data})
     if release.layout == "dat":
         return parse_dat_movies(data, source, release.encoding)

@@ -69,6 +69,10 @@ ITEM_COLUMNS: dict[str, tuple[str, ...]] = {
     "title": ("title", "name", "movietitle", "itemname", "movie", "item"),
     "genres": ("genres", "genre", "categories", "category"),
 }
+RECOGNISED = {  # as messages show them
+    "user": "userId, user_id, user, uid",
+    "item": "movieId, itemId, item_id, item, movie, iid",
+}
 OPTIONS = {"user": "--user-col", "item": "--item-col", "rating": "--rating-col", "time": "--time-col"}
 NO_GENRES = "(no genres listed)"
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -87,7 +91,7 @@ class _Frame:
 
     frame: pl.DataFrame
     source: str  # as messages name it
-    format: str  # "CSV", "TSV", "Parquet", "ml-100k u.data layout", "pandas DataFrame" …
+    format: str  # "CSV", "TSV", "Parquet", "MovieLens u.data layout", "pandas DataFrame" …
     names: RowNames
     text: bytes | None = None  # a delimited text file's bytes (to locate rows precisely when needed)
     delimiter: str = ","
@@ -178,13 +182,13 @@ def _read_text(path: Path, source: str, kind: str) -> _Frame:
         raise DataError(f"{source} is empty; it needs a header line and one row per {kind}")
     if kind == "rating" and "::" in first and _looks_numeric(first.split("::")):  # ml-1m / ml-10m ratings.dat
         raw = parse_ratings(data, source, "::")
-        return _raw_frame(raw, source, "MovieLens ratings.dat layout (user::item::rating::timestamp)")
+        return _raw_frame(raw, source, "MovieLens ratings.dat layout")
     delimiter = _sniff_delimiter(text_start, path.suffix.lower())
     fields = next(csv.reader([first], delimiter=delimiter))
     if _looks_numeric(fields):
         if kind == "rating" and delimiter == "\t" and len(fields) == 4:  # ml-100k u.data and its splits
             raw = parse_ratings(data, source, "\t")
-            return _raw_frame(raw, source, "MovieLens u.data layout (user, item, rating, timestamp)")
+            return _raw_frame(raw, source, "MovieLens u.data layout")
         example = "user,item,rating,timestamp" if kind == "rating" else "item,title,genres"
         raise DataError(
             f"{source} has no header line (its first line is data: {first.strip()[:60]!r}); "
@@ -579,7 +583,7 @@ def read_ratings_table(
         if chosen[role] is None:
             raise DataError(
                 f"{shown} has no {role} id column among {_listed(columns)}; name it with {OPTIONS[role]} "
-                f"(recognised names: {', '.join(RATING_COLUMNS[role][:4])})"
+                f"(recognised: {RECOGNISED[role]})"
             )
     picked = [name for name in chosen.values() if name is not None]
     if len(set(picked)) != len(picked):
@@ -662,18 +666,14 @@ def read_items_table(
     (``"(no genres listed)"`` is none) or a list column. ``like`` (the ratings' item id map)
     gives the ids its type, so ``"42"`` in the items file matches the item 42 of the ratings.
     A missing id or title and a repeated id are bad rows, reported together. MovieLens's
-    ``movies.dat`` (``id::title::genres``, no header) is recognised too.
+    headerless ``movies.dat`` (``id::title::genres``) and ``u.item`` (with ``u.genre`` beside it)
+    are recognised too.
     """
     import polars as pl
 
-    path_source = isinstance(source, (str, Path))
-    if path_source and Path(source).is_file() and Path(source).suffix.lower() not in PARQUET_SUFFIXES:
-        head = Path(source).read_bytes()[:4096].decode("latin-1")
-        first = next((line for line in head.splitlines() if line.strip()), "")
-        if first.count("::") == 2 and first.split("::")[0].strip().isdigit():
-            from recsys_rbm.data.movielens import parse_dat_movies
-
-            return parse_dat_movies(Path(source).read_bytes(), str(source), "latin-1")
+    movielens = _movielens_items(source)
+    if movielens is not None:
+        return movielens
     loaded = _load(source, "item")
     frame, shown = loaded.frame, loaded.source
     columns = [str(name) for name in frame.columns]
@@ -708,6 +708,29 @@ def read_items_table(
             first_row[raw_id] = position
     bad.raise_if_any(FIX_ADVICE)
     return Movies.from_rows(ids, titles, genres, [parse_year(title) for title in titles])
+
+
+def _movielens_items(source: Any) -> Movies | None:
+    """MovieLens's own headerless item files, recognised by their first line: movies.dat, and u.item (with u.genre)."""
+    if not isinstance(source, (str, Path)) or not Path(source).is_file():
+        return None
+    path = Path(source)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return None
+    head = path.read_bytes()[:4096].decode("latin-1")
+    first = next((line for line in head.splitlines() if line.strip()), "")
+    from recsys_rbm.data import movielens
+
+    if first.count("::") == 2 and first.split("::")[0].strip().isdigit():
+        return movielens.parse_dat_movies(path.read_bytes(), str(source), "latin-1")
+    fields = first.split("|")
+    if len(fields) > 5 and fields[0].strip().isdigit() and all(flag.strip() in ("0", "1") for flag in fields[5:]):
+        genre_file = path.with_name("u.genre")
+        if not genre_file.is_file():
+            raise DataError(f"{source} is laid out as ml-100k's u.item; put its u.genre beside it for the genre names")
+        names = movielens.parse_genre_names(genre_file.read_bytes(), str(genre_file))
+        return movielens.parse_100k_items(path.read_bytes(), str(source), names, "latin-1")
+    return None
 
 
 def _genres(series: pl.Series) -> list[list[str]]:
