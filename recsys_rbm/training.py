@@ -77,8 +77,10 @@ class Objective(Protocol):
 
     #: Names of the parameters under L2 weight decay (weights, never biases).
     decayed: tuple[str, ...]
-    #: The key of :meth:`measure` that early stopping minimises, or ``None`` (no early stopping).
+    #: The key of :meth:`measure` that early stopping watches, or ``None`` (no early stopping) …
     validation_measure: str | None
+    #: … and whether lower (``"min"``, an error) or higher (``"max"``, e.g. NDCG) is better.
+    validation_goal: str
 
     def parameters(self) -> dict[str, torch.Tensor]:
         """The parameters by name; the trainer updates these tensors in place."""
@@ -271,8 +273,10 @@ class Trainer:
         value = None if key is None else measures.get(key)
         if value is None or not math.isfinite(value):
             return False
-        if self.best_measure is not None and value >= self.best_measure:
-            return False
+        if self.best_measure is not None:
+            lower_is_better = self.objective.validation_goal == "min"
+            if (value >= self.best_measure) if lower_is_better else (value <= self.best_measure):
+                return False
         self.best_epoch, self.best_measure = self.epoch, value
         source = self._averaged if self._averaged is not None else self.objective.parameters()
         self._best = {name: p.clone() for name, p in source.items()}
@@ -331,6 +335,7 @@ class DenseObjective:
 
     decayed = ("weights",)
     validation_measure: str | None = None
+    validation_goal = "min"
 
     def __init__(
         self, rbm: RBM, train: torch.Tensor, config: TrainConfig, validation: torch.Tensor | None = None

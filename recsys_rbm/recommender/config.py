@@ -1,20 +1,54 @@
-"""How the MovieLens RBM is built and trained: one frozen dataclass, validated on construction.
+"""How the recommender RBM is built and trained: one frozen dataclass, validated on construction.
 
-The starting point is Salakhutdinov, Mnih & Hinton (2007), "Restricted Boltzmann Machines for
-Collaborative Filtering"; the defaults were then chosen by experiment on ml-100k (a 5 % validation
-carve-out of u1.base, never the test file; see ``RecommenderConfig``'s docstring).
+Two models share the code. The **joint** model (the default, and the ranker) gives each user one
+Bernoulli "interacted" unit per item beside the softmax rating unit of each item they rated, so it
+learns *which* items people choose as well as how they rate them. The **ratings** model is the
+RBM of Salakhutdinov, Mnih & Hinton (2007): softmax rating units only, for rating accuracy. Each
+has its own defaults (:data:`PRESETS`), chosen on validation data of ml-100k (5 % of u1.base held
+out, never the test file); a field left at ``None`` takes its model's default.
+
+The training fields are validated by the core's :class:`~recsys_rbm.config.TrainConfig`, which
+:meth:`RecommenderConfig.train_config` builds: the rules live in one place.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
+from recsys_rbm.config import TrainConfig, parse_cd_schedule
 from recsys_rbm.errors import ConfigError
 
+MODELS = ("joint", "ratings")
 MODES = ("user", "item")
 GRADIENT_SCALES = ("cases", "raters")
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
+MAX_HIDDEN = 100_000  # more hidden units than this is a typing mistake; memory is checked separately
+
+#: The defaults of each model. ``ratings`` reproduces the I-RBM measured in the README (u1–u5 RMSE
+#: 0.908); ``joint`` was chosen by validation NDCG@10 on ml-100k u1 (see the README's ranking table).
+PRESETS: dict[str, dict[str, Any]] = {
+    "joint": {
+        "mode": "user",  # a case is a user: fold-in of a new user works
+        "n_hidden": 200,
+        "conditional": False,  # the interaction block already feeds "which items were rated" to the hidden units
+        "epochs": 200,
+        "batch_size": 100,
+        "learning_rate": 0.01,
+        "averaging": 0.0,
+        "patience": 15,
+    },
+    "ratings": {
+        "mode": "item",  # a case is a movie (I-RBM): 0.91 RMSE on u1, against 0.96 user-based
+        "n_hidden": 100,  # the paper's 100 (300 was no better on validation)
+        "conditional": True,  # the paper's conditional RBM
+        "epochs": 300,
+        "batch_size": 300,
+        "learning_rate": 0.05,
+        "averaging": 0.9,
+        "patience": 20,
+    },
+}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -24,110 +58,114 @@ def _require(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class RecommenderConfig:
-    """Settings of :class:`recsys_rbm.recommender.model.RBMRecommender`.
+    """Settings of :class:`recsys_rbm.recommender.model.RBMRecommender`; ``None`` means "the model's default".
 
-    The paper's settings were the starting point; the defaults are what won on ml-100k by
-    *validation* RMSE (5 % of u1.base held out, seed 0; the u1.test column is shown only as a
-    check, it chose nothing). Seconds per epoch on the shared 2-core CPU, one torch thread.
+    How the ratings model's defaults were chosen (item-based unless noted; B = cases per batch;
+    validation: 5 % of u1.base; u1.test shown as a check only):
 
-    =========================================================  ===========  ===========  =======
-    variant (item-based unless noted; B = cases per batch)     validation   u1.test      s/epoch
-    =========================================================  ===========  ===========  =======
-    paper-like: gradient / raters, lr 0.01, B 100, CD 1→9      0.939        0.953        0.4–1.2
-    the same with lr 0.003                                     0.923        0.936
+    =========================================================  ===========  ===========
+    variant                                                    validation   u1.test
+    =========================================================  ===========  ===========
+    paper-like: gradient / raters, lr 0.01, B 100, CD 1→9      0.939        0.953
     gradient / B ("cases"), lr 0.1, B 100                      0.923        0.933
-    cases, lr 0.05 / lr 0.02, B 100                            0.915/0.914  0.924/0.919
-    cases, lr 0.05, B 100, weight decay 0.0001                 0.917        0.924
-    cases, lr 0.1, B 20                                        0.941        0.958
-    cases, lr 0.05, B 300                                      0.914        0.919        0.5–1.0
-    cases, lr 0.05, B 300, lr × 0.97 every epoch               0.933        0.938
+    cases, lr 0.05, B 300                                      0.914        0.919
     cases, lr 0.05, B 300, 300 hidden units                    0.912        0.920
-    cases, lr 0.05, B 300, conditional, CD 1→3→5→9 @0/15/25/35 0.909        0.914        1.2
-    cases, lr 0.05, B 300, conditional, CD-1                   0.911        0.913        0.45
-    the same + parameter averaging 0.9 (the defaults)          0.910        0.912        0.3–0.6
-    user-based, conditional, cases, lr 0.005, B 100            0.955        0.964        0.3
-    =========================================================  ===========  ===========  =======
-
-    Over the five folds u1–u5 the defaults give a mean validation RMSE of 0.9126, the same as
-    the paper's rising CD schedule without averaging (0.9126) at 2.4 times the speed, so CD-1 is
-    the default and the schedule stays available. Two seeds averaged gained about 0.003 more on
-    u1 (not built in). The learning-rate decay was dropped: it froze the model too early.
+    cases, lr 0.05, B 300, conditional, CD-1                   0.911        0.913
+    the same + parameter averaging 0.9 (the defaults)          0.910        0.912
+    user-based, conditional, cases, lr 0.005, B 100            0.955        0.964
+    =========================================================  ===========  ===========
     """
 
-    mode: str = "item"  # "item": each movie is a case (I-RBM, 0.91 on u1); "user": each user a case (U-RBM, 0.96)
-    n_hidden: int = 100  # hidden units; the paper's 100 (300 was no better on validation)
-    conditional: bool = True  # the paper's conditional RBM: "which units this case rated in training" feeds the hidden
-    epochs: int = 300  # most passes over the training cases; early stopping ends ml-100k runs at about 100-130
-    batch_size: int = 300  # cases per update; the paper's 1000 would leave ml-100k's 1682 movies two updates an epoch
-    learning_rate: float = 0.05  # step per mini-batch on the batch-mean gradient (0.01 of the paper learns too slowly)
-    momentum: float = 0.9  # the paper's momentum on the parameter updates (0.95 was no better)
+    model: str = "joint"  # "joint": interactions and ratings (ranks best); "ratings": ratings only (rates best)
+    mode: str | None = None  # "user": each user is a case; "item": each item is a case
+    n_hidden: int | None = None  # hidden units
+    conditional: bool | None = None  # the paper's conditional term: "which units this case rated" feeds the hidden
+    epochs: int | None = None  # most passes over the training cases; early stopping usually ends sooner
+    batch_size: int | None = None  # cases per update
+    learning_rate: float | None = None  # step per mini-batch on the batch-mean gradient
+    momentum: float = 0.9  # the paper's momentum on the parameter updates
     weight_decay: float = 0.001  # the paper's L2 penalty on the weights (W and D), never on the biases
     weight_std: float = 0.01  # the paper's initial weights ~ N(0, 0.01²)
     cd_schedule: tuple[tuple[int, int], ...] = ((0, 1),)  # (first epoch, T) pairs, CD-T from then; paper: 1→3→5→9
     gradient_scale: str = "cases"  # "cases": gradient / cases in the batch; "raters": each unit's / its raters there
-    averaging: float = 0.9  # predict with parameters averaged over epochs: θ̄ ← a·θ̄ + (1 - a)·θ; 0 turns it off
-    patience: int = 20  # stop after this many epochs without a better validation RMSE, keeping the best epoch
+    averaging: float | None = None  # predict with parameters averaged over epochs: θ̄ ← a·θ̄ + (1 - a)·θ; 0: off
+    patience: int | None = None  # stop after this many epochs without a better validation measure
+    like_threshold: float | None = None  # "liked" means rating ≥ this; None: the first value ≥ 3/4 up the scale
+    validation_users: int = 5000  # users ranked per epoch for the joint model's validation NDCG@10
     monitor_ratings: int = 100_000  # training ratings sampled (by case) for the per-epoch train RMSE
     seed: int = 0  # the one seed: initialisation, batch order and Gibbs sampling
     device: str = "cpu"  # where training runs: "cpu", "cuda", "cuda:N", or "auto" (CUDA when there is one)
 
     def __post_init__(self) -> None:
+        _require(self.model in MODELS, f"model must be 'joint' or 'ratings', got {self.model!r}")
+        for name, value in PRESETS[self.model].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         _require(self.mode in MODES, f"mode must be 'user' or 'item', got {self.mode!r}")
-        _require(_is_int(self.n_hidden) and self.n_hidden >= 1, f"n_hidden must be at least 1, got {self.n_hidden}")
-        _require(isinstance(self.conditional, bool), f"conditional must be true or false, got {self.conditional!r}")
-        _require(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
+        _require(_is_int(self.n_hidden), f"n_hidden must be a whole number, got {self.n_hidden!r}")
         _require(
-            _is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"
+            1 <= self.n_hidden <= MAX_HIDDEN,  # type: ignore[operator]
+            f"n_hidden must lie in 1..{MAX_HIDDEN}, got {self.n_hidden}",
         )
-        _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
-        _require(0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}")
-        _require(self.weight_decay >= 0, f"weight_decay must be 0 or more, got {self.weight_decay}")
+        _require(isinstance(self.conditional, bool), f"conditional must be true or false, got {self.conditional!r}")
         _require(self.weight_std > 0, f"weight_std must be positive, got {self.weight_std}")
         _require(
             self.gradient_scale in GRADIENT_SCALES,
             f"gradient_scale must be 'cases' or 'raters', got {self.gradient_scale!r}",
         )
-        _require(0 <= self.averaging < 1, f"averaging must lie in [0, 1), got {self.averaging}")
         _require(_is_int(self.patience) and self.patience >= 1, f"patience must be at least 1, got {self.patience}")
         _require(
-            _is_int(self.monitor_ratings) and self.monitor_ratings >= 1,
-            f"monitor_ratings must be at least 1, got {self.monitor_ratings}",
+            self.like_threshold is None or isinstance(self.like_threshold, (int, float)),
+            f"like_threshold must be a number, got {self.like_threshold!r}",
         )
-        _require(_is_int(self.seed) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
+        for name in ("validation_users", "monitor_ratings"):
+            value = getattr(self, name)
+            _require(_is_int(value) and value >= 1, f"{name} must be at least 1, got {value!r}")
         _require(
             isinstance(self.device, str)
             and (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
             f"device must be one of {DEVICES_HINT}, got {self.device!r}",
         )
-        object.__setattr__(self, "cd_schedule", _parse_schedule(self.cd_schedule))
+        object.__setattr__(self, "cd_schedule", parse_cd_schedule(self.cd_schedule))
+        _require(bool(self.cd_schedule), "cd_schedule needs at least one [first_epoch, T] pair")
+        self.train_config()  # the training fields are validated where the trainer defines them
+
+    def train_config(self) -> TrainConfig:
+        """The core trainer's settings: constant momentum, decay on the weights, the CD-T schedule, early stopping."""
+        return TrainConfig(
+            epochs=self.epochs,  # type: ignore[arg-type]
+            batch_size=self.batch_size,  # type: ignore[arg-type]
+            learning_rate=self.learning_rate,  # type: ignore[arg-type]
+            cd_schedule=self.cd_schedule,
+            initial_momentum=self.momentum,
+            final_momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            averaging=self.averaging,  # type: ignore[arg-type]
+            patience=self.patience,  # type: ignore[arg-type]
+            seed=self.seed,
+        )
 
     def cd_steps(self, epoch: int) -> int:
         """``T`` for a 0-based epoch: the last schedule entry whose first epoch is ≤ ``epoch``."""
-        steps = self.cd_schedule[0][1]
-        for first_epoch, t in self.cd_schedule:
-            if epoch >= first_epoch:
-                steps = t
-        return steps
+        return self.train_config().cd_steps(epoch)
+
+    def with_defaults_of(self, model: str) -> RecommenderConfig:
+        """The same explicit settings for another model, its defaults filling the rest."""
+        explicit = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in PRESETS[self.model]}
+        return replace(RecommenderConfig(model=model), **{**explicit, "model": model})
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_schedule(schedule: object) -> tuple[tuple[int, int], ...]:
-    """A CD schedule as ((first_epoch, T), ...): starts at epoch 0, epochs rising, T ≥ 1."""
-    try:
-        pairs = tuple((int(a), int(b)) for a, b in schedule)  # type: ignore[union-attr]
-        exact = all(_is_int(a) and _is_int(b) for a, b in schedule)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"cd_schedule must be a list of [first_epoch, T] pairs such as [[0, 1], [15, 3]], got {schedule!r}"
-        ) from None
-    _require(exact, f"cd_schedule entries must be whole numbers, got {schedule!r}")
-    _require(len(pairs) >= 1 and pairs[0][0] == 0, f"cd_schedule must start at epoch 0, got {schedule!r}")
-    _require(
-        all(a < b for (a, _), (b, _) in itertools.pairwise(pairs)),
-        f"cd_schedule epochs must rise strictly, got {schedule!r}",
-    )
-    _require(all(t >= 1 for _, t in pairs), f"cd_schedule steps T must be at least 1, got {schedule!r}")
-    return pairs
+def like_threshold(rating_values: Any, configured: float | None = None) -> float:
+    """The rating from which an item counts as liked: ``configured``, else the first value at least
+    three quarters of the way up the scale (4 on 1–5, 4 on 0.5–5, 8 on 1–10); 1 for implicit data."""
+    values = [float(v) for v in rating_values]
+    if configured is not None:
+        return float(configured)
+    if len(values) <= 1:
+        return values[0] if values else 1.0
+    target = values[0] + 0.75 * (values[-1] - values[0])
+    return next(v for v in values if v >= target - 1e-9)

@@ -2,19 +2,22 @@
 
 Every function takes its array namespace ``xp`` (the ``numpy`` or the ``torch`` module) and uses
 only operations spelled identically in both (``@``, ``xp.tanh``, ``xp.exp``, ``xp.amax``,
-``.sum(-1, keepdims=True)``, ``.reshape``, ``xp.moveaxis``), so the torch model
-(:mod:`recsys_rbm.recommender.model`) and the torch-free command-line fast path
-(:mod:`recsys_rbm.recommender.scoring`) cannot drift apart. This module must never import torch.
+``.sum(-1, keepdims=True)``, ``.reshape``, ``xp.moveaxis``), so the torch model and the torch-free
+command-line path (both through :class:`~recsys_rbm.recommender.scorer.Scorer`) cannot drift
+apart. This module must never import torch.
 
-Notation. A *case* is one RBM input (a user in user-based mode, a movie in item-based mode); a
-*unit* is one K-way softmax of the visible layer (a movie, resp. a user). With ``W`` (G·K, H)
-group-major weights, ``b`` (G·K,) visible biases, ``c`` (H,) hidden biases and, for the conditional
-RBM, ``D`` (G, H):
+Notation. A *case* is one RBM input (a user in user-based mode, an item in item-based mode); a
+*unit* is one position of its visible layer (an item, resp. a user). ``W`` (Dv, H) holds the
+interaction rows ``W_x`` (G, H) and the rating rows ``W_r`` (G·K, H), with biases ``a`` (G,) and
+``b`` (G·K,); ``c`` (H,) is the hidden bias and ``D`` (G, H) the conditional term. For a case that
+rated units ``R`` at levels ``k_i``:
 
-* mean-field hidden state of a case with rated units ``R`` at levels ``k_i`` and rated-set ``r``:
-  ``p̂_j = sigmoid(c_j + Σ_{i∈R} W[i, k_i, j] + Σ_{i∈r} D[i, j])``;
-* predicted distribution of unit ``g``: ``P(r_g = k) = softmax_k(b[g, k] + Σ_j W[g, k, j] p̂_j)``;
-* expected rating ``Σ_k P(r = k)·value_k`` and ``P(r ≥ t) = Σ_{k: value_k ≥ t} P(r = k)``.
+* mean-field hidden state ``p̂ = sigmoid(c + Σ_{i∈R} (W_x[i] + W_r[i, k_i] + D[i]))`` (each
+  term present when its block is);
+* ``P(interacted with g) = sigmoid(a_g + W_x[g]·p̂)``;
+* ``P(r_g = k) = softmax_k(b[g, k] + W_r[g, k]·p̂)``, the rating *if* the case rates g;
+* expected rating ``Σ_k P(r = k)·value_k``, ``P(r ≥ t)``, and the ranking score
+  ``P(liked) = P(interacted) · P(r ≥ t)``: the chance of choosing the item and liking it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ FALLBACK_NAMES = ("model", "item_distribution", "user_distribution", "global_dis
 MODEL, ITEM_DISTRIBUTION, USER_DISTRIBUTION, GLOBAL_DISTRIBUTION = range(4)
 
 #: Ranking scores (see :func:`ranking_score`); the first is the default.
-SCORES = ("p_rated_high", "expected", "p_high")
+SCORES = ("p_liked", "p_interacted", "p_high", "expected")
 
 #: Strength (in pseudo-ratings) of the global rating distribution mixed into each user's and each
 #: item's empirical distribution, for the visible biases and the fallbacks.
@@ -48,42 +51,42 @@ def softmax(a: Array, xp: ModuleType) -> Array:
     return e / e.sum(-1, keepdims=True)
 
 
+def segment_sum(table: Array, rows: Array, lengths: Array, xp: ModuleType) -> Array:
+    """``Σ`` of ``table`` rows per segment: ``rows`` (E,) cut into consecutive segments of ``lengths`` (B,); -> (B, H).
+
+    The one operation spelled differently in NumPy (``add.reduceat``) and torch (``index_add``).
+    Empty segments give 0.
+    """
+    n_segments, width = int(lengths.shape[0]), int(table.shape[1])
+    if xp.__name__ == "numpy":
+        out = xp.zeros((n_segments, width), dtype=table.dtype)
+        nonempty = lengths > 0
+        if rows.shape[0]:
+            starts = (xp.cumsum(lengths) - lengths)[nonempty]
+            out[nonempty] = xp.add.reduceat(table[rows], starts, axis=0)
+        return out
+    segment = xp.repeat_interleave(xp.arange(n_segments, device=table.device), lengths)
+    out = xp.zeros((n_segments, width), dtype=table.dtype, device=table.device)
+    return out.index_add_(0, segment, table[rows])
+
+
 def hidden_probability(summed_input: Array, hidden_bias: Array, xp: ModuleType) -> Array:
     """``p̂ = sigmoid(c + s)`` where ``s`` (C, H) is the summed weight rows of each case's ratings."""
     return sigmoid(summed_input + hidden_bias, xp)
 
 
-def outer_distribution(hidden: Array, weights: Array, visible_bias: Array, n_levels: int, xp: ModuleType) -> Array:
-    """``P(r = k)`` of every unit for every case, one dense product: ``softmax_k(b + p̂ Wᵀ)``.
+def interaction_probability(hidden: Array, weights: Array, bias: Array, xp: ModuleType) -> Array:
+    """``P(x_g = 1) = sigmoid(a_g + W_x[g]·p̂)`` of every unit for every case; (C, H), (G, H), (G,) -> (C, G)."""
+    return sigmoid(hidden @ weights.T + bias, xp)
 
-    ``hidden`` (C, H), ``weights`` (U·K, H), ``visible_bias`` (U·K,) -> (C, U, K).
+
+def rating_distribution(hidden: Array, weights: Array, bias: Array, n_levels: int, xp: ModuleType) -> Array:
+    """``P(r = k)`` of every unit for every case, one dense product: ``softmax_k(b + p̂ W_rᵀ)``.
+
+    ``hidden`` (C, H), ``weights`` (G·K, H), ``bias`` (G·K,) -> (C, G, K).
     """
-    logits = hidden @ weights.T + visible_bias  # (C, U·K)
+    logits = hidden @ weights.T + bias  # (C, G·K)
     return softmax(logits.reshape(hidden.shape[0], -1, n_levels), xp)
-
-
-def catalogue_distribution(
-    mode: str,
-    query_hidden: Array,
-    query_weights: Array,
-    query_bias: Array,
-    item_hidden: Array,
-    weights: Array,
-    visible_bias: Array,
-    n_levels: int,
-    xp: ModuleType,
-) -> Array:
-    """The predicted distribution of every item for a batch of B users; -> (B, n_items, K).
-
-    User-based: the users are cases, ``query_hidden`` (B, H) their mean-field hidden states, and
-    the items are all visible units (``weights``, ``visible_bias``). Item-based: the items are
-    cases with hidden states ``item_hidden`` (n_items, H) and each user is one visible unit with
-    weight rows ``query_weights`` (B·K, H) and biases ``query_bias`` (B·K,).
-    """
-    if mode == "user":
-        return outer_distribution(query_hidden, weights, visible_bias, n_levels, xp)
-    per_item = outer_distribution(item_hidden, query_weights, query_bias, n_levels, xp)  # (n_items, B, K)
-    return xp.moveaxis(per_item, 1, 0)
 
 
 def expected_rating(distribution: Array, rating_values: Array) -> Array:
@@ -97,25 +100,40 @@ def probability_at_least(distribution: Array, rating_values: Array, threshold: f
 
 
 def ranking_score(
-    distribution: Array, rating_values: Array, score: str, item_counts: Array, threshold: float = 4.0
+    score: str,
+    p_interacted: Array,
+    distribution: Array | None,
+    rating_values: Array,
+    threshold: float,
 ) -> Array:
-    """What items are ranked by, for ``distribution`` (..., n_items, K) -> (..., n_items).
+    """What items are ranked by; ``p_interacted`` (..., n_items), ``distribution`` (..., n_items, K) or ``None``.
 
-    * ``"expected"``: the expected rating ``Σ_k P(r = k)·value_k``;
-    * ``"p_high"``: ``P(r ≥ threshold)``, the chance the user likes the movie *if* they rate it;
-    * ``"p_rated_high"``: ``(n_i + 1)·P(r ≥ threshold)``, proportional to the chance that the
-      user both rates movie i and rates it ``≥ threshold``, when the chance of rating a movie at
-      all is taken proportional to its training ratings ``n_i`` (+1): ``item_counts`` (n_items,).
-      The RBM models ratings given that a movie is rated, not which movies get watched; this
-      supplies the second part, and is the default because it ranks best (see ``RecommenderConfig``).
+    * ``"p_liked"``: ``P(interacted) · P(r ≥ threshold)``, the chance the user picks the item and
+      likes it (``P(interacted)`` alone for implicit data);
+    * ``"p_interacted"``: ``P(interacted)``, what the user is likely to pick;
+    * ``"p_high"``: ``P(r ≥ threshold)``, how likely they like it *if* they rate it;
+    * ``"expected"``: the expected rating.
+
+    For a model without an interaction block, ``p_interacted`` is the popularity prior
+    ``(n_i + 1) / Σ (n + 1)`` (see :func:`popularity_prior`).
     """
-    if score == "expected":
-        return expected_rating(distribution, rating_values)
+    if score == "p_interacted" or (score == "p_liked" and distribution is None):
+        return p_interacted
+    if distribution is None:
+        raise ValueError(f"score {score!r} needs ratings; implicit data ranks by p_liked or p_interacted")
+    if score == "p_liked":
+        return p_interacted * probability_at_least(distribution, rating_values, threshold)
     if score == "p_high":
         return probability_at_least(distribution, rating_values, threshold)
-    if score == "p_rated_high":
-        return probability_at_least(distribution, rating_values, threshold) * (item_counts + 1.0)
+    if score == "expected":
+        return expected_rating(distribution, rating_values)
     raise ValueError(f"unknown ranking score {score!r}; use one of {', '.join(SCORES)}")
+
+
+def popularity_prior(item_counts: Array) -> Array:
+    """``(n_i + 1) / Σ_j (n_j + 1)``: the chance of choosing an item, from training counts alone; (I,) -> (I,)."""
+    smoothed = item_counts + 1.0
+    return smoothed / smoothed.sum()
 
 
 def smoothed_distribution(level_counts: Array, global_distribution: Array) -> Array:
@@ -136,7 +154,7 @@ def global_distribution(level_counts: Array) -> Array:
 
 
 def fallback_codes(user_known: Array, item_known: Array) -> Array:
-    """Which prediction a (user, item) pair gets, as codes into :data:`FALLBACK_NAMES`.
+    """Which rating prediction a (user, item) pair gets, as codes into :data:`FALLBACK_NAMES`.
 
     The model predicts when both the user and the item have training ratings (``MODEL``).
     Otherwise the pair gets a smoothed empirical distribution instead, through the same
@@ -166,43 +184,42 @@ def apply_fallbacks(
     return xp.where(codes == GLOBAL_DISTRIBUTION, global_dist + 0 * out, out)
 
 
-def catalogue_fallbacks(
-    distribution: Array,
-    user_known: Array,
-    item_known: Array,
-    user_distribution: Array,
-    item_distribution: Array,
-    global_dist: Array,
-    xp: ModuleType,
-) -> Array:
-    """:func:`apply_fallbacks` over a catalogue: ``distribution`` (B, n_items, K), ``user_known`` (B,),
-    ``item_known`` (n_items,), the B users' smoothed distributions (B, K) and the items' (n_items, K)."""
-    codes = fallback_codes(user_known[:, None], item_known[None, :])  # (B, n_items)
-    return apply_fallbacks(
-        distribution, codes, user_distribution[:, None, :], item_distribution[None, :, :], global_dist, xp
-    )
-
-
 def item_vectors(
     mode: str,
-    weights: Array,
+    rating_weights: Array | None,
+    interaction_weights: Array | None,
     rating_values: Array,
     n_levels: int,
     item_hidden: Array | None,
     item_known: Array,
 ) -> Array:
-    """The learned vector of every item, for similar-item search (NumPy arrays); -> (n_items, H).
+    """The learned vector of every item, for similar-item search (NumPy arrays); -> (n_items, ·).
 
-    User-based: ``w_i = Σ_k (value_k − mean value)·W[i, k]``, the hidden units that raise the
-    item's predicted rating (the level-independent part of ``W_i`` only says "was rated").
-    Item-based: an item is a case, its vector the mean-field hidden state ``p̂_i`` with each
-    hidden unit standardised over the rated items (z-scores), so no one dominant unit decides.
+    User-based: the item's interaction weights ``W_x[i]`` ("who picks it", when the model has
+    them) beside its expected-rating direction ``Σ_k (value_k − mean value)·W_r[i, k]`` ("who rates
+    it highly"), each standardised over the items. Item-based: an item is a case, its vector the
+    mean-field hidden state ``p̂_i`` with each hidden unit standardised over the rated items.
     """
     if mode == "user":
-        centred_values = rating_values - rating_values.mean()  # (K,)
-        return weights.reshape(-1, n_levels, weights.shape[1]).transpose(0, 2, 1) @ centred_values
+        parts = []
+        if interaction_weights is not None:
+            parts.append(interaction_weights)
+        if rating_weights is not None:
+            centred_values = rating_values - rating_values.mean()  # (K,)
+            parts.append(
+                rating_weights.reshape(-1, n_levels, rating_weights.shape[1]).transpose(0, 2, 1) @ centred_values
+            )
+        vectors = parts[0] if len(parts) == 1 else _standardised_concat(parts, item_known)
+        return vectors
     centred = item_hidden - item_hidden[item_known].mean(0)
     return centred / (centred[item_known].std(0) + 1e-12)
+
+
+def _standardised_concat(parts: list[Array], known: Array) -> Array:
+    import numpy as np  # item_vectors works on NumPy arrays
+
+    scaled = [(p - p[known].mean(0)) / (p[known].std() + 1e-12) for p in parts]
+    return np.concatenate(scaled, axis=1)
 
 
 def cosine_similarities(vectors: Array, item: int, item_known: Array) -> Array:

@@ -1,0 +1,132 @@
+"""What the recommender RBM hands the core trainer: its batches of cases and their sparse statistics.
+
+The learning rule is the core's ``<v hᵀ>_data − <v hᵀ>_model`` with ``h`` replaced by ``p(h|v)``,
+computed on the cases of a batch with the model term after a CD-T chain run by the core's Gibbs
+sampler over :class:`~recsys_rbm.recommender.sparse.SparseCases`. Written out per block:
+
+* interaction rows (dense over units): ``ΔW_x = (x_dataᵀ p̂_data − x_modelᵀ p̂_model) / B``, one
+  matrix product over the stacked phases, and ``Δa = mean(x_data − x_model)``;
+* rating rows (rated entries only): ``ΔW_r[g·K + k] = Σ_e (1[k_e = k]·p̂_data[case_e] −
+  1[k'_e = k]·p̂_model[case_e]) / B`` accumulated with ``index_add``, ``Δb`` likewise without ``p̂``;
+* ``Δc = mean(p̂_data − p̂_model)`` and, for the conditional RBM, ``ΔD[g] = Σ_e (p̂_data −
+  p̂_model)[case_e] / B``.
+
+It equals the core's dense :func:`~recsys_rbm.training.contrastive_gradient` on the one-hot,
+masked visible vectors (tested). Momentum, decay, schedules, averaging, early stopping and the
+divergence checks are the trainer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+
+from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
+from recsys_rbm.recommender.config import RecommenderConfig
+from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
+from recsys_rbm.rng import RandomSource
+from recsys_rbm.training import Gradient
+
+#: A validation RMSE this much above the global-mean baseline's means training has gone astray.
+DIVERGENCE_MARGIN = 1.2
+
+Measure = Callable[[], dict[str, float | None]]
+
+
+class RecommenderObjective:
+    """The recommender's side of :class:`~recsys_rbm.training.Trainer` (see the module docstring).
+
+    ``measure`` is called after each epoch with the parameters being evaluated; it returns the
+    epoch's measures (training and validation RMSE, validation NDCG@10). ``baseline_rmse`` is the
+    global mean's validation RMSE, against which a diverging run is caught.
+    """
+
+    decayed = ("weights", "conditional_weights")
+
+    def __init__(
+        self,
+        model: RecommenderRBM,
+        matrix: CaseMatrix,
+        config: RecommenderConfig,
+        measure: Measure,
+        validation_measure: str | None,
+        baseline_rmse: float | None = None,
+    ) -> None:
+        self.model, self.matrix, self.config = model, matrix, config
+        self._measure = measure
+        self.validation_measure = validation_measure
+        self.validation_goal = "max" if validation_measure == "validation_ndcg" else "min"
+        self.baseline_rmse = baseline_rmse
+        self._nonempty = torch.nonzero(matrix.lengths() > 0).squeeze(1).cpu()
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        return self.model.parameters()
+
+    def start(self, generator: torch.Generator) -> None:
+        """Nothing to prepare: the measurements' samples are fixed by the model."""
+
+    def batches(self, generator: torch.Generator) -> Iterator[CaseBatch]:
+        """The cases with training ratings, shuffled, in batches of ``config.batch_size``."""
+        order = self._nonempty[torch.randperm(self._nonempty.shape[0], generator=generator)]
+        order = order.to(self.model.rbm.device)
+        size = self.config.batch_size
+        for start in range(0, order.shape[0], size):
+            yield self.matrix.gather(order[start : start + size])
+
+    def gradient(self, batch: CaseBatch, steps: int, random: RandomSource) -> Gradient:
+        """CD-T from the data: ``h ~ p(h|v)``, resample the visible state, repeat; then the statistics."""
+        view = self.model.on(batch)
+        positive = chain_from_visible(view, view.data(), random)
+        negative = run_chain(view, positive, steps, random, sample_last_hidden=False)
+        return statistics(view, positive, negative, self.config.gradient_scale)
+
+    def measure(self) -> dict[str, float | None]:
+        return self._measure()
+
+    def divergence(self, measures: dict[str, float | None]) -> str | None:
+        rmse, baseline = measures.get("validation_rmse"), self.baseline_rmse
+        if rmse is not None and baseline is not None and rmse > DIVERGENCE_MARGIN * baseline:
+            return (
+                f"validation RMSE {rmse:.3f} is worse than the global mean's {baseline:.3f} by over "
+                f"{DIVERGENCE_MARGIN - 1:.0%}; lower the learning rate and train again"
+            )
+        return None
+
+
+def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_scale: str = "cases") -> Gradient:
+    """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring); one tensor per parameter.
+
+    ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the
+    number of the batch's cases that rated it instead of the number of cases.
+    """
+    model, layout, batch = view.model, view.layout, view.batch
+    rbm = model.rbm
+    n = batch.n_cases
+    p_data, p_model = positive.hidden_probability, negative.hidden_probability  # (B, H)
+    gradient = {name: torch.zeros_like(p) for name, p in model.parameters().items()}
+    weights, visible_bias = gradient["weights"], gradient["visible_bias"]
+    if layout.interactions:
+        rows = layout.interaction_rows()
+        x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
+        stacked = torch.cat([x_data, x_model])  # (2B, G)
+        signed = torch.cat([p_data / n, p_model / -n])  # (2B, H)
+        weights[rows] = stacked.T @ signed
+        visible_bias[rows] = (x_data - x_model).mean(0)
+    per_entry = torch.full(batch.units.shape, 1.0 / n, dtype=rbm.dtype, device=rbm.device)  # (E,)
+    if gradient_scale == "raters":
+        raters = torch.bincount(batch.units, minlength=layout.n_units).clamp_min_(1).to(rbm.dtype)
+        per_entry = per_entry * (n / raters)[batch.units]
+    if layout.ratings:
+        k, offset = layout.n_levels, layout.rating_offset
+        data_rows = offset + batch.units * k + positive.visible.levels  # (E,)
+        model_rows = offset + batch.units * k + negative.visible.levels  # (E,)
+        weight = per_entry[:, None]
+        weights.index_add_(0, data_rows, p_data[batch.case_of_entry] * weight)
+        weights.index_add_(0, model_rows, p_model[batch.case_of_entry] * weight, alpha=-1.0)
+        visible_bias.index_add_(0, data_rows, per_entry).index_add_(0, model_rows, per_entry, alpha=-1.0)
+    difference = p_data - p_model  # (B, H)
+    gradient["hidden_bias"] = difference.mean(0)
+    if model.conditional is not None:
+        gradient["conditional_weights"].index_add_(0, batch.units, difference[batch.case_of_entry] * per_entry[:, None])
+    return gradient

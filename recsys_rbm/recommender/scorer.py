@@ -1,0 +1,439 @@
+"""Mean-field inference of a trained recommender, once, on NumPy or torch arrays.
+
+A :class:`Scorer` is built from a :class:`~recsys_rbm.recommender.state.ModelState` (the
+checkpoint's tensor dict) and an array namespace: the torch model scores through it with torch
+tensors on its device, and ``rbm-rec recommend`` through it with NumPy arrays read by
+``safetensors.numpy`` (``import torch`` alone takes seconds; this module never imports it). It
+gives each case's hidden state, every item's ``P(interacted)`` and rating distribution for a user
+or for a new user's ratings (fold-in), ranking scores and top-N lists, pair predictions for
+evaluation, similar items, and which of a user's ratings explain a recommendation. The formulas
+are :mod:`recsys_rbm.recommender.meanfield`'s. All ids here are inner indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from recsys_rbm.checkpoint_files import read_verified
+from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
+from recsys_rbm.recommender import meanfield as mf
+from recsys_rbm.recommender.config import like_threshold
+from recsys_rbm.recommender.state import KIND, LEGACY_KINDS, ModelState, from_tensors
+
+CATALOGUE_BUDGET = 1 << 24  # (user, item, level) probabilities per dense catalogue product
+PAIR_BUDGET = 1 << 22  # (pair, level, hidden) products per chunk of pair predictions
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Every item's predictions for ``B`` users (NumPy): what ranking, tables and JSON are made from."""
+
+    p_interacted: np.ndarray  # (B, n_items) P(the user picks the item): the model's, or the popularity prior
+    distribution: np.ndarray | None  # (B, n_items, K) P(r = k), with fallbacks; None for implicit data
+    interaction_model: bool  # whether p_interacted comes from the model (else the popularity prior)
+
+
+class Scorer:
+    """Inference over a :class:`ModelState`; see the module docstring."""
+
+    def __init__(self, state: ModelState, xp: ModuleType, metadata: dict[str, Any] | None = None) -> None:
+        self.state, self.xp = state, xp
+        self.metadata = metadata or {}
+        self.layout = state.layout
+        self.mode = state.mode
+        self.rating_values = state.rating_values
+        self.n_levels = int(state.rating_values.shape[0])
+        configured = (self.metadata.get("config") or {}).get("like_threshold")
+        self.threshold = like_threshold(self.rating_values, configured)
+        k = self.n_levels
+        self.user_counts = np.diff(state.train_indptr)  # (n_users,) training ratings per user
+        item_level_counts = state.item_level_counts.astype(np.float64)
+        self.item_counts = item_level_counts.sum(1)  # (n_items,)
+        self.user_known, self.item_known = self.user_counts > 0, self.item_counts > 0
+        users = np.repeat(np.arange(state.n_users), self.user_counts)
+        user_level_counts = np.bincount(users * k + state.train_levels, minlength=state.n_users * k)
+        self.global_distribution = mf.global_distribution(item_level_counts)  # (K,)
+        self.item_distribution = mf.smoothed_distribution(item_level_counts, self.global_distribution)
+        self.user_distribution = mf.smoothed_distribution(
+            user_level_counts.reshape(state.n_users, k).astype(np.float64), self.global_distribution
+        )
+
+    # --- construction from a checkpoint ---------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> Scorer:
+        """Read and verify a checkpoint with NumPy (no torch); any problem is a one-line :class:`CheckpointError`."""
+        from safetensors.numpy import load_file
+
+        tensors, metadata = read_verified(path, None, load_file)
+        return cls.from_checkpoint(tensors, metadata, np, np.asarray, path)
+
+    @classmethod
+    def from_checkpoint(
+        cls, tensors: dict[str, Any], metadata: dict[str, Any], xp: ModuleType, to_numpy: Any, path: Any = "the model"
+    ) -> Scorer:
+        """A scorer over a checkpoint's arrays, checked for kind and consistency."""
+        kind = metadata.get("kind")
+        if kind != KIND and kind not in LEGACY_KINDS:
+            raise CheckpointError(f"{path} holds a {kind!r} model, but a {KIND!r} model is needed here")
+        try:
+            state = from_tensors(tensors, metadata, to_numpy, xp)
+        except (KeyError, ValueError, TypeError, IndexError) as error:
+            raise CheckpointError(f"{path} is not a valid recommender model ({error}); retrain it") from None
+        return cls(state, xp, metadata)
+
+    # --- sizes and the training data ------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return self.state.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.state.n_items
+
+    @property
+    def is_implicit(self) -> bool:
+        return not self.layout.ratings
+
+    def rated_items(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """A user's training ratings: ``(item inner ids, levels)``."""
+        user = int(check_ids([user], self.n_users, "user")[0])
+        lo, hi = self.state.train_indptr[user], self.state.train_indptr[user + 1]
+        return self.state.train_items[lo:hi], self.state.train_levels[lo:hi]
+
+    def _to_xp(self, array: np.ndarray) -> Any:
+        if self.xp is np:
+            return array
+        return self.xp.from_numpy(np.ascontiguousarray(array)).to(self.state.weights.device)
+
+    def _to_numpy(self, array: Any) -> np.ndarray:
+        if self.xp is np:
+            return np.asarray(array)
+        return array.detach().to("cpu").numpy()
+
+    # --- hidden states ----------------------------------------------------------------------------
+    def profile_hidden(self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray) -> Any:
+        """``p̂`` of ``B`` profiles, each a segment of (unit, level) entries of ``lengths`` (B,); -> (B, H) in ``xp``.
+
+        ``p̂ = sigmoid(c + Σ W_x[unit] + Σ W_r[unit, level] + Σ D[unit])`` over each profile's entries.
+        """
+        state, layout, xp = self.state, self.layout, self.xp
+        units_x, lengths_x = self._to_xp(units.astype(np.int64)), self._to_xp(lengths.astype(np.int64))
+        total = 0.0
+        if layout.interactions:
+            total = total + mf.segment_sum(state.weights, units_x, lengths_x, xp)
+        if layout.ratings:
+            rows = self._to_xp((layout.rating_offset + units * layout.n_levels + levels).astype(np.int64))
+            total = total + mf.segment_sum(state.weights, rows, lengths_x, xp)
+        if state.conditional is not None:
+            total = total + mf.segment_sum(state.conditional, units_x, lengths_x, xp)
+        if isinstance(total, float):
+            total = xp.zeros((lengths.shape[0], state.n_hidden), dtype=state.weights.dtype)
+        return mf.hidden_probability(total, state.hidden_bias, xp)
+
+    def user_hidden(self, users: np.ndarray) -> Any:
+        """User-based models: the mean-field hidden state of training users from their training ratings; (B, H)."""
+        rows, lengths = csr_rows(self.state.train_indptr, users)
+        return self.profile_hidden(self.state.train_items[rows], self.state.train_levels[rows], lengths)
+
+    def hidden_of_profiles(
+        self, indptr: np.ndarray, units: np.ndarray, levels: np.ndarray, chunk_entries: int = 1 << 20
+    ) -> Any:
+        """``p̂`` of every row of a CSR of profiles (e.g. all items of an item-based model); (rows, H).
+
+        Rows are taken in chunks of about ``chunk_entries`` entries, so memory stays bounded.
+        """
+        parts, first, n_rows = [], 0, indptr.shape[0] - 1
+        while first < n_rows:
+            last = int(np.searchsorted(indptr, indptr[first] + chunk_entries, side="right")) - 1
+            last = min(max(last, first + 1), n_rows)
+            lo, hi = indptr[first], indptr[last]
+            parts.append(self.profile_hidden(units[lo:hi], levels[lo:hi], np.diff(indptr[first : last + 1])))
+            first = last
+        if not parts:
+            return self.xp.zeros((0, self.state.n_hidden), dtype=self.state.weights.dtype)
+        return parts[0] if len(parts) == 1 else self.xp.concatenate(parts) if self.xp is np else self.xp.cat(parts)
+
+    # --- the catalogue: every item for some users ----------------------------------------------
+    def catalogue(self, users: Any) -> Catalogue:
+        """Every item's ``P(interacted)`` and rating distribution for training users ``users`` (B,)."""
+        users = check_ids(users, self.n_users, "user")
+        if self.mode == "user":
+            return self._catalogue_from_hidden(self.user_hidden(users), self.user_known[users], users)
+        return self._item_based_catalogue(users)
+
+    def fold_in(self, items: Any, levels: Any) -> Catalogue:
+        """Every item's predictions for a new user from their ratings, without retraining (user-based models).
+
+        The user's hidden state is ``p̂`` of their ratings exactly as for a training user; item-based
+        models learn weights per training user and cannot take a new one.
+        """
+        if self.mode != "user":
+            raise RecsysRBMError(
+                "fold-in of a new user needs a user-based model (an item-based RBM learns weights per "
+                "training user); train one with mode='user' (--mode user)"
+            )
+        items, levels = check_ratings_of_new_user(items, levels, self.n_items, self.n_levels)
+        hidden = self.profile_hidden(items, levels, np.asarray([items.shape[0]]))
+        known = np.asarray([items.shape[0] > 0])
+        user_distribution = mf.smoothed_distribution(
+            np.bincount(levels, minlength=self.n_levels).astype(np.float64), self.global_distribution
+        )[None, :]
+        return self._catalogue_from_hidden(hidden, known, None, user_distribution)
+
+    def _catalogue_from_hidden(
+        self, hidden: Any, user_known: np.ndarray, users: np.ndarray | None, user_distribution: np.ndarray | None = None
+    ) -> Catalogue:
+        """User-based: predictions of every item (a unit) from users' hidden states (B, H)."""
+        state, layout, xp = self.state, self.layout, self.xp
+        p_interacted = distribution = None
+        if layout.interactions:
+            rows = slice(0, layout.n_units)
+            p_x = mf.interaction_probability(hidden, state.weights[rows], state.visible_bias[rows], xp)
+            p_interacted = self._to_numpy(p_x).astype(np.float64)
+        if layout.ratings:
+            rows = slice(layout.rating_offset, layout.rating_offset + layout.n_units * layout.n_levels)
+            dist = mf.rating_distribution(hidden, state.weights[rows], state.visible_bias[rows], layout.n_levels, xp)
+            if user_distribution is None:
+                user_distribution = self.user_distribution[users]
+            distribution = self._with_fallbacks(self._to_numpy(dist), user_known, user_distribution)
+        return self._catalogue(p_interacted, distribution, int(hidden.shape[0]))
+
+    def _item_based_catalogue(self, users: np.ndarray) -> Catalogue:
+        """Item-based: every item is a case with hidden state ``p̂_i``; each user is a unit with its own rows."""
+        state, layout, xp = self.state, self.layout, self.xp
+        item_hidden = state.case_hidden  # (n_items, H)
+        users_x = self._to_xp(users.astype(np.int64))
+        p_interacted = distribution = None
+        if layout.interactions:
+            p_x = mf.interaction_probability(item_hidden, state.weights[users_x], state.visible_bias[users_x], xp)
+            p_interacted = self._to_numpy(p_x).T.astype(np.float64)  # (B, n_items)
+        if layout.ratings:
+            k = layout.n_levels
+            rows = self._to_xp((layout.rating_offset + users[:, None] * k + np.arange(k)).reshape(-1).astype(np.int64))
+            dist = mf.rating_distribution(item_hidden, state.weights[rows], state.visible_bias[rows], k, xp)
+            distribution = self._with_fallbacks(
+                np.moveaxis(self._to_numpy(dist), 1, 0), self.user_known[users], self.user_distribution[users]
+            )
+        return self._catalogue(p_interacted, distribution, users.shape[0])
+
+    def _catalogue(self, p_interacted: np.ndarray | None, distribution: np.ndarray | None, n: int) -> Catalogue:
+        model = p_interacted is not None
+        if p_interacted is None:
+            p_interacted = np.broadcast_to(mf.popularity_prior(self.item_counts), (n, self.n_items))
+        return Catalogue(p_interacted, distribution, model)
+
+    def _with_fallbacks(self, distribution: np.ndarray, user_known: np.ndarray, user_dist: np.ndarray) -> np.ndarray:
+        """Rows of users or items without training ratings get the smoothed empirical distributions."""
+        distribution = distribution.astype(np.float64)
+        if user_known.all() and self.item_known.all():
+            return distribution
+        codes = mf.fallback_codes(user_known[:, None], self.item_known[None, :])  # (B, n_items)
+        return mf.apply_fallbacks(
+            distribution, codes, user_dist[:, None, :], self.item_distribution[None], self.global_distribution, np
+        )
+
+    # --- ranking ----------------------------------------------------------------------------------
+    def scores(self, catalogue: Catalogue, score: str = mf.SCORES[0]) -> np.ndarray:
+        """The ranking score of every item in ``catalogue``; (B, n_items), higher is better."""
+        check_score(score)
+        return np.array(
+            mf.ranking_score(score, catalogue.p_interacted, catalogue.distribution, self.rating_values, self.threshold),
+            dtype=np.float64,
+        )
+
+    def score_items(self, users: Any, score: str = mf.SCORES[0]) -> np.ndarray:
+        """Ranking scores of every item for training users, in batches that bound memory; (B,) -> (B, n_items)."""
+        users = check_ids(users, self.n_users, "user")
+        out = np.empty((users.shape[0], self.n_items), dtype=np.float64)
+        step = max(1, CATALOGUE_BUDGET // (self.n_items * max(self.n_levels, 1)))
+        for start in range(0, users.shape[0], step):
+            out[start : start + step] = self.scores(self.catalogue(users[start : start + step]), score)
+        return out
+
+    def recommend(
+        self,
+        users: Any,
+        n: int = 10,
+        exclude_rated: bool = True,
+        min_ratings: int = 0,
+        score: str = mf.SCORES[0],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` items per training user, best first: ``(inner ids (B, n), scores (B, n))``.
+
+        ``exclude_rated`` drops each user's training items; items with fewer than ``min_ratings``
+        training ratings are never recommended. Where fewer than ``n`` candidates remain, rows end
+        in id -1, score -inf.
+        """
+        users = check_ids(users, self.n_users, "user")
+        scores = self.score_items(users, score)
+        if exclude_rated:
+            indptr = self.state.train_indptr
+            for row, user in enumerate(users.tolist()):
+                scores[row, self.state.train_items[indptr[user] : indptr[user + 1]]] = -np.inf
+        scores[:, self.item_counts < min_ratings] = -np.inf
+        return top_n(scores, n)
+
+    def rank(
+        self, scores: np.ndarray, exclude: np.ndarray, n: int, min_ratings: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` of one row of ``scores`` (n_items,), leaving out ``exclude`` and rarely rated items."""
+        scores = np.array(scores, dtype=np.float64)
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        scores[self.item_counts < min_ratings] = -np.inf
+        ids, best = top_n(scores[None, :], n)
+        keep = best[0] > -np.inf
+        return ids[0][keep], best[0][keep]
+
+    # --- pair predictions -------------------------------------------------------------------------
+    def predict_distribution(self, users: Any, items: Any) -> np.ndarray:
+        """``P(r = k)`` for each (user, item) pair, with fallbacks; (N,), (N,) -> (N, K)."""
+        users, items = self._check_pairs(users, items)
+        if not self.layout.ratings:
+            raise RecsysRBMError("this model was trained on implicit data: it predicts no ratings")
+        codes = mf.fallback_codes(self.user_known[users], self.item_known[items])
+        out = np.empty((users.shape[0], self.n_levels), dtype=np.float64)
+        model = codes == mf.MODEL
+        if model.any():
+            cases, units = (users, items) if self.mode == "user" else (items, users)
+            out[model] = self._model_pairs(cases[model], units[model])
+        if not model.all():
+            rest = ~model
+            out[rest] = mf.apply_fallbacks(
+                out[rest],
+                codes[rest],
+                self.user_distribution[users[rest]],
+                self.item_distribution[items[rest]],
+                self.global_distribution,
+                np,
+            )
+        return out
+
+    def _model_pairs(self, cases: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """``softmax_k(b[g, k] + W_r[g, k]·p̂_c)`` for (case, unit) pairs; -> (N, K), in chunks."""
+        state, layout, xp = self.state, self.layout, self.xp
+        k = layout.n_levels
+        unique_cases, inverse = np.unique(cases, return_inverse=True)
+        if self.mode == "user":
+            hidden = self.user_hidden(unique_cases)
+        else:
+            hidden = state.case_hidden[self._to_xp(unique_cases.astype(np.int64))]
+        out = np.empty((cases.shape[0], k), dtype=np.float64)
+        step = max(1, PAIR_BUDGET // (k * state.n_hidden))
+        for start in range(0, cases.shape[0], step):
+            chunk = slice(start, start + step)
+            rows = self._to_xp((layout.rating_offset + units[chunk, None] * k + np.arange(k)).astype(np.int64))
+            pair_hidden = hidden[self._to_xp(inverse[chunk].astype(np.int64))]  # (n, H)
+            logits = xp.einsum("nh,nkh->nk", pair_hidden, state.weights[rows]) + state.visible_bias[rows]
+            out[chunk] = self._to_numpy(mf.softmax(logits, xp))
+        return out
+
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        """Expected ratings ``Σ_k P(r = k)·value_k``; (N,), (N,) -> (N,)."""
+        return mf.expected_rating(self.predict_distribution(users, items), self.rating_values)
+
+    def probability_at_least(self, users: Any, items: Any, threshold: float | None = None) -> np.ndarray:
+        """``P(r ≥ threshold)`` for each pair (the model's like threshold by default); -> (N,)."""
+        limit = self.threshold if threshold is None else threshold
+        return mf.probability_at_least(self.predict_distribution(users, items), self.rating_values, limit)
+
+    def fallback(self, users: Any, items: Any) -> np.ndarray:
+        """Per pair, which rating prediction it gets: an index into :data:`meanfield.FALLBACK_NAMES`."""
+        users, items = self._check_pairs(users, items)
+        return mf.fallback_codes(self.user_known[users], self.item_known[items])
+
+    def _check_pairs(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        users = check_ids(users, self.n_users, "user")
+        items = check_ids(items, self.n_items, "item")
+        if users.shape != items.shape:
+            raise DataError(f"users and items must pair up, got {users.shape[0]} users and {items.shape[0]} items")
+        return users, items
+
+    # --- similar items and explanations ---------------------------------------------------------
+    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items closest to ``item`` by the cosine of their learned vectors: ``(ids, cosines)``."""
+        item = int(check_ids([item], self.n_items, "item")[0])
+        state, layout = self.state, self.layout
+        weights = self._to_numpy(state.weights).astype(np.float64)
+        rating_weights = weights[layout.rating_offset :] if layout.ratings else None
+        interaction_weights = weights[: layout.n_units] if layout.interactions else None
+        item_hidden = None if state.case_hidden is None else self._to_numpy(state.case_hidden).astype(np.float64)
+        vectors = mf.item_vectors(
+            self.mode,
+            rating_weights,
+            interaction_weights,
+            self.rating_values,
+            layout.n_levels,
+            item_hidden,
+            self.item_known,
+        )
+        ids, cosines = top_n(mf.cosine_similarities(vectors, item, self.item_known)[None, :], n)
+        return ids[0], cosines[0]
+
+
+# --- checks and top-N, shared by every caller -------------------------------------------------------
+def csr_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The entry positions of the given CSR rows, concatenated, and each row's length: ``(positions, lengths)``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    offsets = np.cumsum(lengths) - lengths
+    owner = np.repeat(np.arange(rows.shape[0]), lengths)
+    return starts[owner] + np.arange(owner.shape[0]) - offsets[owner], lengths
+
+
+def check_score(score: str) -> str:
+    if score not in mf.SCORES:
+        raise RecsysRBMError(f"unknown ranking score {score!r}; use one of {', '.join(mf.SCORES)}")
+    return score
+
+
+def check_ids(ids: Any, n: int, kind: str) -> np.ndarray:
+    """Inner indices as int64 (M,), each in ``0..n-1``, else a one-line :class:`DataError`."""
+    ids = np.asarray(ids).reshape(-1)
+    if ids.size and ids.dtype.kind not in "iu":
+        raise DataError(f"{kind} indices must be integers, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = int(ids[(ids < 0) | (ids >= n)][0])
+        raise DataError(f"{kind} inner index {bad} is out of range 0..{n - 1}")
+    return ids
+
+
+def check_ratings_of_new_user(items: Any, levels: Any, n_items: int, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A new user's ratings as (item inner ids, levels) int64 (M,) each, else a one-line :class:`DataError`."""
+    items = check_ids(items, n_items, "item")
+    levels = np.asarray(levels).reshape(-1)
+    if levels.size and levels.dtype.kind not in "iu":
+        raise DataError(f"rating levels must be integers, got dtype {levels.dtype}")
+    levels = levels.astype(np.int64)
+    if levels.shape != items.shape:
+        raise DataError(f"a fold-in needs one level per item, got {items.shape[0]} items, {levels.shape[0]} levels")
+    if levels.size and (levels.min() < 0 or levels.max() >= n_levels):
+        raise DataError(f"rating levels must lie in 0..{n_levels - 1}, got {levels.min()}..{levels.max()}")
+    if np.unique(items).shape[0] != items.shape[0]:
+        raise DataError("a fold-in takes each item once; the ratings name an item twice")
+    return items, levels
+
+
+def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``n`` columns of each row, descending (ties by ascending id): ``(ids (B, n), scores (B, n))``.
+
+    ``n`` is capped at the number of columns; entries scored -inf (filtered) come back as id -1.
+    """
+    n = max(0, min(int(n), scores.shape[1]))
+    if n == 0:
+        return np.empty((scores.shape[0], 0), dtype=np.int64), np.empty((scores.shape[0], 0))
+    if n < scores.shape[1]:
+        candidates = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    else:
+        candidates = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
+    candidate_scores = np.take_along_axis(scores, candidates, axis=1)
+    order = np.lexsort((candidates, -candidate_scores), axis=1)
+    ids = np.take_along_axis(candidates, order, axis=1).astype(np.int64)
+    best = np.take_along_axis(candidate_scores, order, axis=1)
+    ids[np.isneginf(best)] = -1
+    return ids, best

@@ -1,0 +1,218 @@
+"""The recommender RBM on sparse data: cases, their rated entries, and the conditionals over them.
+
+A *case* is one RBM input (a user in user-based mode, an item in item-based mode); a *unit* is one
+position of its visible layer (an item, resp. a user). The visible layer is the core's
+:class:`~recsys_rbm.units.VisibleLayer`, made of up to two blocks over the ``G`` units:
+
+* an **interaction** block, :class:`~recsys_rbm.units.BernoulliUnits` ``(G)``: ``x_g = 1`` when the
+  case rated (or used) unit ``g``; dense, every unit present;
+* a **rating** block, :class:`~recsys_rbm.units.SoftmaxUnits` ``(G, K)``: the rating of each unit
+  the case rated, one-hot over ``K`` levels; present at the case's rated units only, in both
+  learning phases (the masking of Salakhutdinov, Mnih & Hinton 2007).
+
+The joint model has both blocks; the ratings model (the paper's) the rating block only, and
+implicit data (``K = 1``) the interaction block only. The paper's conditional term ``D`` (G, H)
+adds ``Σ_{g rated} D[g]`` to the hidden input.
+
+Shapes: ``W`` (Dv, H) with rows ``[interaction g (G) | rating g·K + k (G·K)]``, ``b`` (Dv,),
+``c`` (H,). A batch holds ``B`` cases with ``E`` rated entries; entry ``e`` belongs to case
+``case_e``, unit ``g_e``, level ``k_e``. Costs grow with the rated entries, except the interaction
+block, which is dense over units: ``B × G`` per batch, ``cases × G × H`` per epoch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recsys_rbm.model import RBM
+from recsys_rbm.recommender.state import Layout
+from recsys_rbm.rng import RandomSource, bernoulli
+from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, sample_levels
+
+
+def visible_layer(layout: Layout) -> VisibleLayer:
+    """The core layer of a recommender RBM: ``[interactions (G)]`` then ``[ratings (G, K)]``."""
+    blocks: list[BernoulliUnits | SoftmaxUnits] = []
+    if layout.interactions:
+        blocks.append(BernoulliUnits(layout.n_units))
+    if layout.ratings:
+        blocks.append(SoftmaxUnits(layout.n_units, layout.n_levels))
+    if not blocks:
+        raise ValueError("a recommender RBM needs interactions, ratings with at least 2 levels, or both")
+    return VisibleLayer(tuple(blocks))
+
+
+def layout_of(layer: VisibleLayer) -> Layout:
+    """The :class:`~recsys_rbm.recommender.state.Layout` of a recommender's visible layer."""
+    interactions = any(isinstance(block, BernoulliUnits) for block in layer.blocks)
+    ratings = [block for block in layer.blocks if isinstance(block, SoftmaxUnits)]
+    return Layout(layer.blocks[0].n_groups, ratings[0].n_levels if ratings else 0, interactions)
+
+
+# --- sparse data ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CaseMatrix:
+    """Training ratings as a CSR matrix of cases × units: case ``c`` owns entries ``indptr[c]:indptr[c+1]``."""
+
+    indptr: torch.Tensor  # (C + 1,) int64
+    units: torch.Tensor  # (nnz,) int32: the rated unit of each entry
+    levels: torch.Tensor  # (nnz,) uint8: its level 0..K-1
+
+    @property
+    def n_cases(self) -> int:
+        return self.indptr.shape[0] - 1
+
+    @classmethod
+    def from_arrays(
+        cls, cases: np.ndarray, units: np.ndarray, levels: np.ndarray, n_cases: int, device: torch.device
+    ) -> CaseMatrix:
+        """Sort (case, unit, level) triples by case, then unit; shapes (nnz,) -> CSR."""
+        order = np.lexsort((units, cases))
+        indptr = np.zeros(n_cases + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cases, minlength=n_cases), out=indptr[1:])
+        return cls(
+            torch.from_numpy(indptr).to(device),
+            torch.from_numpy(units[order].astype(np.int32)).to(device),
+            torch.from_numpy(levels[order].astype(np.uint8)).to(device),
+        )
+
+    def lengths(self) -> torch.Tensor:
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def gather(self, cases: torch.Tensor) -> CaseBatch:
+        """The ratings of the given cases (any order) as one flat batch."""
+        starts = self.indptr[cases]
+        lengths = self.indptr[cases + 1] - starts
+        offsets = torch.cumsum(lengths, 0) - lengths  # (B,) first entry of each case in the batch
+        case_of_entry = torch.repeat_interleave(torch.arange(cases.shape[0], device=cases.device), lengths)
+        entry = starts[case_of_entry] + torch.arange(case_of_entry.shape[0], device=cases.device)
+        entry -= offsets[case_of_entry]
+        return CaseBatch(case_of_entry, offsets, self.units[entry].long(), self.levels[entry].long())
+
+    def slice(self, first: int, last: int) -> CaseBatch:
+        """The ratings of the contiguous cases ``first:last`` (no index gathering needed)."""
+        lo, hi = int(self.indptr[first]), int(self.indptr[last])
+        lengths = self.indptr[first + 1 : last + 1] - self.indptr[first:last]
+        offsets = self.indptr[first:last] - lo
+        case_of_entry = torch.repeat_interleave(torch.arange(last - first, device=lengths.device), lengths)
+        return CaseBatch(case_of_entry, offsets, self.units[lo:hi].long(), self.levels[lo:hi].long())
+
+
+@dataclass(frozen=True)
+class CaseBatch:
+    """``B`` cases' ``E`` ratings, flat: entry ``e`` is (case_of_entry[e], units[e], levels[e])."""
+
+    case_of_entry: torch.Tensor  # (E,) int64 in 0..B-1
+    offsets: torch.Tensor  # (B,) int64: where each case's entries start (embedding_bag offsets)
+    units: torch.Tensor  # (E,) int64
+    levels: torch.Tensor  # (E,) int64
+
+    @property
+    def n_cases(self) -> int:
+        return self.offsets.shape[0]
+
+    def interactions(self, n_units: int, dtype: torch.dtype) -> torch.Tensor:
+        """The data's interaction block: ``x[b, g] = 1`` where case ``b`` rated unit ``g``; (B, G)."""
+        x = torch.zeros(self.n_cases, n_units, dtype=dtype, device=self.units.device)
+        x[self.case_of_entry, self.units] = 1.0
+        return x
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """The visible state of a batch of cases: its interaction block and its rated entries' levels."""
+
+    interactions: torch.Tensor | None  # (B, G) 0/1, dense (None without an interaction block)
+    levels: torch.Tensor | None  # (E,) levels at the batch's rated entries (None without a rating block)
+
+
+# --- the parameters and their conditionals on a batch ---------------------------------------------
+@dataclass
+class RecommenderRBM:
+    """The shared RBM (the core's :class:`RBM`, over the recommender's layer) and the conditional ``D`` (G, H)."""
+
+    rbm: RBM
+    conditional: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.layout = layout_of(self.rbm.units)
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        out = dict(self.rbm.parameters())
+        if self.conditional is not None:
+            out["conditional_weights"] = self.conditional
+        return out
+
+    def on(self, batch: CaseBatch) -> SparseCases:
+        """The conditionals of this model over ``batch``'s cases."""
+        return SparseCases(self, batch)
+
+
+class SparseCases:
+    """``p(h | v)``, ``v ~ p(v | h)`` for a batch of cases, over rated entries: the core's Gibbs chain runs on it.
+
+    The rated-set term of the conditional RBM is held at the data's rated set in every step.
+    """
+
+    def __init__(self, model: RecommenderRBM, batch: CaseBatch) -> None:
+        self.model, self.batch, self.layout = model, batch, model.layout
+
+    def data(self) -> CaseState:
+        """The batch's own visible state (the positive phase)."""
+        rbm, layout = self.model.rbm, self.layout
+        interactions = self.batch.interactions(layout.n_units, rbm.dtype) if layout.interactions else None
+        return CaseState(interactions, self.batch.levels if layout.ratings else None)
+
+    def hidden_input(self, state: CaseState) -> torch.Tensor:
+        """``vᵀW (+ Σ_{g rated} D[g])`` from the state's blocks; -> (B, H)."""
+        rbm, layout, batch = self.model.rbm, self.layout, self.batch
+        total = torch.zeros(batch.n_cases, rbm.n_hidden, dtype=rbm.dtype, device=rbm.device)
+        if state.interactions is not None:
+            total.addmm_(state.interactions, rbm.weights[layout.interaction_rows()])
+        if state.levels is not None:
+            rows = layout.rating_offset + batch.units * layout.n_levels + state.levels
+            total += F.embedding_bag(rows, rbm.weights, batch.offsets, mode="sum")
+        if self.model.conditional is not None:
+            total += F.embedding_bag(batch.units, self.model.conditional, batch.offsets, mode="sum")
+        return total
+
+    def hidden_probability(self, state: CaseState, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``p(h = 1 | v) = sigmoid(c + vᵀW (+ Σ D))``; (B, H)."""
+        return torch.sigmoid(self.hidden_input(state) + self.model.rbm.hidden_bias)
+
+    def rated_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``b[g_e, k] + W[g_e, k]·h[case_e]`` at the rated entries only; ``hidden`` (B, H) -> (E, K).
+
+        A sampled dense-dense product (SDDMM): ``h Wᵀ`` evaluated only at the K rows of each entry,
+        so neither the (B, G·K) product nor an (E, K, H) gather of weights is formed.
+        """
+        rbm, layout, batch = self.model.rbm, self.layout, self.batch
+        k, n_cases = layout.n_levels, hidden.shape[0]
+        columns = (layout.rating_offset + batch.units[:, None] * k + torch.arange(k, device=hidden.device)).flatten()
+        lengths = torch.bincount(batch.case_of_entry, minlength=n_cases) * k
+        row_starts = torch.zeros(n_cases + 1, dtype=torch.long, device=hidden.device)
+        torch.cumsum(lengths, 0, out=row_starts[1:])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            pattern = torch.sparse_csr_tensor(
+                row_starts, columns, rbm.visible_bias[columns], (n_cases, rbm.n_visible), check_invariants=False
+            )
+            logits = torch.sparse.sampled_addmm(pattern, hidden, rbm.weights.T)  # b + h Wᵀ at the pattern
+        return logits.values().view(-1, k)
+
+    def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
+        """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state."""
+        rbm, layout = self.model.rbm, self.layout
+        interactions = levels = None
+        if layout.interactions:
+            rows = layout.interaction_rows()
+            logits = torch.addmm(rbm.visible_bias[rows], hidden, rbm.weights[rows].T)  # (B, G)
+            interactions = bernoulli(torch.sigmoid(logits), random)
+        if layout.ratings:
+            levels = sample_levels(self.rated_logits(hidden), random)
+        return CaseState(interactions, levels)
