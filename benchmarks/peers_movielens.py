@@ -1,4 +1,4 @@
-"""Our RBM, our baselines and the usual peers on ml-100k u1–u5, measured by one harness in one run.
+"""Our RBMs, our baselines and the usual peers on ml-100k u1–u5, measured by one harness in one run.
 
 Run:  RBM_REC_DATA=../shared/data python benchmarks/peers_movielens.py [--peers svd,svdpp,knn,baseline,als]
       [--folds u1,u2,u3,u4,u5] [--skip-rbm] [--rbm-epochs N] [--json results.json]
@@ -21,9 +21,14 @@ BaselineOnly with surprise's default ALS baselines. Through this harness Baselin
 exactly what surprise's own ``PredefinedKFold`` loop on the u1–u5 files gives (0.9457 mean); the
 issue's 0.943 is the SGD variant (``bsl_options={"method": "sgd"}``: 0.9431).
 
-Prints a side-by-side table (mean ± sample std over folds of RMSE and MAE, mean fit and predict
-seconds) and, on the first fold (u1), the ranking metrics at k = 10 (relevant = test rating ≥ 4,
-candidates = every movie the user has not rated in ``u1.base``) for the models that rank.
+Our two RBMs: the joint model (interactions and ratings; the default, and the ranker) and the
+ratings model (the I-RBM of Salakhutdinov, Mnih & Hinton; the rating predictor). EASE (Steck 2019)
+chooses its λ on each fold's validation part (never the test file), then refits on the whole base
+file.
+
+Prints two side-by-side tables over the folds, mean ± sample std: rating accuracy (RMSE, MAE, mean
+fit and predict seconds), and ranking at k = 10 (relevant = test rating ≥ 4, candidates = every
+movie the user has not rated in ``uN.base``; NDCG, precision, recall, MAP, hit rate, coverage).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from typing import Any, Self
 import numpy as np
 
 from recsys_rbm.data.ratings import Ratings
-from recsys_rbm.recommender.baselines import BiasBaseline, GlobalMean, MostPopular
+from recsys_rbm.recommender.baselines import EASE, BiasBaseline, GlobalMean, MostPopular
 from recsys_rbm.recommender.evaluation import (
     EvaluationReport,
     ModelFactory,
@@ -53,10 +58,11 @@ SURPRISE_PEERS = ("svd", "svdpp", "knn", "baseline")
 IMPLICIT_PEERS = ("als",)
 ALL_PEERS = SURPRISE_PEERS + IMPLICIT_PEERS
 INSTALL_HINT = "pip install scikit-surprise implicit"
-RANKED = ("ALS (implicit)", "most popular", "user+item biases", "RBM")  # ranked on every fold; u1 printed
-# Reference figures from the issue (scikit-surprise 1.1.5 on u1–u5; implicit ALS and most-popular on u1).
+RBM_JOINT, RBM_RATINGS = "RBM joint", "RBM ratings (I-RBM)"
+RANKED = ("EASE", "ALS (implicit)", RBM_JOINT, RBM_RATINGS, "most popular", "user+item biases")  # on every fold
+# Reference figures from the issues (scikit-surprise 1.1.5 on u1–u5; the rankers on u1 alone).
 EXPECTED_RMSE = {"KNNBaseline": 0.920, "SVD++": 0.922, "SVD": 0.938, "BaselineOnly": 0.943}
-EXPECTED_U1 = {"ALS (implicit)": (0.351, 0.293), "most popular": (0.245, 0.214)}  # (NDCG@10, P@10)
+EXPECTED_U1 = {"EASE": 0.445, "ALS (implicit)": 0.351, "most popular": 0.245}  # NDCG@10 on u1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,18 +204,12 @@ def peer_factories(peers: list[str], seed: int) -> tuple[dict[str, ModelFactory]
     return factories, missing
 
 
-def rbm_factory(epochs: int | None, seed: int) -> ModelFactory | None:
-    if not _importable("recsys_rbm.recommender.model"):
-        print("RBM: recsys_rbm.recommender.model is not available; skipping it", flush=True)
-        return None
-    from dataclasses import replace
-
+def rbm_factory(model: str, epochs: int | None, seed: int) -> ModelFactory:
+    """A fresh RBM of ``model`` ("joint" or "ratings") with its defaults, per split."""
     from recsys_rbm.recommender.config import RecommenderConfig
     from recsys_rbm.recommender.model import RBMRecommender
 
-    config = RecommenderConfig(seed=seed)
-    if epochs is not None:
-        config = replace(config, epochs=epochs)
+    config = RecommenderConfig(model=model, seed=seed, epochs=epochs)
     return lambda: RBMRecommender(config)
 
 
@@ -221,11 +221,18 @@ def print_progress(event: ProgressEvent) -> None:
         fold = event.fold
         accuracy = "" if fold.rmse is None else f"RMSE {fold.rmse:.4f}  MAE {fold.mae:.4f}  "
         ranking = "" if fold.ranking is None else f"NDCG@{fold.ranking.k} {fold.ranking.ndcg:.4f}  "
+        ranking += "" if fold.ranking is None else f"coverage {fold.ranking.coverage:.3f}  "
         print(f"{where}: {accuracy}{ranking}fit {fold.fit_seconds:.1f} s, predict {fold.predict_seconds:.2f} s")
 
 
 def _pm(summary: Any, digits: int = 4) -> str:
     return "—" if summary is None else f"{summary.mean:.{digits}f} ± {summary.std:.{digits}f}"
+
+
+def _pm_of(values: list[float]) -> str:
+    """``mean ± sample std`` of per-fold values (std 0 for one fold)."""
+    spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.4f} ± {spread:.4f}"
 
 
 def render(report: EvaluationReport) -> str:
@@ -246,26 +253,31 @@ def render(report: EvaluationReport) -> str:
             f"{model:<20} {_pm(s['rmse']):>18} {_pm(s['mae']):>18} "
             f"{s['fit_seconds'].mean:>8.2f} {s['predict_seconds'].mean:>10.3f}  {expected}"
         )
-    first = report.splits[0]["name"]
-    ranked = [fold for fold in report.folds if fold.split == first and fold.ranking is not None]
+    ranked = [m for m in report.models if any(f.model == m and f.ranking is not None for f in report.folds)]
     if ranked:
-        k = report.k
+        names = ", ".join(split["name"] for split in report.splits)
         lines += [
             "",
-            f"Ranking on {first} at k = {k} (relevant: test rating ≥ {report.threshold:g}; every unrated movie ranked)",
+            f"Ranking on {names} at k = {report.k} (relevant: test rating ≥ {report.threshold:g}; every unrated "
+            "movie ranked), mean ± std over folds",
         ]
         header = (
-            f"{'model':<20} {'NDCG':>7} {'P':>7} {'R':>7} {'MAP':>7} {'HR':>7} {'cover':>7} {'users':>6}"
-            f" {'rank s':>7}  issue (NDCG, P)"
+            f"{'model':<20} {'NDCG':>15} {'P':>15} {'R':>7} {'MAP':>7} {'HR':>7} {'cover':>7} {'rank s':>7}  issue u1"
         )
         lines += [header, "-" * len(header)]
-        for fold in sorted(ranked, key=lambda f: -f.ranking.ndcg):
-            r = fold.ranking
-            expected = EXPECTED_U1.get(fold.model)
-            note = f"{expected[0]:.3f}, {expected[1]:.3f}" if expected else ""
+        rows = []
+        for model in ranked:
+            results = [f.ranking for f in report.folds if f.model == model and f.ranking is not None]
+            seconds = [f.rank_seconds for f in report.folds if f.model == model and f.rank_seconds is not None]
+            rows.append((model, results, seconds))
+        for model, results, seconds in sorted(rows, key=lambda row: -np.mean([r.ndcg for r in row[1]])):
+            ndcg, precision = (_pm_of([getattr(r, name) for r in results]) for name in ("ndcg", "precision"))
+            means = (np.mean([getattr(r, name) for r in results]) for name in ("recall", "map", "hit_rate", "coverage"))
+            expected = f"{EXPECTED_U1[model]:.3f}" if model in EXPECTED_U1 else ""
             lines.append(
-                f"{fold.model:<20} {r.ndcg:>7.4f} {r.precision:>7.4f} {r.recall:>7.4f} {r.map:>7.4f} "
-                f"{r.hit_rate:>7.4f} {r.coverage:>7.4f} {r.n_users_evaluated:>6} {fold.rank_seconds:>7.2f}  {note}"
+                f"{model:<20} {ndcg:>15} {precision:>15} "
+                + " ".join(f"{m:>7.4f}" for m in means)
+                + f" {np.mean(seconds):>7.2f}  {expected}"
             )
     facts = ", ".join(f"{s['name']}: {s['cold_test_ratings']}" for s in report.splits)
     lines += ["", f"cold test ratings (user or movie unseen in training), per fold: {facts}"]
@@ -276,10 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=None, help="folder holding ml-100k/ (default: $RBM_REC_DATA, then data/)")
     parser.add_argument("--peers", default=",".join(ALL_PEERS), help=f"comma-separated subset of {','.join(ALL_PEERS)}")
-    parser.add_argument(
-        "--folds", default=",".join(FIVE_FOLDS), help="canonical folds (the first one gets the ranking table)"
-    )
-    parser.add_argument("--skip-rbm", action="store_true", help="leave our RBM out")
+    parser.add_argument("--folds", default=",".join(FIVE_FOLDS), help="canonical folds, comma-separated")
+    parser.add_argument("--skip-rbm", action="store_true", help="leave our RBMs out")
+    parser.add_argument("--skip-ease", action="store_true", help="leave EASE out")
     parser.add_argument("--rbm-epochs", type=int, default=None, help="cap the RBM's epochs (default: its config)")
     parser.add_argument("--seed", type=int, default=0, help="validation carve-out, peers' and RBM's seed")
     parser.add_argument("--k", type=int, default=10)
@@ -301,10 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     for message in missing:
         print(message, flush=True)
     models.update(factories)
+    if not args.skip_ease:
+        models["EASE"] = EASE
     if not args.skip_rbm:
-        factory = rbm_factory(args.rbm_epochs, args.seed)
-        if factory is not None:
-            models["RBM"] = factory
+        models[RBM_JOINT] = rbm_factory("joint", args.rbm_epochs, args.seed)
+        models[RBM_RATINGS] = rbm_factory("ratings", args.rbm_epochs, args.seed)
 
     started = time.perf_counter()
     splits = canonical_splits(folds, data_dir=args.data_dir, seed=args.seed, download=False)

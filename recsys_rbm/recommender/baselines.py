@@ -3,6 +3,7 @@
 * :class:`GlobalMean` — predict the training mean ``μ`` for everything.
 * :class:`BiasBaseline` — ``r̂_ui = μ + b_u + b_i`` with damped (shrunk) user and item offsets.
 * :class:`MostPopular` — rank items by how many training ratings they have.
+* :class:`EASE` — the closed-form item-item ranker of Steck (2019), its λ chosen on validation.
 
 Fitting is a handful of ``np.bincount`` passes over the training triples (no per-rating Python
 loop), so these run on MovieLens-25M in seconds. Users or items with no training rating get a zero
@@ -187,3 +188,86 @@ class MostPopular:
         assert self.counts is not None
         popularity = self.counts.astype(np.float64)
         return np.broadcast_to(popularity, (np.asarray(users).shape[0], popularity.shape[0])).copy()  # (B, n_items)
+
+
+@dataclass
+class EASE:
+    """Steck (2019), "Embarrassingly Shallow Autoencoders for Sparse Data": a linear item-item ranker.
+
+    On the binary user × item matrix ``X`` of training interactions (any rating counts as 1), the
+    item-item weights ``B = argmin ‖X − XB‖² + λ‖B‖²`` subject to ``diag(B) = 0`` have the closed
+    form ``P = (XᵀX + λI)⁻¹``, ``B = −P / diag(P)`` (column-wise), ``diag(B) = 0``; a user's scores
+    are ``X_u B``. ``λ`` is chosen among ``lambdas`` by NDCG@10 on the validation ratings (relevant:
+    rated at least ``like_threshold``, default 3/4 up the scale; candidates: everything not in
+    training), then the model is refitted on training and validation together. It predicts no
+    ratings (``predict`` gives NaN). Memory and time grow with ``n_items²`` and ``n_items³``: fine
+    for tens of thousands of items, not for MovieLens-25M's 59,000.
+    """
+
+    lambdas: tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0, 3000.0)
+    like_threshold: float | None = None
+    name: str = "EASE"
+    chosen_lambda: float | None = field(default=None, init=False)
+    validation_ndcg: dict[float, float] = field(default_factory=dict, init=False)  # λ -> NDCG@10 on validation
+    weights: np.ndarray | None = field(default=None, init=False)  # (n_items, n_items) B
+    interactions: np.ndarray | None = field(default=None, init=False)  # (n_users, n_items) X of train ∪ validation
+
+    def fit(self, train: Ratings, validation: Ratings | None = None) -> Self:
+        if len(train) == 0:
+            raise ValueError("cannot fit on an empty training set")
+        if not self.lambdas or min(self.lambdas) <= 0:
+            raise ValueError(f"EASE needs positive λ values, got {self.lambdas}")
+        x_train = _interaction_matrix(train)
+        self.validation_ndcg = {}
+        self.chosen_lambda = float(self.lambdas[0])
+        if validation is not None and len(validation) > 0 and len(self.lambdas) > 1:
+            for value in self.lambdas:
+                self.validation_ndcg[float(value)] = _validation_ndcg(
+                    x_train, _ease_weights(x_train, value), train, validation, self.like_threshold
+                )
+            self.chosen_lambda = max(self.validation_ndcg, key=lambda value: self.validation_ndcg[value])
+            x_train = np.maximum(x_train, _interaction_matrix(validation))
+        self.interactions = x_train
+        self.weights = _ease_weights(x_train, self.chosen_lambda)
+        return self
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.full(np.asarray(users).shape, np.nan)
+
+    def score_items(self, users: np.ndarray) -> np.ndarray:
+        _require_fitted(self, "weights")
+        assert self.interactions is not None and self.weights is not None
+        return self.interactions[np.asarray(users, dtype=np.int64)] @ self.weights  # (B, n_items)
+
+
+def _interaction_matrix(ratings: Ratings) -> np.ndarray:
+    """``X[u, i] = 1`` where user ``u`` rated item ``i``; (n_users, n_items) float64."""
+    x = np.zeros((ratings.n_users, ratings.n_items), dtype=np.float64)
+    x[ratings.users, ratings.items] = 1.0
+    return x
+
+
+def _ease_weights(x: np.ndarray, regularisation: float) -> np.ndarray:
+    """``B = −P / diag(P)``, ``diag(B) = 0``, with ``P = (XᵀX + λI)⁻¹``; (n_items, n_items)."""
+    gram = x.T @ x
+    gram[np.diag_indices_from(gram)] += regularisation
+    precision = np.linalg.inv(gram)
+    weights = precision / -np.diag(precision)[None, :]
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights
+
+
+def _validation_ndcg(
+    x_train: np.ndarray, weights: np.ndarray, train: Ratings, validation: Ratings, threshold: float | None
+) -> float:
+    """NDCG@10 of ``X B`` on the liked validation ratings, training items excluded."""
+    from recsys_rbm.recommender.config import like_threshold
+    from recsys_rbm.recommender.metrics import RankingAccumulator
+
+    liked = validation.values >= like_threshold(train.rating_values, threshold)
+    users = np.unique(validation.users[liked])
+    scores = x_train[users] @ weights
+    scores[x_train[users] > 0] = -np.inf
+    accumulator = RankingAccumulator(10, train.n_items, validation.users[liked], validation.items[liked])
+    accumulator.add(users, scores)
+    return float(accumulator.result().ndcg)
