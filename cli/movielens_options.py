@@ -129,7 +129,7 @@ ConfigOption = Annotated[
 ]
 ModelOption = Annotated[
     Path,
-    typer.Option("--model", "-m", help="Checkpoint written by 'rbm-rec train movielens' (its .json beside it)."),
+    typer.Option("--model", "-m", help="Checkpoint written by 'rbm-rec train movielens'."),
 ]
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many movies to list.")]
 MinRatingsOption = Annotated[

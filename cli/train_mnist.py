@@ -42,7 +42,7 @@ def train_mnist(
         typer.Option(
             "--output",
             "-o",
-            help="Checkpoint path; a .json metadata file is written beside it.",
+            help="Checkpoint path (one .safetensors file, metadata inside).",
             show_default="runs/mnist-h<hidden>.safetensors",
         ),
     ] = None,
@@ -99,4 +99,4 @@ def train_mnist(
 
     with bar:
         trained = train_mnist_rbm(data, hidden, settings, torch_device, target, on_epoch_end, on_batch_end)
-    console.print(f"Saved the model to {trained.checkpoint} (metadata in {trained.checkpoint.with_suffix('.json')}).")
+    console.print(f"Saved the model to {trained.checkpoint}.")

@@ -83,7 +83,7 @@ def train_movielens(
         typer.Option(
             "--output",
             "-o",
-            help="Checkpoint path; a .json metadata file (settings, metrics, the movie table) is written beside it.",
+            help="Checkpoint path (one .safetensors file holding the settings, metrics and movie table too).",
             show_default="runs/movielens-<dataset>.safetensors",
         ),
     ] = None,
@@ -153,7 +153,7 @@ def train_movielens(
 
     def save(metrics: dict[str, Any], complete: bool) -> None:
         extra = checkpoint_metadata(data, chosen, metrics, complete)
-        with deferred_interrupts():  # never leave a half-written pair of files behind
+        with deferred_interrupts():  # the epoch's checkpoint is written whole before Ctrl-C takes effect
             model.save(target, extra_metadata=extra)
         saved.update(epoch=model.best_epoch, validation_rmse=model.best_validation_rmse)
 
@@ -239,7 +239,7 @@ def evaluate_on_test(model: Any, split: Split) -> dict[str, Any]:
 def checkpoint_metadata(
     data: MovieLensDataset, split: Split, metrics: dict[str, Any], complete: bool
 ) -> dict[str, Any]:
-    """What the checkpoint's sidecar records besides the model's own fields (config, seed, history …)."""
+    """What the checkpoint's metadata records besides the model's own fields (config, seed, history …)."""
     return {
         "dataset": {
             "name": data.name,
@@ -282,7 +282,7 @@ def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Pat
         "time",
         f"{seconds / max(len(history), 1):.2f} s per epoch, {seconds:.1f} s in all, best epoch after {to_best:.1f} s",
     )
-    table.add_row("saved", f"{target} (metadata in {target.with_suffix('.json').name})")
+    table.add_row("saved", str(target))
     console.print(table, highlight=False)
 
 

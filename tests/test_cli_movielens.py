@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_tools import rewrite_metadata, to_legacy
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.movielens_options import Dataset, parse_cd_schedule
 from recsys_rbm_cli.titles import match_title, split_year, title_words
 from typer.testing import CliRunner
 
+from recsys_rbm.checkpoint_files import read_metadata, sidecar_path
 from recsys_rbm.errors import ConfigError
 
 GENRES = ("unknown", "Action", "Adventure", "Comedy", "Drama", "Sci-Fi")
@@ -152,7 +154,7 @@ def test_train_saves_the_best_epoch_with_titles_split_and_metrics(trained: dict,
         "saved",
     ):
         assert phrase in output
-    metadata = json.loads(trained["user"].with_suffix(".json").read_text())
+    metadata = read_metadata(trained["user"])
     assert metadata["kind"] == "movielens-rbm" and metadata["complete"] is True
     assert metadata["mode"] == "user" and metadata["n_hidden"] == 4 and metadata["seed"] == 1
     assert metadata["config"]["batch_size"] == 10 and metadata["config"]["epochs"] == 2
@@ -170,7 +172,7 @@ def test_train_split_full_has_no_test_set_and_the_config_file_is_overridden(
     config = write(tmp_path / "rbm.toml", "[recommender]\nmode = 'user'\nn_hidden = 7\nlearning_rate = 0.02\n")
     output = train(runner, data_dir, tmp_path / "full.safetensors", "--split", "full", "--config", str(config))
     assert "none: split full has no test set" in output
-    metadata = json.loads((tmp_path / "full.json").read_text())
+    metadata = read_metadata(tmp_path / "full.safetensors")
     assert metadata["n_hidden"] == 4  # --hidden beats the file
     assert metadata["mode"] == "user" and metadata["config"]["learning_rate"] == 0.02  # the file beats the defaults
     assert metadata["split"]["name"] == "full" and "test_rmse" not in metadata["metrics"]
@@ -179,7 +181,7 @@ def test_train_split_full_has_no_test_set_and_the_config_file_is_overridden(
 def test_train_random_split_and_cd_schedule(runner: CliRunner, data_dir: Path, tmp_path: Path) -> None:
     output = train(runner, data_dir, tmp_path / "r", "--split", "random", "--cd-schedule", "0:2,1:3")
     assert "CD-2 from epoch 1, CD-3 from epoch 2" in output and "epoch 2 CD-3" in output
-    metadata = json.loads((tmp_path / "r.json").read_text())  # ".safetensors" is added to the output path
+    metadata = read_metadata(tmp_path / "r.safetensors")  # ".safetensors" is added to the output path
     assert metadata["split"]["name"] == "random-1" and metadata["config"]["cd_schedule"] == [[0, 2], [1, 3]]
 
 
@@ -203,7 +205,7 @@ def test_ctrl_c_keeps_the_best_model_so_far(
     result = runner.invoke(app, [*args, *TINY, "--epochs", "5"])
     assert result.exit_code == 130
     assert "interrupted; kept the best model so far in" in one_error_line(result, quiet=False)
-    metadata = json.loads((tmp_path / "m.json").read_text())
+    metadata = read_metadata(tmp_path / "m.safetensors")
     assert metadata["complete"] is False and metadata["best_epoch"] in (1, 2)
     monkeypatch.undo()
     assert recommend_json(runner, "--user", "1", "--model", str(tmp_path / "m.safetensors"))["recommendations"]
@@ -222,7 +224,7 @@ def test_recommend_table_shows_the_users_best_rated_movies_then_the_list(runner:
 
 
 def test_recommend_json_ranks_unrated_movies_by_the_chosen_score(runner: CliRunner, trained: dict) -> None:
-    metadata = json.loads(trained["user"].with_suffix(".json").read_text())
+    metadata = read_metadata(trained["user"])
     for model in (trained["user"], trained["item"]):
         data = recommend_json(runner, "--user", "3", "--model", str(model), "--top", "5", "--score", "expected")
         recommendations = data["recommendations"]
@@ -448,7 +450,6 @@ def test_missing_ratings_file_and_item_model_fold_in(runner: CliRunner, trained:
 def _copy_model(source: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, folder / source.name)
-    shutil.copy(source.with_suffix(".json"), folder / source.with_suffix(".json").name)
     return folder / source.name
 
 
@@ -462,15 +463,27 @@ def test_missing_and_corrupt_models(runner: CliRunner, trained: dict, tmp_path: 
     data = bytearray(flipped.read_bytes())
     data[-1] ^= 0xFF
     flipped.write_bytes(bytes(data))
-    assert "does not match its metadata file" in one_error_line(runner.invoke(app, [*command, "--model", str(flipped)]))
+    assert "does not match the checksum" in one_error_line(runner.invoke(app, [*command, "--model", str(flipped)]))
 
     garbled = _copy_model(trained["user"], tmp_path / "garbled")
-    garbled.with_suffix(".json").write_text("{not json")
-    assert "is corrupt" in one_error_line(runner.invoke(app, [*command, "--model", str(garbled)]))
+    garbled.write_bytes(b"\xff" * 8 + garbled.read_bytes()[8:])
+    assert "not a safetensors model file" in one_error_line(runner.invoke(app, [*command, "--model", str(garbled)]))
 
-    lonely = _copy_model(trained["user"], tmp_path / "lonely")
-    lonely.with_suffix(".json").unlink()
-    assert "has no metadata file" in one_error_line(runner.invoke(app, [*command, "--model", str(lonely)]))
+    retitled = _copy_model(trained["user"], tmp_path / "retitled")  # the metadata is covered by the hash too
+    rewrite_metadata(retitled, lambda m: m["movies"]["titles"].__setitem__(0, "Star Wars 2"), rehash=False)
+    assert "does not match the checksum" in one_error_line(runner.invoke(app, [*command, "--model", str(retitled)]))
+
+
+@pytest.mark.parametrize("command", [["recommend", "--user", "1"], ["similar", "--movie", "1"]])
+def test_old_two_file_models_still_work_and_fail_clearly(
+    runner: CliRunner, trained: dict, tmp_path: Path, command: list[str]
+) -> None:
+    old = to_legacy(trained["user"], tmp_path / "old.safetensors")
+    assert runner.invoke(app, [*command, "--model", str(old)]).exit_code == 0
+    sidecar_path(old).write_text("{not json")
+    assert "is corrupt" in one_error_line(runner.invoke(app, [*command, "--model", str(old)]))
+    sidecar_path(old).unlink()
+    assert "copy both files together" in one_error_line(runner.invoke(app, [*command, "--model", str(old)]))
 
 
 @pytest.mark.parametrize("command", [["recommend", "--user", "1"], ["similar", "--movie", "1"]])
@@ -487,7 +500,7 @@ def test_models_of_another_kind(runner: CliRunner, trained: dict, tmp_path: Path
     line = one_error_line(runner.invoke(app, [*command, "--model", str(mnist)]))
     assert "holds a 'mnist-rbm' model, but a 'movielens-rbm' model is needed" in line
 
-    forged = tmp_path / "forged.safetensors"  # the right kind in the sidecar, but not the tensors of one
+    forged = tmp_path / "forged.safetensors"  # the right kind in the metadata, but not the tensors of one
     save_checkpoint(forged, {"weights": torch.zeros(3, 2)}, {"kind": "movielens-rbm", "mode": "user", "n_levels": 5})
     assert "not a valid movielens-rbm model" in one_error_line(runner.invoke(app, [*command, "--model", str(forged)]))
 

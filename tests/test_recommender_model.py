@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_tools import rewrite_metadata
 
 from recsys_rbm import functional as fn
 from recsys_rbm.errors import CheckpointError, ConfigError, DataError, RecsysRBMError
@@ -284,25 +284,23 @@ def test_wrong_kind_and_corrupt_files_fail_with_checkpoint_error(data, tmp_path)
     train, _, _ = data
     model = RBMRecommender(small_config("user", False, epochs=1)).fit(train)
     path = model.save(tmp_path / "model")
-    sidecar = path.with_suffix(".json")
-    metadata = json.loads(sidecar.read_text())
+    original = path.read_bytes()
     for loader in (RBMRecommender.load, ScoringModel.load):
         with pytest.raises(CheckpointError, match="does not exist"):
             loader(tmp_path / "missing")
-    sidecar.write_text(json.dumps({**metadata, "kind": "mnist-rbm"}))
+    rewrite_metadata(path, lambda metadata: metadata.update(kind="mnist-rbm"), rehash=True)
     for loader in (RBMRecommender.load, ScoringModel.load):
         with pytest.raises(CheckpointError, match="'mnist-rbm' model"):
             loader(path)
-    sidecar.write_text(json.dumps(metadata))
-    data_bytes = bytearray(path.read_bytes())
+    data_bytes = bytearray(original)
     data_bytes[-3] ^= 0xFF
     path.write_bytes(bytes(data_bytes))
     for loader in (RBMRecommender.load, ScoringModel.load):
-        with pytest.raises(CheckpointError, match="does not match its metadata"):
+        with pytest.raises(CheckpointError, match="does not match the checksum"):
             loader(path)
-    sidecar.write_text("{not json")
+    path.write_bytes(b"{not a model}")
     for loader in (RBMRecommender.load, ScoringModel.load):
-        with pytest.raises(CheckpointError, match="corrupt"):
+        with pytest.raises(CheckpointError, match="not a safetensors model file"):
             loader(path)
 
 
