@@ -41,7 +41,10 @@ DataDirOption = Annotated[
 DeviceOption = Annotated[
     str, typer.Option("--device", help="auto (CUDA when available), cpu or cuda.", show_default=True)
 ]
-SeedOption = Annotated[int, typer.Option("--seed", help="The one seed of the run (initialisation, batches, sampling).")]
+SeedOption = Annotated[
+    int,
+    typer.Option("--seed", min=0, max=2**63 - 1, help="The one seed of the run (initialisation, batches, sampling)."),
+]
 
 
 DEBUG_VARIABLE = "RBM_REC_DEBUG"  # RBM_REC_DEBUG=1 does what --debug does
@@ -147,6 +150,28 @@ def one_line_errors(command: F) -> F:
             raise report(error) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def hidden_units_check(n_visible: int | None) -> Callable[[Any], Any]:
+    """A Typer callback refusing more hidden units than :data:`recsys_rbm.limits.MAX_HIDDEN`, with what
+    they would cost in memory (for ``n_visible`` visible units, or per 1,000 when that depends on the data)."""
+
+    def check(value: Any) -> Any:
+        from recsys_rbm.limits import MAX_HIDDEN
+        from recsys_rbm.resources import format_bytes, rbm_training_bytes
+
+        for n in value if isinstance(value, list) else [value]:
+            if n is None or n <= MAX_HIDDEN:
+                continue
+            if n_visible is not None:
+                needed = format_bytes(rbm_training_bytes(n_visible, n, 100, 5000))
+                cost = f"with {n_visible:,} visible units training would need at least {needed}"
+            else:
+                cost = f"the weights alone would take {format_bytes(4 * 1000 * n)} per 1,000 visible units"
+            raise typer.BadParameter(f"{n:,} hidden units is more than the {MAX_HIDDEN:,} allowed ({cost}); use fewer")
+        return value
+
+    return check
 
 
 def is_interactive() -> bool:

@@ -26,7 +26,10 @@ HIGH_RATING = 4.0  # the P(r ≥ 4) column, and what --score p_high ranks by
 @one_line_errors
 def recommend(
     user: Annotated[
-        int | None, typer.Option("--user", "-u", help="MovieLens user id of a user the model was trained on.")
+        int | None,
+        typer.Option(
+            "--user", "-u", min=0, max=2**63 - 1, help="MovieLens user id of a user the model was trained on."
+        ),
     ] = None,
     ratings: Annotated[
         Path | None,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from recsys_rbm.errors import ConfigError
+from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_SEED
 
 T = TypeVar("T")
 
@@ -42,8 +43,11 @@ class TrainConfig:
     seed: int = 0  # the one seed of a run: initialisation, batching and sampling
 
     def __post_init__(self) -> None:
-        _require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+        _require(1 <= self.epochs <= MAX_EPOCHS, f"epochs must lie in 1..{MAX_EPOCHS:,}, got {self.epochs}")
+        _require(
+            1 <= self.batch_size <= MAX_BATCH_SIZE,
+            f"batch_size must lie in 1..{MAX_BATCH_SIZE:,}, got {self.batch_size}",
+        )
         _require(
             math.isfinite(self.learning_rate) and self.learning_rate > 0,
             f"learning_rate must be positive and finite, got {self.learning_rate}",
@@ -52,7 +56,7 @@ class TrainConfig:
             self.lr_schedule in ("constant", "linear"),
             f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}",
         )
-        _require(self.cd_k >= 1, f"cd_k must be at least 1, got {self.cd_k}")
+        _require(1 <= self.cd_k <= MAX_CD_STEPS, f"cd_k must lie in 1..{MAX_CD_STEPS:,}, got {self.cd_k}")
         _require(self.n_chains >= 0, f"n_chains must be 0 (one per case) or more, got {self.n_chains}")
         for name in ("initial_momentum", "final_momentum"):
             value = getattr(self, name)
@@ -63,6 +67,7 @@ class TrainConfig:
         _require(self.sparsity_cost >= 0, f"sparsity_cost must be 0 or more, got {self.sparsity_cost}")
         _require(0 <= self.sparsity_decay < 1, f"sparsity_decay must lie in [0, 1), got {self.sparsity_decay}")
         _require(self.monitor_size >= 1, f"monitor_size must be at least 1, got {self.monitor_size}")
+        _require(0 <= self.seed <= MAX_SEED, f"seed must lie in 0..2**63-1, got {self.seed}")
 
     def momentum(self, epoch: int) -> float:
         return self.initial_momentum if epoch < self.momentum_switch_epoch else self.final_momentum

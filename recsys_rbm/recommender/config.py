@@ -8,9 +8,11 @@ carve-out of u1.base, never the test file; see ``RecommenderConfig``'s docstring
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from recsys_rbm.errors import ConfigError
+from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_HIDDEN, MAX_SEED
 
 MODES = ("user", "item")
 GRADIENT_SCALES = ("cases", "raters")
@@ -73,13 +75,23 @@ class RecommenderConfig:
 
     def __post_init__(self) -> None:
         _require(self.mode in MODES, f"mode must be 'user' or 'item', got {self.mode!r}")
-        _require(_is_int(self.n_hidden) and self.n_hidden >= 1, f"n_hidden must be at least 1, got {self.n_hidden}")
-        _require(isinstance(self.conditional, bool), f"conditional must be true or false, got {self.conditional!r}")
-        _require(_is_int(self.epochs) and self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         _require(
-            _is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"
+            _is_int(self.n_hidden) and 1 <= self.n_hidden <= MAX_HIDDEN,
+            f"n_hidden must lie in 1..{MAX_HIDDEN:,}, got {self.n_hidden}",
         )
-        _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _require(isinstance(self.conditional, bool), f"conditional must be true or false, got {self.conditional!r}")
+        _require(
+            _is_int(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS,
+            f"epochs must lie in 1..{MAX_EPOCHS:,}, got {self.epochs}",
+        )
+        _require(
+            _is_int(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH_SIZE,
+            f"batch_size must lie in 1..{MAX_BATCH_SIZE:,}, got {self.batch_size}",
+        )
+        _require(
+            self.learning_rate > 0 and math.isfinite(self.learning_rate),
+            f"learning_rate must be positive and finite, got {self.learning_rate}",
+        )
         _require(0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}")
         _require(self.weight_decay >= 0, f"weight_decay must be 0 or more, got {self.weight_decay}")
         _require(self.weight_std > 0, f"weight_std must be positive, got {self.weight_std}")
@@ -88,12 +100,18 @@ class RecommenderConfig:
             f"gradient_scale must be 'cases' or 'raters', got {self.gradient_scale!r}",
         )
         _require(0 <= self.averaging < 1, f"averaging must lie in [0, 1), got {self.averaging}")
-        _require(_is_int(self.patience) and self.patience >= 1, f"patience must be at least 1, got {self.patience}")
+        _require(
+            _is_int(self.patience) and 1 <= self.patience <= MAX_EPOCHS,
+            f"patience must lie in 1..{MAX_EPOCHS:,}, got {self.patience}",
+        )
         _require(
             _is_int(self.monitor_ratings) and self.monitor_ratings >= 1,
             f"monitor_ratings must be at least 1, got {self.monitor_ratings}",
         )
-        _require(_is_int(self.seed) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
+        _require(
+            _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
+            f"seed must be a whole number in 0..2**63-1, got {self.seed}",
+        )
         _require(
             isinstance(self.device, str)
             and (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
@@ -130,4 +148,12 @@ def _parse_schedule(schedule: object) -> tuple[tuple[int, int], ...]:
         f"cd_schedule epochs must rise strictly, got {schedule!r}",
     )
     _require(all(t >= 1 for _, t in pairs), f"cd_schedule steps T must be at least 1, got {schedule!r}")
+    _require(
+        all(t <= MAX_CD_STEPS for _, t in pairs),
+        f"cd_schedule steps T must be at most {MAX_CD_STEPS:,} (each step is a Gibbs sweep of every batch), "
+        f"got {schedule!r}",
+    )
+    _require(
+        all(a <= MAX_EPOCHS for a, _ in pairs), f"cd_schedule epochs must be at most {MAX_EPOCHS:,}, got {schedule!r}"
+    )
     return pairs
