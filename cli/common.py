@@ -41,6 +41,13 @@ DataDirOption = Annotated[
 DeviceOption = Annotated[
     str, typer.Option("--device", help="auto (CUDA when available), cpu or cuda.", show_default=True)
 ]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace output files that already exist (without it, an existing one stops the command before any work).",
+    ),
+]
 SeedOption = Annotated[
     int,
     typer.Option("--seed", min=0, max=2**63 - 1, help="The one seed of the run (initialisation, batches, sampling)."),

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, console, fail, one_line_errors, progress_bar
+from recsys_rbm_cli.common import DataDirOption, OverwriteOption, console, fail, one_line_errors, progress_bar
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -87,23 +83,31 @@ def train_movielens(
             show_default="runs/movielens-<dataset>.safetensors",
         ),
     ] = None,
+    overwrite: OverwriteOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Train the RBM recommender (Salakhutdinov, Mnih & Hinton 2007) on MovieLens and save its best epoch.
 
     Softmax visible units over the rated movies only, trained by CD-T with T rising; after every
     epoch the progress shows the training and validation RMSE, and each new best epoch is saved at
-    once (so Ctrl-C keeps the best model so far). Training stops when the validation RMSE has not
-    improved for --patience epochs. The summary gives the best epoch, its validation RMSE, the RMSE
-    and MAE on the split's test set, and the seconds per epoch. The checkpoint carries the movie
-    titles, so 'rbm-rec recommend' and 'rbm-rec similar' need no data folder.
+    once to a file of the run's own beside --output, moved into place at the end. Training stops
+    when the validation RMSE has not improved for --patience epochs. An existing --output is never
+    replaced without --overwrite; on Ctrl-C (or SIGTERM) the best model so far goes to --output
+    only if that did not exist before, else it is kept beside it as <name>.partial.safetensors.
+    The summary gives the best epoch, its validation RMSE, the RMSE and MAE on the split's test
+    set, and the seconds per epoch. The checkpoint carries the movie titles, so 'rbm-rec recommend'
+    and 'rbm-rec similar' need no data folder.
 
     Example: rbm-rec train movielens --dataset ml-100k --split u1 --mode item --hidden 100
     """
     from recsys_rbm_cli.mnist_options import download_progress
 
+    from recsys_rbm.checkpoint_files import tensor_path
     from recsys_rbm.data.movielens import load_movielens
+    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
+    from recsys_rbm.resources import check_recommender_memory
+    from recsys_rbm.signals import deferred_interrupts
 
     settings = recommender_config(
         config,
@@ -119,79 +123,100 @@ def train_movielens(
         device=device,
     )
     split_name = split.value if split is not None else ("u1" if dataset is Dataset.ml_100k else "random")
-    target = output if output is not None else default_output(dataset.value)
-    target = target if target.suffix == ".safetensors" else target.with_name(target.name + ".safetensors")
-    target.parent.mkdir(parents=True, exist_ok=True)  # fail on an unwritable folder now, not after training
+    target = tensor_path(output if output is not None else default_output(dataset.value))
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
-
-    downloads, on_download = download_progress(console)
-    try:  # the display starts with the first download only (entering it with `with` would start it now)
-        data = load_movielens(dataset.value, data_dir, progress=on_download)
-    finally:
-        if downloads.live.is_started:  # stopping an unstarted display would print an empty line
-            downloads.stop()
-    chosen = make_split(data, split_name, settings.seed)
-    ratings = data.ratings
-    console.print(
-        f"MovieLens {data.name}: {len(ratings):,} ratings by {ratings.n_users:,} users of {ratings.n_items:,} "
-        f"movies, ratings {', '.join(f'{v:g}' for v in ratings.rating_values)} (K = {ratings.n_levels}).",
-        highlight=False,
-    )
-    console.print(
-        f"Split {chosen.name}: {chosen.description}; {len(chosen.train):,} training, "
-        f"{len(chosen.validation):,} validation, {len(chosen.test):,} test ratings.",
-        highlight=False,
-    )
-    console.print(
-        f"Training {model.name} with {settings.n_hidden} hidden units on {model.device}: batches of "
-        f"{settings.batch_size} cases, learning rate {settings.learning_rate:g}, {describe_schedule(settings)}; "
-        f"at most {settings.epochs} epochs, stopping after {settings.patience} without improvement.",
-        highlight=False,
-    )
-
-    saved: dict[str, Any] = {}  # the last checkpoint written: epoch, validation RMSE
-
-    def save(metrics: dict[str, Any], complete: bool) -> None:
-        extra = checkpoint_metadata(data, chosen, metrics, complete)
-        with deferred_interrupts():  # the epoch's checkpoint is written whole before Ctrl-C takes effect
-            model.save(target, extra_metadata=extra)
-        saved.update(epoch=model.best_epoch, validation_rmse=model.best_validation_rmse)
-
-    bar = progress_bar(transient=True)
-
-    def on_epoch(record: Any) -> None:
-        validation = "" if record.validation_rmse is None else f"  validation RMSE {record.validation_rmse:.4f}"
-        marker = "  [green]best, saved[/]" if record.is_best else ""
-        bar.console.print(
-            f"epoch {record.epoch:>3}  CD-{record.cd_steps}  train RMSE {record.train_rmse:.4f}{validation}"
-            f"  {record.seconds:.1f} s{marker}",
+    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+        downloads, on_download = download_progress(console)
+        try:  # the display starts with the first download only (entering it with `with` would start it now)
+            data = load_movielens(dataset.value, data_dir, progress=on_download)
+        finally:
+            if downloads.live.is_started:  # stopping an unstarted display would print an empty line
+                downloads.stop()
+        chosen = make_split(data, split_name, settings.seed)
+        ratings = data.ratings
+        check_recommender_memory(settings, ratings.n_users, ratings.n_items, ratings.n_levels)
+        console.print(
+            f"MovieLens {data.name}: {len(ratings):,} ratings by {ratings.n_users:,} users of {ratings.n_items:,} "
+            f"movies, ratings {', '.join(f'{v:g}' for v in ratings.rating_values)} (K = {ratings.n_levels}).",
             highlight=False,
         )
-        if record.is_best:
-            save({"validation_rmse": record.validation_rmse}, complete=False)
-        best = (
-            ""
-            if model.best_validation_rmse is None
-            else f"best {model.best_validation_rmse:.4f} (epoch {model.best_epoch})"
+        console.print(
+            f"Split {chosen.name}: {chosen.description}; {len(chosen.train):,} training, "
+            f"{len(chosen.validation):,} validation, {len(chosen.test):,} test ratings.",
+            highlight=False,
         )
-        bar.update(task, completed=record.epoch, note=best)
+        console.print(
+            f"Training {model.name} with {settings.n_hidden} hidden units on {model.device}: batches of "
+            f"{settings.batch_size} cases, learning rate {settings.learning_rate:g}, {describe_schedule(settings)}; "
+            f"at most {settings.epochs} epochs, stopping after {settings.patience} without improvement.",
+            highlight=False,
+        )
 
-    task = bar.add_task("epochs", total=settings.epochs, note="")
-    try:
-        with bar:
-            model.fit(chosen.train, chosen.validation, progress=on_epoch)
-    except KeyboardInterrupt:
-        if saved:
-            raise fail(
-                f"interrupted; kept the best model so far in {target} (epoch {saved['epoch']}, validation RMSE "
-                f"{saved['validation_rmse']:.4f}, no test metrics)",
-                code=130,
-            ) from None
-        raise fail("interrupted before an epoch improved on validation; nothing was saved", code=130) from None
+        saved: dict[str, Any] = {}  # the last checkpoint written: epoch, validation RMSE
 
-    metrics = evaluate_on_test(model, chosen)
-    save(metrics, complete=True)
+        def save(metrics: dict[str, Any], complete: bool) -> None:
+            extra = checkpoint_metadata(data, chosen, metrics, complete)
+            with deferred_interrupts():  # the checkpoint and the record of it, whole, before Ctrl-C takes effect
+                model.save(run.partial, extra_metadata=extra)
+                saved.update(epoch=model.best_epoch, validation_rmse=model.best_validation_rmse)
+
+        bar = progress_bar(transient=True)
+
+        def on_epoch(record: Any) -> None:
+            validation = "" if record.validation_rmse is None else f"  validation RMSE {record.validation_rmse:.4f}"
+            marker = "  [green]best, saved[/]" if record.is_best else ""
+            bar.console.print(
+                f"epoch {record.epoch:>3}  CD-{record.cd_steps}  train RMSE {record.train_rmse:.4f}{validation}"
+                f"  {record.seconds:.1f} s{marker}",
+                highlight=False,
+            )
+            if record.is_best:
+                save({"validation_rmse": record.validation_rmse}, complete=False)
+            best = (
+                ""
+                if model.best_validation_rmse is None
+                else f"best {model.best_validation_rmse:.4f} (epoch {model.best_epoch})"
+            )
+            bar.update(task, completed=record.epoch, note=best)
+
+        task = bar.add_task("epochs", total=settings.epochs, note="")
+        try:
+            with bar:
+                model.fit(chosen.train, chosen.validation, progress=on_epoch)
+        except KeyboardInterrupt as interrupt:
+            raise interrupted(run, saved, interrupt) from None
+
+        metrics = evaluate_on_test(model, chosen)
+        save(metrics, complete=True)
+        run.commit()
     print_summary(model, chosen, metrics, target)
+
+
+def interrupted(run: Any, saved: dict[str, Any], interrupt: KeyboardInterrupt) -> typer.Exit:
+    """The one line for an interrupted run, after placing or keeping its best model so far."""
+    from recsys_rbm.signals import exit_code_of
+
+    where = run.settle()
+    code = exit_code_of(interrupt)
+    if where is None:
+        state = "left unchanged" if run.existed else "not created"
+        return fail(
+            f"interrupted before an epoch improved on validation; nothing was saved and {run.target} was {state}; "
+            "run the command again",
+            code,
+        )
+    best = f"epoch {saved['epoch']}, validation RMSE {saved['validation_rmse']:.4f}, no test metrics"
+    if run.placed:
+        return fail(
+            f"interrupted; kept the best model so far in {run.target} ({best}), marked unfinished "
+            "(complete: false); run the command again with --overwrite to train it fully",
+            code,
+        )
+    return fail(
+        f"interrupted; {run.target} was left unchanged, and the best model so far ({best}) was kept in {where}; "
+        "use that file with --model, or delete it",
+        code,
+    )
 
 
 def make_split(data: MovieLensDataset, name: str, seed: int) -> Split:
@@ -284,19 +309,3 @@ def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Pat
     )
     table.add_row("saved", str(target))
     console.print(table, highlight=False)
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) while the block runs, then deliver it; a no-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[Any] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-        if received:
-            raise KeyboardInterrupt
