@@ -419,13 +419,15 @@ def test_unknown_user_names_the_valid_range(runner: CliRunner, trained: dict) ->
     ("content", "phrase"),
     [
         ("1,5\n999,4\n", "ratings.csv:2: unknown movie id 999; the model's movie ids range over 1..30"),
-        ("1,5\nStar Warz,4\n", "ratings.csv:2: no movie titled 'Star Warz'; did you mean: Star Wars (1977), id 1"),
+        ("1,5\nStar Warz,4\n", "did you mean: Star Wars (1977), id 1? Write the title as listed, or the movie id"),
+        ("jedi,4\n", "ratings.csv:1: no movie titled 'jedi' (a title in a file must match one movie's title"),
+        ("1,5\nStar Wars Return,4\n", "ratings.csv:2: no movie titled 'Star Wars Return'"),
         ("1,5\nheat,4\n", "ratings.csv:2: 'heat' matches several movies"),
         ("1,5\n\n2 5\n", "ratings.csv:3: expected 'movie,rating'"),
         ("1,5\n2,great\n", "ratings.csv:2: rating 'great' is not a number"),
-        ("movie,rating\n1,7\n", "ratings.csv:2: rating 7 is outside the model's scale (1, 2, 3, 4, 5)"),
+        ("movie,rating\n1,7\n", "ratings.csv:2: rating 7 is outside the model's scale; use one of 1, 2, 3, 4, 5"),
         ("1,0\n", "ratings.csv:1: rating 0 is outside the model's scale"),
-        ("1,3.5\n", "ratings.csv:1: rating 3.5 is not on the model's scale (1, 2, 3, 4, 5)"),
+        ("1,3.5\n", "ratings.csv:1: rating 3.5 is not on the model's scale; use one of 1, 2, 3, 4, 5"),
         ("1,5\n2,4\nstar wars,3\n", "ratings.csv:3: Star Wars (1977), id 1 again (first at line 1)"),
         (",5\n", "ratings.csv:1: the movie (an id or a title) is missing"),
         ('1,"5\n', "ratings.csv:1:"),
@@ -595,6 +597,7 @@ def test_title_keys() -> None:
     assert title_words("Usual Suspects, The") == title_words("the usual suspects") == ("usual", "suspects")
     assert title_words("Misérables, Les") == ("miserables",)
     assert title_words("Schindler's List") == ("schindlers", "list")
+    assert title_words("Ægir, Der") == ("ægir",) and title_words("Ōkami") == ("okami",)
     assert title_words("The") == ("the",)
 
 
@@ -618,3 +621,18 @@ def test_match_title_rounds() -> None:
     unknown = match_title("Heatherz", ids, titles)
     assert unknown.ids == () and unknown.suggestions[0] == 3
     assert match_title("!!!", ids, titles).ids == ()
+
+
+def test_strict_matching_takes_only_verbatim_titles_or_one_normalised_key() -> None:
+    ids = [1, 2, 3, 4, 5]
+    titles = ["Heat (1995)", "Heat (1972)", "Star Wars (1977)", "Usual Suspects, The (1995)", "Convent, The (1995)"]
+    assert match_title("Usual Suspects, The (1995)", ids, titles, strict=True).ids == (4,)  # verbatim
+    assert match_title("the usual suspects", ids, titles, strict=True).ids == (4,)  # one movie has this key
+    assert match_title("heat", ids, titles, strict=True).ambiguous  # two do: never guessed
+    assert match_title("heat (1972)", ids, titles, strict=True).ids == (2,)
+    contained = match_title("wars", ids, titles, strict=True)  # tolerant matching would take it
+    assert contained.ids == () and contained.suggestions == (3,)
+    assert match_title("wars", ids, titles).ids == (3,)
+    garbage = match_title("\x8f\x03\xe7onvent\x11", ids, titles, strict=True)  # random bytes read as Latin-1
+    assert garbage.ids == () and garbage.suggestions == ()
+    assert match_title("\x8f\x03\xe7onvent\x11", ids, titles).ids == (5,)  # what tolerant matching made of them
