@@ -181,6 +181,19 @@ def hidden_units_check(n_visible: int | None) -> Callable[[Any], Any]:
     return check
 
 
+def warn_if_unfinished(metadata: dict[str, Any], path: Path) -> None:
+    """One warning line on stderr when a model's training was cut short (its metadata says complete: false)."""
+    if metadata.get("complete") is False:
+        epoch = metadata.get("best_epoch", metadata.get("epoch"))
+        at = f" (best epoch {epoch})" if epoch is not None else ""
+        error_console.print(
+            f"[bold yellow]warning:[/] {escape(str(path))} is an unfinished model: its training was interrupted{at}; "
+            "train it again for full accuracy",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def is_interactive() -> bool:
     return sys.stderr.isatty()
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, fail, one_line_errors
+from recsys_rbm_cli.common import console, fail, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import DEFAULT_MODEL, MinRatingsOption, ModelOption, Score, TopOption
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def recommend(
             code=2,
         )
     scoring = ScoringModel.load(model)
+    warn_if_unfinished(scoring.metadata, model)
     catalogue = Catalogue.of(scoring.item_ids.raw_ids, scoring.metadata)
     if user is not None:
         inner = int(scoring.user_ids.to_inner([user])[0])

@@ -208,7 +208,9 @@ def test_ctrl_c_keeps_the_best_model_so_far(
     metadata = read_metadata(tmp_path / "m.safetensors")
     assert metadata["complete"] is False and metadata["best_epoch"] in (1, 2)
     monkeypatch.undo()
-    assert recommend_json(runner, "--user", "1", "--model", str(tmp_path / "m.safetensors"))["recommendations"]
+    used = runner.invoke(app, ["recommend", "--user", "1", "--model", str(tmp_path / "m.safetensors"), "--json"])
+    assert used.exit_code == 0 and json.loads(used.stdout)["recommendations"]  # usable, but said to be unfinished
+    assert "warning: " in used.stderr and "is an unfinished model" in used.stderr
 
 
 # --- recommend ------------------------------------------------------------------------------------
