@@ -12,8 +12,9 @@ safetensors requires) holds four entries::
 The digest covers the metadata and the tensors together, so an edited title, a swapped tensor or
 a flipped bit is caught, and since the file is replaced atomically (never edited in place) a
 reader sees one whole file or the next, never a mix. :func:`read_verified` reads the header from
-an open handle, lets ``load`` read the tensors (the one pass over the file), hashes them in memory
-and checks that the path still names the file it opened (else it reads again). The torch model
+an open handle, lets ``load`` read the tensors (the one pass over the file) and hashes them in
+memory; tensors that do not match that header are read again when the path has meanwhile been
+replaced by a newer save, and reported as corruption only when it has not. The torch model
 (``safetensors.torch``) and the torch-free scoring path (``safetensors.numpy``) share this code.
 
 Format 1 (``name.safetensors`` plus a ``name.json`` sidecar holding the SHA-256 of the tensor
@@ -206,8 +207,9 @@ def read_verified(
     """Verify a checkpoint (format, version, kind, the digest of metadata and tensors, shapes) and
     read its tensors with ``load`` (a function of the file's path returning ``{name: array}``).
 
-    The header is read from an open handle and the path is checked to name the same file after
-    ``load`` returns; a file replaced meanwhile (another process saving it) is read again.
+    The header is read from an open handle; tensors that do not match it are read again if the
+    path was meanwhile replaced (another process saving it: ``load`` opened the newer file), and
+    are corruption only if it was not.
     """
     target = tensor_path(path)
     for _ in range(READ_ATTEMPTS):
@@ -221,20 +223,23 @@ def read_verified(
                     tensors = load(str(target))
                 except (SafetensorError, OSError, ValueError) as error:
                     if not _still_names(target, handle):
-                        continue
+                        continue  # load opened a file saved after ours: read again
                     message = " ".join(str(error).split())
                     raise CheckpointError(
                         f"{target} is not a readable safetensors file ({message}); retrain it"
                     ) from None
-                if not _still_names(target, handle):
-                    continue  # replaced between our header read and load's read: read the new file
+                # Tensors that match the header read from our handle are ours (or equal to them) even
+                # if the path has been replaced since; a mismatch is corruption only if it has not.
+                matches = content_digest(stored["metadata"], tensors) == stored["content_sha256"]
+                if not matches and not _still_names(target, handle):
+                    continue  # load opened a file saved after ours: read again
         except FileNotFoundError:
             raise _missing(target) from None
         except IsADirectoryError:
             raise CheckpointError(
                 f"{target} is a folder, not a model file; pass the model's .safetensors path"
             ) from None
-        if content_digest(stored["metadata"], tensors) != stored["content_sha256"]:
+        if not matches:
             raise CheckpointError(
                 f"{target} is corrupt: its content does not match the checksum in its header "
                 "(damaged or edited); retrain it or restore a good copy"
@@ -250,8 +255,9 @@ def read_verified(
 def _still_names(target: Path, handle: BinaryIO) -> bool:
     """Whether ``target`` still names the file open as ``handle``.
 
-    While the handle is open its inode cannot be reused, so equal (device, inode) before and
-    after a read means no other file was renamed into place in between.
+    While the handle is open its inode cannot be reused, and files are replaced, never edited in
+    place, so the same (device, inode) now means no other file was renamed into place since the
+    handle was opened.
     """
     try:
         now = os.stat(target)
