@@ -163,6 +163,8 @@ def train_movielens(
         bar = progress_bar(transient=True)
 
         def on_epoch(record: Any) -> None:
+            if record.is_best:  # saved before it is reported as saved
+                save({"validation_rmse": record.validation_rmse}, complete=False)
             validation = "" if record.validation_rmse is None else f"  validation RMSE {record.validation_rmse:.4f}"
             marker = "  [green]best, saved[/]" if record.is_best else ""
             bar.console.print(
@@ -170,8 +172,6 @@ def train_movielens(
                 f"  {record.seconds:.1f} s{marker}",
                 highlight=False,
             )
-            if record.is_best:
-                save({"validation_rmse": record.validation_rmse}, complete=False)
             best = (
                 ""
                 if model.best_validation_rmse is None
