@@ -180,9 +180,10 @@ def read_config_table(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist; check the path, or leave out --config") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {' '.join(str(error).split())}") from None
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"config file {path} is not valid TOML ({reason}); fix that line") from None
     table = data.get(CONFIG_TABLE, {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: '{CONFIG_TABLE}' must be a table")

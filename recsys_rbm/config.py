@@ -83,7 +83,9 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s): {', '.join(unknown)}; use the known ones: {', '.join(known)}"
+        )
     converted = {}
     for name, value in values.items():
         default = getattr(cls, name, None)
@@ -104,9 +106,9 @@ def load_toml(path: str | Path, cls: type[T], table: str | None = None) -> T:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist; check the path, or leave out --config") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        raise ConfigError(f"config file {path} is not valid TOML ({error}); fix that line") from None
     if table is not None:
         data = data.get(table, {})
     return config_from_dict(cls, data)
