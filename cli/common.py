@@ -90,9 +90,9 @@ def unexpected_error_message(error: BaseException) -> str:
 def memory_error_message(needed: int) -> str:
     from recsys_rbm.resources import available_memory, format_bytes
 
-    asked = f" (one allocation of {format_bytes(needed)})" if needed else ""
+    asked = f": one step needed about {format_bytes(needed)} more" if needed else ""
     available = available_memory()
-    has = f"; about {format_bytes(available)} is available" if available is not None else ""
+    has = f", and about {format_bytes(available)} is available" if available is not None else ""
     return f"ran out of memory{asked}{has}; use fewer --hidden units or a smaller --batch-size, or free some memory"
 
 

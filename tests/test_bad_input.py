@@ -324,7 +324,7 @@ CASES = [
     Case("model-mode-edited-item-to-user", "traceback", [*RECOMMEND, "{tmp}/m.safetensors"], 1,
          "does not match the checksum in its header", copied_model("m.safetensors", "item", edit_mode)),
     Case("torch-allocation-failure", "traceback", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 1,
-         "ran out of memory (one allocation of 3.1 TB)",
+         "ran out of memory: one step needed about 3.1 TB more",
          patched("recsys_rbm.recommender.model.RBMRecommender.fit", raising(ALLOCATION_FAILED))),
     Case("numpy-allocation-failure", "traceback", [*RECOMMEND, "{user}"], 1, "ran out of memory",
          patched("recsys_rbm_cli.catalogue.Catalogue.of", raising(MemoryError()))),
