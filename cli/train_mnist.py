@@ -102,7 +102,6 @@ def train_mnist(
         )
         bar = progress_bar("metrics")
         tasks: list = []
-        finished: list[int] = []  # epochs saved to the run's file
 
         def on_batch_end(batch: int, n_batches: int) -> None:
             if not tasks or bar.tasks[-1].finished:
@@ -110,7 +109,6 @@ def train_mnist(
             bar.update(tasks[-1], completed=batch)
 
         def on_epoch_end(trainer, metrics) -> None:
-            finished.append(trainer.epoch)
             text = f"reconstruction error {metrics.reconstruction_error:.2f}"
             if metrics.validation_reconstruction_error is not None:
                 text += f" (validation {metrics.validation_reconstruction_error:.2f})"
@@ -122,13 +120,14 @@ def train_mnist(
             with bar:
                 train_mnist_rbm(data, hidden, settings, torch_device, run.partial, on_epoch_end, on_batch_end)
         except KeyboardInterrupt as interrupt:
-            raise interrupted(run, finished, interrupt) from None
+            raise interrupted(run, interrupt) from None
         run.commit()
     console.print(f"Saved the model to {target}.")
 
 
-def interrupted(run, finished: list[int], interrupt: KeyboardInterrupt) -> typer.Exit:
+def interrupted(run, interrupt: KeyboardInterrupt) -> typer.Exit:
     """The one line for an interrupted training run, after placing or keeping its last saved epoch."""
+    from recsys_rbm.checkpoint_files import read_metadata
     from recsys_rbm.signals import exit_code_of
 
     where = run.settle()
@@ -138,7 +137,7 @@ def interrupted(run, finished: list[int], interrupt: KeyboardInterrupt) -> typer
         return fail(
             f"interrupted before the first epoch finished; {run.target} was {state}; run the command again", code
         )
-    epoch = finished[-1] if finished else "?"
+    epoch = read_metadata(where).get("epoch")  # what the file holds, whenever the signal came
     if run.placed:
         return fail(
             f"interrupted; saved the last finished epoch ({epoch}) to {run.target}, marked "
