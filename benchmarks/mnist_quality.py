@@ -30,7 +30,7 @@ from recsys_rbm.evaluation import ais_log_partition, default_betas, mean_log_lik
 from recsys_rbm.mnist_exercise import EXERCISE_TRAIN_CONFIG
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator, resolve_device
-from recsys_rbm.training import Trainer
+from recsys_rbm.training import DenseObjective, Trainer
 from recsys_rbm.units import BernoulliUnits
 
 PUBLISHED_CD25_500 = -86.34
@@ -42,10 +42,10 @@ def train(
     """Train for ``config.epochs`` epochs, or stop early once ``minutes`` of wall time are spent."""
     generator = make_generator(config.seed, device)
     rbm = RBM.initialise(BernoulliUnits(data.shape[1]), n_hidden, generator, visible_mean=data.mean(0), device=device)
-    trainer = Trainer(rbm, config, generator)
+    trainer = Trainer(DenseObjective(rbm, data, config), config, generator)
     started = time.perf_counter()
     for epoch in range(config.epochs):
-        trainer.train_epoch(data, config.learning_rate_at(epoch), config.momentum(epoch))
+        trainer.train_epoch(config.learning_rate_at(epoch), config.momentum(epoch), config.cd_steps(epoch))
         elapsed = time.perf_counter() - started
         if minutes is not None and elapsed > minutes * 60:
             return rbm, epoch + 1, elapsed

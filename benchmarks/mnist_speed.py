@@ -23,7 +23,7 @@ from recsys_rbm.config import TrainConfig
 from recsys_rbm.data.mnist import binarize, load_mnist
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator, resolve_device
-from recsys_rbm.training import Trainer
+from recsys_rbm.training import DenseObjective, Trainer
 from recsys_rbm.units import BernoulliUnits
 
 N_HIDDEN, BATCH = 500, 100
@@ -58,12 +58,12 @@ def time_ours(data: torch.Tensor, persistent: bool, epochs: int, device: torch.d
     generator = make_generator(0, device)
     rbm = RBM.initialise(BernoulliUnits(data.shape[1]), N_HIDDEN, generator, visible_mean=data.mean(0), device=device)
     config = TrainConfig(epochs=epochs + 1, batch_size=BATCH, learning_rate=0.05, persistent=persistent)
-    trainer = Trainer(rbm, config, generator)
+    trainer = Trainer(DenseObjective(rbm, data, config), config, generator)
     times = []
     for epoch in range(epochs + 1):
         _sync(device)
         started = time.perf_counter()
-        trainer.train_epoch(data, config.learning_rate_at(epoch), config.momentum(epoch))
+        trainer.train_epoch(config.learning_rate_at(epoch), config.momentum(epoch), config.cd_steps(epoch))
         _sync(device)
         times.append(time.perf_counter() - started)
     return times[1:]

@@ -38,6 +38,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.recommender.baselines import BiasBaseline, GlobalMean, MostPopular
 from recsys_rbm.recommender.evaluation import (
     EvaluationReport,
@@ -46,7 +47,6 @@ from recsys_rbm.recommender.evaluation import (
     TrainOnValidationToo,
     evaluate,
 )
-from recsys_rbm.recommender.ratings import Ratings
 from recsys_rbm.recommender.splits import FIVE_FOLDS, canonical_splits
 
 SURPRISE_PEERS = ("svd", "svdpp", "knn", "baseline")

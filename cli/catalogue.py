@@ -38,7 +38,7 @@ class Catalogue:
     @classmethod
     def of(cls, raw_ids: np.ndarray, metadata: dict[str, Any]) -> Catalogue:
         """Rebuild the movie table saved in a checkpoint's ``metadata["movies"]`` for the model's movies."""
-        from recsys_rbm.data.movielens import Movies
+        from recsys_rbm.data.movies import Movies
 
         raw_ids = np.asarray(raw_ids, dtype=np.int64)
         n = raw_ids.shape[0]

@@ -7,4 +7,5 @@ from recsys_rbm_cli import (  # noqa: F401
     similar,
     train_mnist,
     train_movielens,
+    train_ratings,
 )

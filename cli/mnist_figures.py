@@ -168,8 +168,10 @@ def mnist_figures(
             bar.update(self.task, completed=batch)
 
         def epoch_done(self, n_hidden: int, metrics, epochs: int) -> None:
-            gap = "" if metrics.free_energy_gap is None else f", free-energy gap {metrics.free_energy_gap:+.2f}"
-            bar.update(self.task, note=f"reconstruction error {metrics.reconstruction_error:.2f}{gap}")
+            measures = metrics.measures
+            gap = measures.get("free_energy_gap")
+            gap_text = "" if gap is None else f", free-energy gap {gap:+.2f}"
+            bar.update(self.task, note=f"reconstruction error {measures['reconstruction_error']:.2f}{gap_text}")
 
         def evaluation_started(self, n_hidden: int, method: str) -> None:
             if method == "AIS":

@@ -25,7 +25,7 @@ CONFIG_TABLE = "recommender"  # the TOML table --config reads
 
 
 class Dataset(StrEnum):
-    """The MovieLens releases (the keys of ``recsys_rbm.data.movielens.RELEASES``; a test keeps them equal)."""
+    """The MovieLens releases (the keys of ``recsys_rbm.data.releases.RELEASES``; a test keeps them equal)."""
 
     ml_100k = "ml-100k"
     ml_1m = "ml-1m"

@@ -108,12 +108,13 @@ def train_mnist(
                 tasks.append(bar.add_task(f"epoch {len(tasks) + 1}/{settings.epochs}", total=n_batches, metrics=""))
             bar.update(tasks[-1], completed=batch)
 
-        def on_epoch_end(trainer, metrics) -> None:
-            text = f"reconstruction error {metrics.reconstruction_error:.2f}"
-            if metrics.validation_reconstruction_error is not None:
-                text += f" (validation {metrics.validation_reconstruction_error:.2f})"
-            if metrics.free_energy_gap is not None:
-                text += f", free-energy gap {metrics.free_energy_gap:+.2f}"
+        def on_epoch_end(_trainer, record) -> None:
+            measures = record.measures
+            text = f"reconstruction error {measures['reconstruction_error']:.2f}"
+            if measures.get("validation_reconstruction_error") is not None:
+                text += f" (validation {measures['validation_reconstruction_error']:.2f})"
+            if measures.get("free_energy_gap") is not None:
+                text += f", free-energy gap {measures['free_energy_gap']:+.2f}"
             bar.update(tasks[-1], metrics=text)
 
         try:

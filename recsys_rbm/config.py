@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import math
 import tomllib
 from dataclasses import dataclass, fields
@@ -28,7 +30,8 @@ class TrainConfig:
     batch_size: int = 100  # cases per mini-batch; the gradient is the batch mean
     learning_rate: float = 0.05  # step on the batch-mean gradient
     lr_schedule: str = "constant"  # "constant", or "linear": decays to 0 over the run (as in Tieleman's PCD)
-    cd_k: int = 1  # Gibbs steps in the negative phase
+    cd_k: int = 1  # Gibbs steps in the negative phase (unless cd_schedule says otherwise)
+    cd_schedule: tuple[tuple[int, int], ...] = ()  # (first epoch, k) pairs, CD-k from then on; () means cd_k throughout
     persistent: bool = False  # PCD: negative chains carry over between updates instead of restarting at the data
     n_chains: int = 0  # persistent chains; 0 means one per case of a batch
     initial_momentum: float = 0.5  # momentum for the first epochs, while the gradient is large
@@ -40,6 +43,9 @@ class TrainConfig:
     sparsity_decay: float = 0.95  # smoothing of the running estimate of each hidden unit's activation
     sample_visible: bool = True  # draw binary visible states in the negative phase (else use their means)
     monitor_size: int = 5000  # cases used for the per-epoch reconstruction error and free-energy gap
+    averaging: float = 0.0  # measure and keep parameters averaged over epochs: θ̄ ← a·θ̄ + (1 − a)·θ; 0 turns it off
+    patience: int = 0  # stop after this many epochs without a better validation measure (0: never stop early)
+    max_parameter: float = 1e4  # a parameter beyond ± this means the run has diverged
     seed: int = 0  # the one seed of a run: initialisation, batching and sampling
 
     def __post_init__(self) -> None:
@@ -67,15 +73,66 @@ class TrainConfig:
         _require(self.sparsity_cost >= 0, f"sparsity_cost must be 0 or more, got {self.sparsity_cost}")
         _require(0 <= self.sparsity_decay < 1, f"sparsity_decay must lie in [0, 1), got {self.sparsity_decay}")
         _require(self.monitor_size >= 1, f"monitor_size must be at least 1, got {self.monitor_size}")
+        _require(0 <= self.averaging < 1, f"averaging must lie in [0, 1), got {self.averaging}")
+        _require(
+            0 <= self.patience <= MAX_EPOCHS, f"patience must be 0 (off) or at most {MAX_EPOCHS:,}, got {self.patience}"
+        )
+        _require(self.max_parameter > 0, f"max_parameter must be positive, got {self.max_parameter}")
         _require(0 <= self.seed <= MAX_SEED, f"seed must lie in 0..2**63-1, got {self.seed}")
+        object.__setattr__(self, "cd_schedule", parse_cd_schedule(self.cd_schedule))
 
     def momentum(self, epoch: int) -> float:
         return self.initial_momentum if epoch < self.momentum_switch_epoch else self.final_momentum
+
+    def cd_steps(self, epoch: int) -> int:
+        """``k`` of CD-k for a 0-based epoch: the last schedule entry starting at or before it, else ``cd_k``."""
+        steps = self.cd_k
+        for first_epoch, k in self.cd_schedule:
+            if epoch >= first_epoch:
+                steps = k
+        return steps
 
     def learning_rate_at(self, epoch: int) -> float:
         if self.lr_schedule == "linear":
             return self.learning_rate * (1.0 - epoch / self.epochs)
         return self.learning_rate
+
+
+def parse_cd_schedule(schedule: object) -> tuple[tuple[int, int], ...]:
+    """A CD schedule as ``((first_epoch, k), ...)``: starts at epoch 0, epochs rising, 1 ≤ k ≤ 1000.
+
+    An empty schedule is allowed (CD-k with the config's ``cd_k`` throughout); entries starting
+    after the last epoch are allowed and never used.
+    """
+    try:
+        pairs = tuple((a, b) for a, b in schedule)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        pairs = None
+    if pairs is None or not all(_is_whole(a) and _is_whole(b) for a, b in pairs):
+        raise ConfigError(
+            f"cd_schedule must be a list of [first_epoch, k] pairs of whole numbers such as [[0, 1], [15, 3]], "
+            f"got {schedule!r}"
+        )
+    pairs = tuple((int(a), int(b)) for a, b in pairs)
+    if not pairs:
+        return pairs
+    _require(pairs[0][0] == 0, f"cd_schedule must start at epoch 0, got {list(pairs)}")
+    _require(
+        all(a < b for (a, _), (b, _) in itertools.pairwise(pairs)),
+        f"cd_schedule epochs must rise strictly, got {list(pairs)}",
+    )
+    _require(
+        all(1 <= k <= MAX_CD_STEPS for _, k in pairs),
+        f"cd_schedule steps k must lie in 1..{MAX_CD_STEPS:,}, got {list(pairs)}",
+    )
+    _require(
+        all(a <= MAX_EPOCHS for a, _ in pairs), f"cd_schedule epochs must be at most {MAX_EPOCHS:,}, got {list(pairs)}"
+    )
+    return pairs
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
@@ -115,4 +172,5 @@ def load_toml(path: str | Path, cls: type[T], table: str | None = None) -> T:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """Plain JSON values (tuples become lists), as a checkpoint's metadata stores them."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))

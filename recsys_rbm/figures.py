@@ -21,7 +21,7 @@ from PIL import Image
 
 from recsys_rbm.atomic import atomic_path
 from recsys_rbm.model import RBM
-from recsys_rbm.training import EpochMetrics
+from recsys_rbm.training import EpochRecord
 
 TILE = (28, 28)
 DPI = 100
@@ -205,19 +205,21 @@ def comparison_figure(
     return figure
 
 
-def training_curves_figure(histories: Mapping[str, Sequence[EpochMetrics]], binarization: str) -> Figure:
+def training_curves_figure(histories: Mapping[str, Sequence[EpochRecord]], binarization: str) -> Figure:
     """Per-epoch reconstruction error (training monitor subset solid, validation dashed) and
     free-energy gap (mean F(validation) − mean F(training subset)), one colour per model."""
     figure = _new_figure(900, 380)
     error_axes, gap_axes = figure.subplots(1, 2)
     for index, (label, history) in enumerate(histories.items()):
         colour = f"C{index % 10}"
-        epochs = [m.epoch + 1 for m in history]
-        error_axes.plot(epochs, [m.reconstruction_error for m in history], color=colour, label=f"{label} train")
-        validation = [m.validation_reconstruction_error for m in history]
+        epochs = [m.epoch for m in history]
+        error_axes.plot(
+            epochs, [m.measures["reconstruction_error"] for m in history], color=colour, label=f"{label} train"
+        )
+        validation = [m.measures.get("validation_reconstruction_error") for m in history]
         if any(v is not None for v in validation):
             error_axes.plot(epochs, validation, color=colour, linestyle="--", label=f"{label} validation")
-        gaps = [m.free_energy_gap for m in history]
+        gaps = [m.measures.get("free_energy_gap") for m in history]
         if any(g is not None for g in gaps):
             gap_axes.plot(epochs, gaps, color=colour, marker=".", label=label)
     error_axes.set(xlabel="epoch", ylabel="squared error per image", title="Reconstruction error")

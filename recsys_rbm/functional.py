@@ -3,7 +3,7 @@
 Notation: visible ``v`` (B, D), hidden ``h`` (B, H), weights ``W`` (D, H), visible bias ``b`` (D,),
 hidden bias ``c`` (H,). The energy is ``E(v, h) = -b·v - c·h - vᵀ W h``. Every function takes its
 parameters explicitly; ``mask`` is an optional per-group boolean (B, G) marking present groups,
-and ``units`` says how the visible layer is grouped (see ``recsys_rbm.units``).
+and ``units`` is the visible layer: its blocks and groups (see ``recsys_rbm.units``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from recsys_rbm.rng import RandomSource, bernoulli
-from recsys_rbm.units import VisibleUnits, expand_group_mask
+from recsys_rbm.units import VisibleLayer
 
 
-def apply_mask(v: torch.Tensor, mask: torch.Tensor | None, units: VisibleUnits) -> torch.Tensor:
+def apply_mask(v: torch.Tensor, mask: torch.Tensor | None, units: VisibleLayer) -> torch.Tensor:
     """Zero the entries of masked groups so they cannot influence anything; ``(B, D)``."""
-    entry_mask = expand_group_mask(mask, units, v.dtype)
+    entry_mask = units.expand_mask(mask, v.dtype)
     return v if entry_mask is None else v * entry_mask
 
 
@@ -47,7 +47,7 @@ def free_energy(
     weights: torch.Tensor,
     visible_bias: torch.Tensor,
     hidden_bias: torch.Tensor,
-    units: VisibleUnits,
+    units: VisibleLayer,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``F(v) = -log Σ_h exp(-E(v, h)) = -b·v - Σ_j softplus(c_j + vᵀ W_j)``; ``(B, D) -> (B,)``."""
@@ -60,7 +60,7 @@ def hidden_free_energy(
     weights: torch.Tensor,
     visible_bias: torch.Tensor,
     hidden_bias: torch.Tensor,
-    units: VisibleUnits,
+    units: VisibleLayer,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``F(h) = -log Σ_v exp(-E(v, h)) = -c·h - Σ_groups log Σ_{v_g} exp(v_g·a_g)``, ``a = b + W h``.
@@ -77,7 +77,7 @@ def hidden_probability(
     v: torch.Tensor,
     weights: torch.Tensor,
     hidden_bias: torch.Tensor,
-    units: VisibleUnits,
+    units: VisibleLayer,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``p(h_j = 1 | v) = sigmoid(c_j + vᵀ W_j)``; ``(B, D) -> (B, H)``."""
@@ -89,10 +89,10 @@ def visible_mean(
     h: torch.Tensor,
     weights: torch.Tensor,
     visible_bias: torch.Tensor,
-    units: VisibleUnits,
+    units: VisibleLayer,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``E[v | h]``: sigmoid (Bernoulli) or per-group softmax of ``b + W h``; masked groups are 0."""
+    """``E[v | h]``: each block's mean (sigmoid, per-group softmax) of ``b + W h``; masked groups are 0."""
     return apply_mask(units.mean(visible_preactivation(h, weights, visible_bias)), mask, units)
 
 
@@ -105,7 +105,7 @@ def sample_visible(
     h: torch.Tensor,
     weights: torch.Tensor,
     visible_bias: torch.Tensor,
-    units: VisibleUnits,
+    units: VisibleLayer,
     generator: RandomSource,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:

@@ -1,28 +1,43 @@
 """Block Gibbs sampling. The chain is an explicit value, passed in and returned, so CD-k (chains
-restarted at the data) and PCD-k (chains carried between updates) are one code path."""
+restarted at the data) and PCD-k (chains carried between updates) are one code path.
+
+The sampler needs only the two conditionals of a model (:class:`Conditionals`): the dense
+:class:`~recsys_rbm.model.RBM` has them, and so has the recommender's sparse view of a batch of
+cases, whose visible state is its rated entries rather than a dense vector.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
-from recsys_rbm.model import RBM
 from recsys_rbm.rng import RandomSource, bernoulli
+
+
+class Conditionals(Protocol):
+    """A model the chain can step: ``p(h | v)``, a draw of ``v ~ p(v | h)`` and ``E[v | h]``."""
+
+    def hidden_probability(self, visible: Any, mask: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def sample_visible(self, h: torch.Tensor, generator: RandomSource, mask: torch.Tensor | None = None) -> Any: ...
+
+    def visible_mean(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> Any: ...
 
 
 @dataclass
 class Chain:
     """The state of a set of Gibbs chains after a half-step into the hidden layer."""
 
-    visible: torch.Tensor  # (M, D) visible states (or means, when visible sampling is off)
+    visible: Any  # (M, D) visible states (or means, when visible sampling is off); a sparse model's own state
     hidden_probability: torch.Tensor  # (M, H) p(h = 1 | visible)
     hidden: torch.Tensor | None  # (M, H) binary states drawn from hidden_probability (None: not drawn)
 
 
 def chain_from_visible(
-    rbm: RBM,
-    visible: torch.Tensor,
+    rbm: Conditionals,
+    visible: Any,
     generator: RandomSource,
     mask: torch.Tensor | None = None,
     sample_hidden: bool = True,
@@ -34,7 +49,7 @@ def chain_from_visible(
 
 
 def gibbs_step(
-    rbm: RBM,
+    rbm: Conditionals,
     chain: Chain,
     generator: RandomSource,
     mask: torch.Tensor | None = None,
@@ -52,7 +67,7 @@ def gibbs_step(
 
 
 def run_chain(
-    rbm: RBM,
+    rbm: Conditionals,
     chain: Chain,
     steps: int,
     generator: RandomSource,
@@ -72,7 +87,7 @@ def run_chain(
 
 
 def sample_snapshots(
-    rbm: RBM,
+    rbm: Conditionals,
     start: torch.Tensor,
     n_snapshots: int,
     steps_between: int,

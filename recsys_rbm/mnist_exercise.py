@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from recsys_rbm.checkpoint import load_rbm, save_rbm, tensor_path
-from recsys_rbm.config import TrainConfig, config_to_dict
+from recsys_rbm.config import TrainConfig, config_from_dict, config_to_dict
 from recsys_rbm.data.download import ProgressCallback
 from recsys_rbm.data.mnist import MnistFiles, binarize, describe_binarization, load_mnist
 from recsys_rbm.errors import CheckpointError, ConfigError, DataError, OutputError
@@ -50,7 +50,7 @@ from recsys_rbm.model import RBM
 from recsys_rbm.outputs import OVERWRITE_FLAG, RunOutput, check_new_output
 from recsys_rbm.resources import check_memory, rbm_training_bytes
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import EpochMetrics, Trainer
+from recsys_rbm.training import DenseObjective, EpochRecord, Trainer
 from recsys_rbm.units import BernoulliUnits
 
 KIND = "mnist-rbm"
@@ -157,7 +157,7 @@ class TrainedModel:
     """A trained (or reloaded) MNIST RBM with its per-epoch history."""
 
     rbm: RBM
-    history: list[EpochMetrics]
+    history: list[EpochRecord]
     checkpoint: Path | None
     reused: bool = False  # loaded from a matching checkpoint instead of trained
 
@@ -188,7 +188,7 @@ def train_mnist_rbm(
     config: TrainConfig,
     device: torch.device | str = "cpu",
     checkpoint: str | Path | None = None,
-    on_epoch_end: Callable[[Trainer, EpochMetrics], None] | None = None,
+    on_epoch_end: Callable[[Trainer, EpochRecord], None] | None = None,
     on_batch_end: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
     """Train a Bernoulli RBM with ``n_hidden`` hidden units on ``data.train``.
@@ -207,18 +207,18 @@ def train_mnist_rbm(
     rbm = RBM.initialise(BernoulliUnits(train.shape[1]), n_hidden, init_generator, visible_mean=train.mean(0)).to(
         device
     )
-    trainer = Trainer(rbm, config, generator)
+    trainer = Trainer(DenseObjective(rbm, train, config, validation), config, generator)
     saved: Path | None = None
 
-    def after_epoch(trainer: Trainer, metrics: EpochMetrics) -> None:
+    def after_epoch(trainer: Trainer, record: EpochRecord) -> None:
         nonlocal saved
         if checkpoint is not None:
-            saved = save_rbm(checkpoint, trainer.rbm, checkpoint_metadata(data, n_hidden, config, trainer))
+            saved = save_rbm(checkpoint, rbm, checkpoint_metadata(data, n_hidden, config, trainer))
         if on_epoch_end is not None:
-            on_epoch_end(trainer, metrics)
+            on_epoch_end(trainer, record)
 
-    history = trainer.fit(train, validation, on_epoch_end=after_epoch, on_batch_end=on_batch_end)
-    return TrainedModel(trainer.rbm, list(history), saved)
+    history = trainer.fit(on_epoch_end=after_epoch, on_batch_end=on_batch_end)
+    return TrainedModel(rbm, list(history), saved)
 
 
 def check_training_memory(data: MnistData, n_hidden: int, config: TrainConfig) -> None:
@@ -242,11 +242,19 @@ def matching_checkpoint(path: str | Path, data: MnistData, n_hidden: int, config
         metadata.get("complete") is True
         and _history(metadata) is not None
         and metadata.get("n_hidden") == n_hidden
-        and metadata.get("train_config") == config_to_dict(config)
+        and _saved_config(metadata) == config
         and metadata.get("binarization") == data.binarization
         and metadata.get("binarization_seed") == data.seed
         and metadata.get("data", {}).get("fingerprint_md5") == data.fingerprint
     )
+
+
+def _saved_config(metadata: dict[str, Any]) -> TrainConfig | None:
+    """The training config a checkpoint records (JSON turned back into the dataclass), or ``None``."""
+    try:
+        return config_from_dict(TrainConfig, metadata["train_config"])
+    except (KeyError, TypeError, ConfigError):
+        return None
 
 
 def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
@@ -258,10 +266,10 @@ def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu") -> 
     return TrainedModel(rbm, history, tensor_path(checkpoint), reused=True)
 
 
-def _history(metadata: dict[str, Any]) -> list[EpochMetrics] | None:
+def _history(metadata: dict[str, Any]) -> list[EpochRecord] | None:
     """The per-epoch metrics a checkpoint records, or ``None`` if they are missing or of another version."""
     try:
-        return [EpochMetrics(**m) for m in metadata["metrics"]]
+        return [EpochRecord.from_dict(m) for m in metadata["metrics"]]
     except (KeyError, TypeError):
         return None
 
@@ -273,7 +281,7 @@ def train_or_load(
     checkpoint: str | Path,
     device: torch.device | str = "cpu",
     retrain: bool = False,
-    on_epoch_end: Callable[[Trainer, EpochMetrics], None] | None = None,
+    on_epoch_end: Callable[[Trainer, EpochRecord], None] | None = None,
     on_batch_end: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
     """Reload ``checkpoint`` if it is a finished model with the same settings, seed, binarization
@@ -411,7 +419,7 @@ class ExerciseProgress:
 
     def batch_done(self, n_hidden: int, batch: int, n_batches: int) -> None: ...
 
-    def epoch_done(self, n_hidden: int, metrics: EpochMetrics, epochs: int) -> None: ...
+    def epoch_done(self, n_hidden: int, metrics: EpochRecord, epochs: int) -> None: ...
 
     def evaluation_started(self, n_hidden: int, method: str) -> None: ...
 
@@ -553,7 +561,7 @@ def _evaluated(
         epochs=len(model.history),
         progress=lambda done, total: progress.ais_step(n_hidden, done, total),
     )
-    report.free_energy_gap = model.history[-1].free_energy_gap if model.history else None
+    report.free_energy_gap = model.history[-1].measures.get("free_energy_gap") if model.history else None
     progress.sampling_started(n_hidden)
     snapshots = gibbs_samples(model.rbm, data, samples)
     described = data.description

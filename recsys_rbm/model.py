@@ -1,4 +1,4 @@
-"""The RBM: its parameters, its visible unit type, and the conditionals bound to them."""
+"""The RBM: its parameters, its visible layer, and the conditionals bound to them."""
 
 from __future__ import annotations
 
@@ -8,23 +8,25 @@ import torch
 
 from recsys_rbm import functional as fn
 from recsys_rbm.rng import RandomSource
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleUnits
+from recsys_rbm.units import VisibleLayer, VisibleUnits, as_layer
 
 
 @dataclass
 class RBM:
     """A restricted Boltzmann machine with Bernoulli hidden units.
 
-    ``weights`` is (D, H), ``visible_bias`` (D,), ``hidden_bias`` (H,); ``units`` describes the
-    visible layer (Bernoulli, or one K-way softmax per group, flattened group-major).
+    ``weights`` is (D, H), ``visible_bias`` (D,), ``hidden_bias`` (H,); ``units`` is the visible
+    layer: blocks of Bernoulli units and K-way softmax groups, laid end to end (a single block is
+    accepted and made a one-block layer).
     """
 
     weights: torch.Tensor
     visible_bias: torch.Tensor
     hidden_bias: torch.Tensor
-    units: VisibleUnits
+    units: VisibleLayer
 
     def __post_init__(self) -> None:
+        self.units = as_layer(self.units)
         d, h = self.weights.shape
         if d != self.units.size:
             raise ValueError(f"weights have {d} visible rows but the visible units have {self.units.size}")
@@ -52,8 +54,9 @@ class RBM:
         ``visible_mean`` (D,) holds the data's mean of each visible entry: Bernoulli biases become
         ``log(p / (1 - p))`` and softmax biases ``log p_k`` (Hinton's practical guide, section 8).
         """
+        units = as_layer(units)
         weights = torch.randn(units.size, n_hidden, generator=generator, dtype=torch.float64) * weight_std
-        visible_bias = base_rate_bias(units, visible_mean)
+        visible_bias = units.base_rate_bias(visible_mean)
         return cls(
             weights.to(device=device, dtype=dtype),
             visible_bias.to(device=device, dtype=dtype),
@@ -115,18 +118,3 @@ class RBM:
     def reconstruct(self, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean-field reconstruction ``E[v | h = p(h|v)]``, the quantity behind reconstruction error."""
         return self.visible_mean(self.hidden_probability(v, mask), mask)
-
-
-def base_rate_bias(units: VisibleUnits, visible_mean: torch.Tensor | None, eps: float = 1e-3) -> torch.Tensor:
-    """Visible biases that reproduce the data's base rates when the weights are zero."""
-    if visible_mean is None:
-        return torch.zeros(units.size, dtype=torch.float64)
-    p = visible_mean.detach().to("cpu", torch.float64)
-    if isinstance(units, BernoulliUnits):
-        p = p.clamp(eps, 1 - eps)
-        return torch.log(p) - torch.log1p(-p)
-    if isinstance(units, SoftmaxUnits):
-        p = p.view(units.n_groups, units.n_levels).clamp_min(eps)
-        p = p / p.sum(-1, keepdim=True)
-        return torch.log(p).flatten()
-    raise TypeError(f"unsupported visible units {units!r}")

@@ -1,22 +1,30 @@
-"""Training by contrastive divergence (CD-k) and persistent contrastive divergence (PCD-k).
+"""Training by contrastive divergence (CD-k) and persistent contrastive divergence (PCD-k): one loop.
 
 The learning rule, stated once: the log-likelihood gradient is the data statistics minus the model
 statistics, ``∂ log p(v)/∂W = <v hᵀ>_data − <v hᵀ>_model``, where the model term is estimated at
 the end of a k-step Gibbs chain (restarted at the data for CD, carried over for PCD) and ``h`` is
 replaced by ``p(h|v)`` in both terms. Equivalently it is minus the gradient of the free-energy gap
 ``mean F(v_data) − mean F(v_chain)`` with the chain end held constant (tested both ways).
+
+Every model trains through :class:`Trainer`. A model supplies an :class:`Objective`: its named
+parameters, its mini-batches, and for a batch the *sufficient statistics* of that rule as an
+explicit gradient tensor per parameter (dense products for images, sparse sums over rated entries
+for ratings). The trainer owns everything else: the learning-rate, momentum and CD-T schedules,
+weight decay, the momentum step, parameter averaging, divergence checks, early stopping on the
+objective's validation measure, and the hooks through which callers save checkpoints. Because the
+update reads only the gradient tensors, they can be all-reduced across processes before it.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import torch
 
-from recsys_rbm import functional as fn
 from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
@@ -24,14 +32,8 @@ from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.model import RBM
 from recsys_rbm.rng import RandomSource, UniformStream
 
-
-@dataclass
-class Gradient:
-    """An ascent direction for the log-likelihood, one tensor per parameter."""
-
-    weights: torch.Tensor  # (D, H)
-    visible_bias: torch.Tensor  # (D,)
-    hidden_bias: torch.Tensor  # (H,)
+#: An ascent direction of the log-likelihood: parameter name -> tensor of that parameter's shape.
+Gradient = dict[str, torch.Tensor]
 
 
 def contrastive_gradient(
@@ -40,17 +42,25 @@ def contrastive_gradient(
     model_visible: torch.Tensor,
     model_hidden_probability: torch.Tensor,
 ) -> Gradient:
-    """``<v hᵀ>_data − <v hᵀ>_model`` and the matching bias terms (batch means of each phase)."""
-    w_data, v_data, h_data = fn.sufficient_statistics(data_visible, data_hidden_probability)
-    w_model, v_model, h_model = fn.sufficient_statistics(model_visible, model_hidden_probability)
-    return Gradient(w_data - w_model, v_data - v_model, h_data - h_model)
+    """``<v hᵀ>_data − <v hᵀ>_model`` and the matching bias terms (batch means of each phase).
+
+    The weight term is one matrix product: ``[v_data; v_model]ᵀ · [p_data / n; −p_model / m]``.
+    """
+    n, m = data_visible.shape[0], model_visible.shape[0]
+    stacked_visible = torch.cat([data_visible, model_visible])  # (n + m, D)
+    signed_hidden = torch.cat([data_hidden_probability / n, model_hidden_probability / -m])  # (n + m, H)
+    return {
+        "weights": stacked_visible.T @ signed_hidden,
+        "visible_bias": data_visible.mean(0) - model_visible.mean(0),
+        "hidden_bias": signed_hidden.sum(0),
+    }
 
 
 def negative_phase(
     rbm: RBM,
     chain: Chain,
     k: int,
-    generator: RandomSource,
+    random: RandomSource,
     mask: torch.Tensor | None = None,
     sample_visible: bool = True,
     keep_hidden_sample: bool = True,
@@ -59,142 +69,316 @@ def negative_phase(
 
     The final hidden states need drawing only when the chain persists (``keep_hidden_sample``).
     """
-    return run_chain(rbm, chain, k, generator, mask, sample_visible, sample_last_hidden=keep_hidden_sample)
+    return run_chain(rbm, chain, k, random, mask, sample_visible, sample_last_hidden=keep_hidden_sample)
+
+
+class Objective(Protocol):
+    """What a model supplies to the :class:`Trainer`."""
+
+    #: Names of the parameters under L2 weight decay (weights, never biases).
+    decayed: tuple[str, ...]
+    #: The key of :meth:`measure` that early stopping minimises, or ``None`` (no early stopping).
+    validation_measure: str | None
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        """The parameters by name; the trainer updates these tensors in place."""
+        ...
+
+    def start(self, generator: torch.Generator) -> None:
+        """Called once when training starts (e.g. to draw fixed monitoring subsets)."""
+        ...
+
+    def batches(self, generator: torch.Generator) -> Iterable[Any]:
+        """One epoch's mini-batches, in an order drawn from ``generator``."""
+        ...
+
+    def gradient(self, batch: Any, steps: int, random: RandomSource) -> Gradient:
+        """``<·>_data − <·>_model`` of ``batch`` (batch means), the model term after ``steps`` Gibbs steps."""
+        ...
+
+    def measure(self) -> dict[str, float | None]:
+        """What an epoch reports, measured with the current parameters."""
+        ...
+
+    def divergence(self, measures: dict[str, float | None]) -> str | None:
+        """Why training has diverged (a one-line reason), judging by the epoch's measures, or ``None``."""
+        ...
 
 
 @dataclass
-class EpochMetrics:
-    """What one epoch of training measured (monitor subsets, not the whole data)."""
+class EpochRecord:
+    """What one epoch of training did and measured."""
 
-    epoch: int
+    epoch: int  # 1-based
     learning_rate: float
     momentum: float
-    reconstruction_error: float  # mean squared error per case on the training monitor subset
-    validation_reconstruction_error: float | None
-    free_energy_gap: float | None  # mean F(validation) − mean F(training subset); grows with overfitting
-    seconds: float
+    cd_steps: int
+    measures: dict[str, float | None]  # the objective's measurements (averaged parameters, when averaging)
+    seconds: float  # the update pass and the measurements
+    is_best: bool = False  # a new best of the validation measure
 
-    def as_dict(self) -> dict[str, float | int | None]:
-        return dict(self.__dict__)
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
+        return cls(**data)
+
+
+EpochCallback = Callable[["Trainer", EpochRecord], None]
+BatchCallback = Callable[[int, int], None]
 
 
 @dataclass
 class Trainer:
-    """Trains an :class:`RBM` in place on dense visible data already on the model's device.
+    """Trains an :class:`Objective` in place by CD-k/PCD-k with momentum; see the module docstring.
 
-    Mini-batches are slices of a tensor shuffled once per epoch on the device (no per-batch host
-    copies). Updates use momentum, L2 weight decay on the weights, and an optional sparsity
-    penalty. ``state`` (velocities, persistent chains, epoch) is kept so training can continue.
+    ``state`` survives between calls (velocities, epoch, history), so training can continue. With
+    ``all_reduce`` set, every gradient passes through it before the update (data-parallel training).
     """
 
-    rbm: RBM
+    objective: Objective
     config: TrainConfig
     generator: torch.Generator
+    all_reduce: Callable[[Gradient], None] | None = None
     epoch: int = 0
-    history: list[EpochMetrics] = field(default_factory=list)
-    persistent_chain: Chain | None = None
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_measure: float | None = None
 
     def __post_init__(self) -> None:
+        parameters = self.objective.parameters()
+        first = next(iter(parameters.values()))
         # Sampling draws from a fast seeded stream derived from the run's generator.
         stream_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device))
-        self.random = UniformStream(stream_seed, self.rbm.device, self.rbm.dtype)
-        self._velocity = {name: torch.zeros_like(p) for name, p in self.rbm.parameters().items()}
-        self._activation_estimate: torch.Tensor | None = None
+        self.random = UniformStream(stream_seed, first.device, first.dtype)
+        self._velocity = {name: torch.zeros_like(p) for name, p in parameters.items()}
+        self._averaged: dict[str, torch.Tensor] | None = None
+        self._best: dict[str, torch.Tensor] | None = None
+        self._started = False
 
+    # --- the loop ---------------------------------------------------------------------------------
     def fit(
         self,
-        train: torch.Tensor,
-        validation: torch.Tensor | None = None,
-        on_epoch_end: Callable[[Trainer, EpochMetrics], None] | None = None,
-        on_batch_end: Callable[[int, int], None] | None = None,
-    ) -> list[EpochMetrics]:
-        """Train until ``config.epochs`` epochs are done; returns the per-epoch metrics."""
-        train = train.to(self.rbm.device, self.rbm.dtype)
-        if validation is not None:
-            validation = validation.to(self.rbm.device, self.rbm.dtype)
-        n_monitor = min(self.config.monitor_size, train.shape[0])
-        monitor_rows = torch.randperm(train.shape[0], generator=self._cpu_generator())[:n_monitor]
-        train_monitor = train[monitor_rows.to(train.device)]
-        validation_monitor = None if validation is None else validation[: self.config.monitor_size]
-        while self.epoch < self.config.epochs:
+        on_epoch_end: EpochCallback | None = None,
+        on_batch_end: BatchCallback | None = None,
+    ) -> list[EpochRecord]:
+        """Train until ``config.epochs`` epochs are done or early stopping ends it; returns the history.
+
+        With early stopping (the objective has a validation measure and ``config.patience > 0``),
+        the parameters end at the best epoch's; ``on_epoch_end`` sees each record as it is made
+        (``record.is_best`` marks a new best, the moment to save a checkpoint).
+        """
+        config, objective = self.config, self.objective
+        if not self._started:
+            objective.start(self.generator)
+            self._started = True
+        while self.epoch < config.epochs and not self._stalled():
             started = time.perf_counter()
-            learning_rate = self.config.learning_rate_at(self.epoch)
-            momentum = self.config.momentum(self.epoch)
-            try:
-                self.train_epoch(train, learning_rate, momentum, on_batch_end)
-            except RuntimeError as error:  # a step size too large for the tensors' floating-point type
-                if "overflow" not in str(error):
-                    raise
-                raise TrainingDiverged(
-                    f"training diverged at epoch {self.epoch + 1}: the update overflowed; lower the learning rate"
-                ) from None
-            self._check_finite()
-            metrics = self._measure(train_monitor, validation_monitor, learning_rate, momentum)
-            metrics.seconds = time.perf_counter() - started
-            self.history.append(metrics)
+            learning_rate = config.learning_rate_at(self.epoch)
+            momentum = config.momentum(self.epoch)
+            steps = config.cd_steps(self.epoch)
+            self.train_epoch(learning_rate, momentum, steps, on_batch_end)
+            self._check_parameters()
+            self._average()
+            with self._evaluated_parameters():
+                measures = objective.measure()
             self.epoch += 1
+            reason = objective.divergence(measures)
+            if reason is not None:
+                raise TrainingDiverged(f"training diverged at epoch {self.epoch}: {reason}")
+            record = EpochRecord(
+                self.epoch, learning_rate, momentum, steps, measures, 0.0, is_best=self._track_best(measures)
+            )
+            record.seconds = time.perf_counter() - started
+            self.history.append(record)
             if on_epoch_end is not None:
-                on_epoch_end(self, metrics)
+                with self._evaluated_parameters():
+                    on_epoch_end(self, record)
+        self._finish()
         return self.history
 
     def train_epoch(
-        self,
-        data: torch.Tensor,
-        learning_rate: float,
-        momentum: float,
-        on_batch_end: Callable[[int, int], None] | None = None,
+        self, learning_rate: float, momentum: float, steps: int, on_batch_end: BatchCallback | None = None
     ) -> None:
-        """One pass over ``data`` in shuffled mini-batches."""
-        order = torch.randperm(data.shape[0], generator=self._cpu_generator()).to(data.device)
-        shuffled = data[order]
-        batch_size = self.config.batch_size
-        n_batches = math.ceil(data.shape[0] / batch_size)
-        for index in range(n_batches):
-            self.update(shuffled[index * batch_size : (index + 1) * batch_size], learning_rate, momentum)
+        """One pass over the objective's mini-batches."""
+        batches = list(self.objective.batches(self.generator))
+        for index, batch in enumerate(batches):
+            self.step(batch, learning_rate, momentum, steps)
             if on_batch_end is not None:
-                on_batch_end(index + 1, n_batches)
+                on_batch_end(index + 1, len(batches))
 
     @torch.no_grad()
-    def update(self, batch: torch.Tensor, learning_rate: float, momentum: float) -> None:
-        """One parameter update from one mini-batch: CD-k when the chain restarts at the data,
-        PCD-k when it continues from the persistent state."""
-        rbm, config, random = self.rbm, self.config, self.random
+    def step(self, batch: Any, learning_rate: float, momentum: float, steps: int) -> Gradient:
+        """One update from one mini-batch: ``v ← m·v + ε(g − λθ)``, ``θ ← θ + v``; returns the gradient ``g``.
+
+        ``λ`` applies to the objective's decayed parameters only.
+        """
+        try:
+            gradient = self.objective.gradient(batch, steps, self.random)
+        except RuntimeError as error:  # a step size too large for the tensors' floating-point type
+            if "overflow" not in str(error):
+                raise
+            raise TrainingDiverged(
+                f"training diverged at epoch {self.epoch + 1}: the update overflowed; lower the learning rate"
+            ) from None
+        if self.all_reduce is not None:
+            self.all_reduce(gradient)
+        decay = self.config.weight_decay
+        for name, parameter in self.objective.parameters().items():
+            velocity = self._velocity[name]
+            velocity.mul_(momentum).add_(gradient[name], alpha=learning_rate)
+            if decay and name in self.objective.decayed:
+                velocity.add_(parameter, alpha=-learning_rate * decay)
+            parameter.add_(velocity)
+        return gradient
+
+    # --- what happens between epochs ------------------------------------------------------------
+    def _check_parameters(self) -> None:
+        """Non-finite or exploding parameters end training with a one-line :class:`TrainingDiverged`."""
+        limit = self.config.max_parameter
+        for name, tensor in self.objective.parameters().items():
+            if not bool(torch.isfinite(tensor).all()):
+                raise TrainingDiverged(
+                    f"training diverged at epoch {self.epoch + 1}: {name} became non-finite; "
+                    "lower the learning rate (or the momentum) and train again"
+                )
+            largest = float(tensor.abs().max()) if tensor.numel() else 0.0
+            if largest > limit:
+                raise TrainingDiverged(
+                    f"training diverged at epoch {self.epoch + 1}: {name} reached {largest:.3g} (limit {limit:g}); "
+                    "lower the learning rate (or the momentum) and train again"
+                )
+
+    def _average(self) -> None:
+        """``θ̄ ← a·θ̄ + (1 − a)·θ`` after each epoch (``a = config.averaging``; off at 0)."""
+        a = self.config.averaging
+        if not a:
+            return
+        parameters = self.objective.parameters()
+        if self._averaged is None:
+            self._averaged = {name: p.clone() for name, p in parameters.items()}
+            return
+        for name, p in parameters.items():
+            self._averaged[name].mul_(a).add_(p, alpha=1 - a)
+
+    def _evaluated_parameters(self) -> _Swapped:
+        """The parameters that are measured and saved: the averaged ones when averaging, else the current."""
+        return _Swapped(self.objective.parameters(), self._averaged)
+
+    def _track_best(self, measures: dict[str, float | None]) -> bool:
+        key = self.objective.validation_measure
+        value = None if key is None else measures.get(key)
+        if value is None or not math.isfinite(value):
+            return False
+        if self.best_measure is not None and value >= self.best_measure:
+            return False
+        self.best_epoch, self.best_measure = self.epoch, value
+        source = self._averaged if self._averaged is not None else self.objective.parameters()
+        self._best = {name: p.clone() for name, p in source.items()}
+        return True
+
+    def _stalled(self) -> bool:
+        patience = self.config.patience
+        return bool(patience) and self.best_epoch is not None and self.epoch - self.best_epoch >= patience
+
+    def _finish(self) -> None:
+        """End at the best epoch's parameters (early stopping), else at the evaluated ones."""
+        final = self._best if self._best is not None and self.config.patience else self._averaged
+        if final is None:
+            return
+        for name, p in self.objective.parameters().items():
+            p.copy_(final[name])
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.epoch < self.config.epochs
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Optimiser state worth saving beside the weights to resume training exactly."""
+        return {f"velocity.{name}": v for name, v in self._velocity.items()}
+
+
+class _Swapped:
+    """Context manager: ``live`` tensors hold ``values`` inside the block and their own values after it."""
+
+    def __init__(self, live: dict[str, torch.Tensor], values: dict[str, torch.Tensor] | None) -> None:
+        self.live, self.values = live, values
+        self.saved: dict[str, torch.Tensor] | None = None
+
+    def __enter__(self) -> None:
+        if self.values is not None:
+            self.saved = {name: p.clone() for name, p in self.live.items()}
+            for name, p in self.live.items():
+                p.copy_(self.values[name])
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            for name, p in self.live.items():
+                p.copy_(self.saved[name])
+
+
+# --- the dense objective: RBMs on images and other dense data ---------------------------------------
+class DenseObjective:
+    """An :class:`RBM` on dense visible data (rows of ``train``, already on the model's device).
+
+    Mini-batches are slices of a tensor shuffled once per epoch on the device (no per-batch host
+    copies). CD-k restarts the negative chain at the batch; PCD-k (``config.persistent``) carries
+    ``config.n_chains`` chains from update to update. An optional sparsity penalty pulls each hidden
+    unit's running mean activation towards ``config.sparsity_target``. Each epoch measures the
+    reconstruction error on a fixed training subset and on validation, and the free-energy gap.
+    """
+
+    decayed = ("weights",)
+    validation_measure: str | None = None
+
+    def __init__(
+        self, rbm: RBM, train: torch.Tensor, config: TrainConfig, validation: torch.Tensor | None = None
+    ) -> None:
+        self.rbm, self.config = rbm, config
+        self.train = train.to(rbm.device, rbm.dtype)
+        self.validation = None if validation is None else validation.to(rbm.device, rbm.dtype)
+        self.persistent_chain: Chain | None = None
+        self._activation_estimate: torch.Tensor | None = None
+        self._train_monitor: torch.Tensor | None = None
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        return self.rbm.parameters()
+
+    def start(self, generator: torch.Generator) -> None:
+        n_monitor = min(self.config.monitor_size, self.train.shape[0])
+        rows = torch.randperm(self.train.shape[0], generator=_cpu_generator(generator))[:n_monitor]
+        self._train_monitor = self.train[rows.to(self.train.device)]
+
+    def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        order = torch.randperm(self.train.shape[0], generator=_cpu_generator(generator)).to(self.train.device)
+        shuffled = self.train[order]
+        size = self.config.batch_size
+        for start in range(0, shuffled.shape[0], size):
+            yield shuffled[start : start + size]
+
+    def gradient(self, batch: torch.Tensor, steps: int, random: RandomSource) -> Gradient:
+        """CD-k when the chain restarts at the data, PCD-k when it continues from the persistent state."""
+        rbm, config = self.rbm, self.config
         persistent = config.persistent
         # The data's hidden states are drawn only when the negative chain starts from them (CD).
         positive = chain_from_visible(rbm, batch, random, sample_hidden=not persistent)
         if persistent and self.persistent_chain is None:
-            self.persistent_chain = self._initial_persistent_chain(batch)
+            self.persistent_chain = self._initial_persistent_chain(batch, random)
         start = self.persistent_chain if persistent else positive
         negative = negative_phase(
-            rbm, start, config.cd_k, random, sample_visible=config.sample_visible, keep_hidden_sample=persistent
+            rbm, start, steps, random, sample_visible=config.sample_visible, keep_hidden_sample=persistent
         )
         if persistent:
             self.persistent_chain = negative
-        self._apply(positive, negative, learning_rate, momentum)
-
-    def _apply(self, positive: Chain, negative: Chain, learning_rate: float, momentum: float) -> None:
-        """Momentum step on the contrastive gradient, with weight decay and the sparsity penalty."""
-        rbm, config = self.rbm, self.config
-        n_data, n_model = positive.visible.shape[0], negative.visible.shape[0]
-        velocity = self._velocity
-        # velocity_W ← m·velocity_W + ε(<v hᵀ>_data − <v hᵀ>_model − λW), written as two fused GEMMs.
-        velocity["weights"].mul_(momentum)
-        velocity["weights"].addmm_(positive.visible.T, positive.hidden_probability, alpha=learning_rate / n_data)
-        velocity["weights"].addmm_(negative.visible.T, negative.hidden_probability, alpha=-learning_rate / n_model)
-        if config.weight_decay:
-            velocity["weights"].add_(rbm.weights, alpha=-learning_rate * config.weight_decay)
-        hidden_data_mean = positive.hidden_probability.mean(0)
-        visible_step = positive.visible.mean(0) - negative.visible.mean(0)
-        hidden_step = hidden_data_mean - negative.hidden_probability.mean(0)
+        gradient = contrastive_gradient(
+            positive.visible, positive.hidden_probability, negative.visible, negative.hidden_probability
+        )
         if config.sparsity_target > 0 and config.sparsity_cost > 0:
-            penalty = self._sparsity_penalty(hidden_data_mean)  # (H,)
-            hidden_step = hidden_step - penalty
-            velocity["weights"].addr_(positive.visible.mean(0), penalty, alpha=-learning_rate)
-        velocity["visible_bias"].mul_(momentum).add_(visible_step, alpha=learning_rate)
-        velocity["hidden_bias"].mul_(momentum).add_(hidden_step, alpha=learning_rate)
-        rbm.weights.add_(velocity["weights"])
-        rbm.visible_bias.add_(velocity["visible_bias"])
-        rbm.hidden_bias.add_(velocity["hidden_bias"])
+            penalty = self._sparsity_penalty(positive.hidden_probability.mean(0))  # (H,)
+            gradient["hidden_bias"] -= penalty
+            gradient["weights"].addr_(positive.visible.mean(0), penalty, alpha=-1.0)
+        return gradient
 
     def _sparsity_penalty(self, hidden_mean: torch.Tensor) -> torch.Tensor:
         """``cost · (q − target)`` with ``q`` a running mean of each hidden unit's activation."""
@@ -205,43 +389,59 @@ class Trainer:
             self._activation_estimate.mul_(config.sparsity_decay).add_(hidden_mean, alpha=1 - config.sparsity_decay)
         return config.sparsity_cost * (self._activation_estimate - config.sparsity_target)
 
-    def _initial_persistent_chain(self, batch: torch.Tensor) -> Chain:
+    def _initial_persistent_chain(self, batch: torch.Tensor, random: RandomSource) -> Chain:
         """PCD chains start at the first batch's data (rows repeated to ``n_chains`` if needed)."""
         n_chains = self.config.n_chains or batch.shape[0]
         rows = torch.arange(n_chains, device=batch.device) % batch.shape[0]
-        return chain_from_visible(self.rbm, batch[rows].clone(), self.random)
+        return chain_from_visible(self.rbm, batch[rows].clone(), random)
 
-    def _measure(
-        self, train: torch.Tensor, validation: torch.Tensor | None, learning_rate: float, momentum: float
-    ) -> EpochMetrics:
-        with torch.no_grad():
-            train_error = reconstruction_error(self.rbm, train)
-            validation_error = gap = None
-            if validation is not None and validation.shape[0] > 0:
-                validation_error = reconstruction_error(self.rbm, validation)
-                gap = mean_free_energy(self.rbm, validation) - mean_free_energy(self.rbm, train)
-        return EpochMetrics(self.epoch, learning_rate, momentum, train_error, validation_error, gap, 0.0)
+    @torch.no_grad()
+    def measure(self) -> dict[str, float | None]:
+        """Reconstruction error (training subset, validation) and the free-energy gap validation − training."""
+        train = self._train_monitor if self._train_monitor is not None else self.train[: self.config.monitor_size]
+        validation = None if self.validation is None else self.validation[: self.config.monitor_size]
+        measures: dict[str, float | None] = {
+            "reconstruction_error": reconstruction_error(self.rbm, train),
+            "validation_reconstruction_error": None,
+            "free_energy_gap": None,
+        }
+        if validation is not None and validation.shape[0] > 0:
+            measures["validation_reconstruction_error"] = reconstruction_error(self.rbm, validation)
+            measures["free_energy_gap"] = mean_free_energy(self.rbm, validation) - mean_free_energy(self.rbm, train)
+        return measures
 
-    def _check_finite(self) -> None:
-        for name, tensor in self.rbm.parameters().items():
-            if not bool(torch.isfinite(tensor).all()):
-                raise TrainingDiverged(
-                    f"training diverged at epoch {self.epoch + 1}: {name} became non-finite; "
-                    "lower the learning rate (or the momentum) and train again"
-                )
-
-    def _cpu_generator(self) -> torch.Generator:
-        """Shuffling uses a CPU generator derived from the run's generator, so it is device-independent."""
-        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device))
-        generator = torch.Generator()
-        generator.manual_seed(seed)
-        return generator
+    def divergence(self, measures: dict[str, float | None]) -> str | None:
+        return None
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Optimiser state worth saving beside the weights to resume training exactly."""
-        state = {f"velocity.{name}": v for name, v in self._velocity.items()}
-        if self.persistent_chain is not None:
-            state["chain.visible"] = self.persistent_chain.visible
-            state["chain.hidden_probability"] = self.persistent_chain.hidden_probability
-            state["chain.hidden"] = self.persistent_chain.hidden
+        """The persistent chains, worth saving to resume PCD exactly."""
+        chain = self.persistent_chain
+        if chain is None:
+            return {}
+        state = {"chain.visible": chain.visible, "chain.hidden_probability": chain.hidden_probability}
+        if chain.hidden is not None:
+            state["chain.hidden"] = chain.hidden
         return state
+
+
+def _cpu_generator(generator: torch.Generator) -> torch.Generator:
+    """A CPU generator seeded from ``generator``, so shuffling is the same on every device."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    cpu = torch.Generator()
+    cpu.manual_seed(seed)
+    return cpu
+
+
+def train_dense(
+    rbm: RBM,
+    train: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    validation: torch.Tensor | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    on_batch_end: BatchCallback | None = None,
+) -> Trainer:
+    """Train ``rbm`` in place on dense data by the config's CD-k/PCD-k; returns the trainer (history, state)."""
+    trainer = Trainer(DenseObjective(rbm, train, config, validation), config, generator)
+    trainer.fit(on_epoch_end, on_batch_end)
+    return trainer

@@ -23,7 +23,7 @@ from recsys_rbm.evaluation import (
 from recsys_rbm.evaluation.ais import _softplus_increment
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import Trainer
+from recsys_rbm.training import train_dense
 from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
 
 
@@ -44,7 +44,7 @@ def trained():
     data = prototypes[torch.randint(0, 6, (600,), generator=generator)]
     data = torch.where(torch.rand(data.shape, generator=generator) < 0.05, 1 - data, data)
     rbm = RBM.initialise(BernoulliUnits(30), 20, generator, visible_mean=data.mean(0), dtype=torch.float64)
-    Trainer(rbm, TrainConfig(epochs=30, batch_size=20, learning_rate=0.1, monitor_size=100), generator).fit(data)
+    train_dense(rbm, data, TrainConfig(epochs=30, batch_size=20, learning_rate=0.1, monitor_size=100), generator)
     assert float(rbm.weights.abs().max()) > 2.0  # far from the base-rate model: a real test of the annealing
     return rbm, data, log_partition(rbm)
 

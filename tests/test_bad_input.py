@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 from checkpoint_tools import header, rewrite_metadata, stored_metadata, to_legacy
 from mnist_fakes import fake_mnist_contents, files_for, install_fake_mnist
+from movielens_fakes import generated_releases
 from recsys_rbm_cli.app import app
 from safetensors.numpy import load_file, save_file
 from test_cli_movielens import TINY, write_tiny_100k
@@ -59,6 +60,13 @@ class World:
     mnist: Path  # a generated MNIST in mnist-data/mnist
     user: Path  # a user-based movielens-rbm checkpoint
     item: Path  # an item-based one
+
+
+@pytest.fixture(scope="module", autouse=True)
+def generated_movielens() -> Iterator[None]:
+    """The tiny ml-100k is generated: it has neither the real release's rating count nor its file hashes."""
+    with generated_releases():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -549,10 +557,14 @@ def test_an_interrupted_evaluation_keeps_the_finished_folds(world: World, tmp_pa
 # --- real signals, real processes ------------------------------------------------------------------------------
 
 
+# the generated ml-100k passes the data layer's release checks (as the generated_movielens fixture does here)
+GENERATED = "from movielens_fakes import generated_releases\nreleases = generated_releases()\nreleases.__enter__()\n"
+
+
 def start(args: list[str], cwd: Path, preamble: str = "") -> subprocess.Popen:
     """``rbm-rec <args>`` in a new process (``python -c`` so that a test may set something up first)."""
-    script = f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n{preamble}\nfrom recsys_rbm_cli.app import main\n"
-    script += f"sys.argv = ['rbm-rec', *{args!r}]\nmain()\n"
+    script = f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n{GENERATED}{preamble}\n"
+    script += f"from recsys_rbm_cli.app import main\nsys.argv = ['rbm-rec', *{args!r}]\nmain()\n"
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     environment.pop("RBM_REC_DEBUG", None)
     return subprocess.Popen(
@@ -694,7 +706,7 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(world: 
 
 def test_readers_never_see_a_torn_checkpoint_while_another_process_saves_it(world: World, tmp_path: Path) -> None:
     """The issue measured 70% failed reads with two files; one file replaced atomically must give none."""
-    from recsys_rbm.recommender.scoring import read_checkpoint
+    from recsys_rbm.checkpoint_files import read_verified
 
     target = tmp_path / "m.safetensors"
     target.write_bytes(world.user.read_bytes())
@@ -716,7 +728,7 @@ def test_readers_never_see_a_torn_checkpoint_while_another_process_saves_it(worl
     reads, saves = 0, set()
     try:
         while process.poll() is None:
-            _, metadata = read_checkpoint(target)  # raises CheckpointError on a torn or mixed read
+            _, metadata = read_verified(target, "movielens-rbm", load_file)  # the recommend path's reader
             saves.add(json.dumps(metadata["history"]))
             reads += 1
     finally:

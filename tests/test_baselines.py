@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys_rbm.data.ids import IdMap
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.recommender.baselines import BiasBaseline, GlobalMean, MostPopular, fit_biases
 from recsys_rbm.recommender.evaluation import (
     EvaluationReport,
@@ -19,7 +21,6 @@ from recsys_rbm.recommender.evaluation import (
     rank_users,
 )
 from recsys_rbm.recommender.protocol import Recommender
-from recsys_rbm.recommender.ratings import IdMap, Ratings
 from recsys_rbm.recommender.splits import Split
 
 STARS = np.arange(1.0, 6.0)  # a 1..5 scale

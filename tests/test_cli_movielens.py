@@ -12,11 +12,13 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from checkpoint_tools import rewrite_metadata, to_legacy
+from movielens_fakes import generated_releases
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.movielens_options import Dataset, parse_cd_schedule
 from recsys_rbm_cli.titles import match_title, split_year, title_words
@@ -73,6 +75,13 @@ def write_tiny_100k(data_dir: Path, seed: int = 0) -> Path:
 
 
 # --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def generated_movielens() -> Iterator[None]:
+    """The tiny ml-100k is generated: it has neither the real release's rating count nor its file hashes."""
+    with generated_releases():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -580,7 +589,7 @@ def test_the_recommend_path_imports_neither_torch_nor_polars(trained: dict) -> N
 
 
 def test_dataset_choices_are_the_releases() -> None:
-    from recsys_rbm.data.movielens import RELEASES
+    from recsys_rbm.data.releases import RELEASES
 
     assert [dataset.value for dataset in Dataset] == list(RELEASES)
 

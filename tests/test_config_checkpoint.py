@@ -16,7 +16,7 @@ from recsys_rbm import checkpoint, checkpoint_files
 from recsys_rbm.checkpoint import load_rbm, save_rbm, sidecar_path, tensor_path
 from recsys_rbm.config import TrainConfig, config_from_dict, config_to_dict, load_toml
 from recsys_rbm.errors import CheckpointError, ConfigError
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
+from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, as_layer
 
 # --- configuration ----------------------------------------------------------------------------
 
@@ -30,10 +30,14 @@ from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"learning_rate": float("inf")}, "learning_rate"),
         ({"lr_schedule": "cosine"}, "lr_schedule must be 'constant' or 'linear', got 'cosine'"),
-        ({"cd_k": 0}, "cd_k must lie in 1..1,000"),
+        ({"cd_k": 0}, r"cd_k must lie in 1\.\.1,000, got 0"),
         ({"cd_k": 10**20}, "cd_k must lie in 1..1,000"),
+        ({"cd_schedule": ((0, 1), (5, 5000))}, r"cd_schedule steps k must lie in 1\.\.1,000"),
+        ({"cd_schedule": ((0, 1), (10**9, 3))}, "cd_schedule epochs must be at most 100,000"),
+        ({"cd_schedule": ((1, 1),)}, "cd_schedule must start at epoch 0"),
         ({"seed": -1}, r"seed must lie in 0\.\.2\*\*63-1"),
-        ({"seed": 2**63}, "seed must lie in 0.."),
+        ({"seed": 2**63}, "seed must lie in"),
+        ({"averaging": 1.0}, r"averaging must lie in \[0, 1\)"),
         ({"n_chains": -1}, "n_chains"),
         ({"final_momentum": 1.0}, r"final_momentum must lie in \[0, 1\)"),
         ({"weight_decay": -1e-4}, "weight_decay must be 0 or more"),
@@ -106,7 +110,7 @@ def test_save_and_load_round_trip_bit_exactly(tmp_path, units, dtype):
     path = save_rbm(tmp_path / "model", rbm, METADATA, extra)
     assert path == tmp_path / "model.safetensors" and os.listdir(tmp_path) == ["model.safetensors"]  # one file
     loaded, metadata, tensors = load_rbm(tmp_path / "model", expected_kind="mnist")
-    assert loaded.units == units
+    assert loaded.units == as_layer(units)
     for name, tensor in rbm.parameters().items():
         assert loaded.parameters()[name].dtype == dtype
         assert torch.equal(loaded.parameters()[name], tensor), name

@@ -8,7 +8,16 @@ import math
 
 import pytest
 import torch
-from tiny_rbms import BERNOULLI, SOFTMAX, SOFTMAX_MASK, brute_force_log_z, joint_minus_energy, random_rbm
+from tiny_rbms import (
+    BERNOULLI,
+    MIXED,
+    MIXED_MASK,
+    SOFTMAX,
+    SOFTMAX_MASK,
+    brute_force_log_z,
+    joint_minus_energy,
+    random_rbm,
+)
 
 from recsys_rbm import functional as fn
 from recsys_rbm.errors import ConfigError
@@ -26,8 +35,8 @@ from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
 
-CASES = [(BERNOULLI, None), (SOFTMAX, None), (SOFTMAX, SOFTMAX_MASK)]
-IDS = ["bernoulli", "softmax", "masked-softmax"]
+CASES = [(BERNOULLI, None), (SOFTMAX, None), (SOFTMAX, SOFTMAX_MASK), (MIXED, None), (MIXED, MIXED_MASK)]
+IDS = ["bernoulli", "softmax", "masked-softmax", "mixed", "masked-mixed"]
 
 
 def rows(mask, n):
@@ -48,14 +57,20 @@ def test_binary_states_list_every_vector_once():
 @pytest.mark.parametrize(("units", "mask"), CASES, ids=IDS)
 def test_visible_states_list_every_valid_configuration_once(units, mask):
     states = visible_states(units, mask)
-    n_present = units.n_groups if mask is None else int(mask.sum())
-    levels = 2 if isinstance(units, BernoulliUnits) else units.n_levels
-    assert states.shape == (levels**n_present, units.size)
+    present = torch.ones(units.n_groups, dtype=torch.bool) if mask is None else mask
+    expected_count = 1
+    for part in units.slices():
+        block, n_present = part.block, int(present[part.groups].sum())
+        expected_count *= (2 if isinstance(block, BernoulliUnits) else block.n_levels) ** n_present
+        values = states[:, part.entries]
+        if isinstance(block, SoftmaxUnits):  # one-hot in present groups, zero in masked ones
+            per_group = values.reshape(-1, block.n_groups, block.n_levels).sum(-1)  # (N, G)
+            assert torch.equal(per_group, present[part.groups].double().expand_as(per_group))
+        else:  # 0/1 in present units, 0 in masked ones
+            assert bool(((values == 0) | (values == 1)).all())
+            assert bool((values[:, ~present[part.groups]] == 0).all())
+    assert states.shape == (expected_count, units.size)
     assert len({tuple(row.tolist()) for row in states}) == states.shape[0]
-    if isinstance(units, SoftmaxUnits):
-        per_group = states.view(-1, units.n_groups, units.n_levels).sum(-1)  # (N, G)
-        expected = torch.ones(units.n_groups) if mask is None else mask.double()
-        assert torch.equal(per_group, expected.expand_as(per_group))
 
 
 # --- free energies and conditionals ---------------------------------------------------------
@@ -167,7 +182,7 @@ def _softmax_case(n_cases=6, seed=0):
 
 def test_values_in_masked_groups_change_nothing():
     rbm, v, mask = _softmax_case()
-    scrambled = torch.where(fn.apply_mask(torch.ones_like(v), mask, SOFTMAX).bool(), v, torch.rand_like(v) * 5)
+    scrambled = torch.where(fn.apply_mask(torch.ones_like(v), mask, rbm.units).bool(), v, torch.rand_like(v) * 5)
     assert not torch.equal(scrambled, v)
     torch.testing.assert_close(rbm.free_energy(scrambled, mask), rbm.free_energy(v, mask), rtol=0, atol=0)
     torch.testing.assert_close(rbm.hidden_probability(scrambled, mask), rbm.hidden_probability(v, mask), rtol=0, atol=0)
@@ -195,7 +210,7 @@ def test_masked_groups_are_never_sampled_and_present_groups_sample_as_without_a_
     h = torch.bernoulli(torch.full((50, rbm.n_hidden), 0.5, dtype=torch.float64), generator=make_generator(2))
     masked = rbm.sample_visible(h, make_generator(7), mask)
     unmasked = rbm.sample_visible(h, make_generator(7))
-    present = fn.apply_mask(torch.ones_like(masked), mask, SOFTMAX).bool()
+    present = fn.apply_mask(torch.ones_like(masked), mask, rbm.units).bool()
     assert torch.equal(masked[~present], torch.zeros_like(masked[~present]))
     assert torch.equal(masked[present], unmasked[present])
     assert torch.equal(rbm.visible_mean(h, mask)[~present], torch.zeros_like(masked[~present]))
@@ -204,26 +219,33 @@ def test_masked_groups_are_never_sampled_and_present_groups_sample_as_without_a_
 # --- the monitors, against exact log-likelihoods ----------------------------------------------
 
 
+def _group_alternatives(units):
+    """Every (group index, entries, value) a group can be set to: each Bernoulli unit to 0 and 1,
+    each softmax group to each of its K one-hot vectors."""
+    for part in units.slices():
+        block = part.block
+        for g in range(block.n_groups):
+            first = part.entries.start + g * block.group_size
+            entries = slice(first, first + block.group_size)
+            if isinstance(block, BernoulliUnits):
+                values = [torch.tensor([0.0]), torch.tensor([1.0])]
+            else:
+                values = list(torch.eye(block.n_levels, dtype=torch.float64))
+            yield part.groups.start + g, entries, values
+
+
 def _exact_group_conditionals(rbm, v, mask=None):
     """``log p(v_g | v_−g)`` (B, G) from exact log-likelihoods of every change of one group."""
     units = rbm.units
     out = torch.zeros(v.shape[0], units.n_groups, dtype=torch.float64)
-    for g in range(units.n_groups):
+    own = log_likelihood(rbm, v, mask=mask)
+    for group, entries, values in _group_alternatives(units):
         alternatives = []
-        levels = [None] if isinstance(units, BernoulliUnits) else range(units.n_levels)
-        for level in levels:
+        for value in values:
             changed = v.clone()
-            if level is None:
-                changed[:, g] = 1 - changed[:, g]
-            else:
-                block = slice(g * units.n_levels, (g + 1) * units.n_levels)
-                changed[:, block] = 0
-                changed[:, g * units.n_levels + level] = 1
+            changed[:, entries] = value.to(changed)
             alternatives.append(log_likelihood(rbm, changed, mask=mask))
-        own = log_likelihood(rbm, v, mask=mask)
-        if isinstance(units, BernoulliUnits):
-            alternatives.append(own)
-        out[:, g] = own - torch.logsumexp(torch.stack(alternatives), dim=0)
+        out[:, group] = own - torch.logsumexp(torch.stack(alternatives), dim=0)
     return out if mask is None else out * mask
 
 

@@ -20,7 +20,7 @@ from recsys_rbm.figures import (
     training_curves_figure,
 )
 from recsys_rbm.model import RBM
-from recsys_rbm.training import EpochMetrics
+from recsys_rbm.training import EpochRecord
 from recsys_rbm.units import BernoulliUnits
 
 BINARIZATION = "stochastic binarization (seed 7)"
@@ -35,8 +35,15 @@ def snapshots(n_rows: int = 3, n_chains: int = 4) -> torch.Tensor:
     return torch.rand(n_rows + 1, n_chains, 784, generator=torch.Generator().manual_seed(1))
 
 
-def history(n_epochs: int, offset: float = 0.0) -> list[EpochMetrics]:
-    return [EpochMetrics(e, 0.05, 0.5, 30.0 - e + offset, 31.0 - e + offset, 0.1 * e, 1.0) for e in range(n_epochs)]
+def history(n_epochs: int, offset: float = 0.0) -> list[EpochRecord]:
+    def measures(e: int) -> dict[str, float]:
+        return {
+            "reconstruction_error": 30.0 - e + offset,
+            "validation_reconstruction_error": 31.0 - e + offset,
+            "free_energy_gap": 0.1 * e,
+        }
+
+    return [EpochRecord(e + 1, 0.05, 0.5, 1, measures(e), 1.0) for e in range(n_epochs)]
 
 
 def png_mode(path: Path) -> str:

@@ -7,7 +7,7 @@ from recsys_rbm.config import TrainConfig
 from recsys_rbm.model import RBM
 from recsys_rbm.rng import UniformStream
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import Trainer
+from recsys_rbm.training import train_dense
 from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
 
 pytestmark = [
@@ -49,6 +49,6 @@ def test_training_on_cuda_lowers_reconstruction_error(persistent):
     config = TrainConfig(
         epochs=10, batch_size=50, learning_rate=0.05, persistent=persistent, final_momentum=0.5, monitor_size=1000
     )
-    history = Trainer(rbm, config, generator).fit(data)
+    history = train_dense(rbm, data, config, generator).history
     assert rbm.weights.device.type == "cuda"
     assert history[-1].reconstruction_error < 0.5 * history[0].reconstruction_error

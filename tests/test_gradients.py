@@ -9,7 +9,7 @@ its own expectation).
 
 import pytest
 import torch
-from tiny_rbms import BERNOULLI, SOFTMAX, joint_minus_energy, random_rbm
+from tiny_rbms import BERNOULLI, MIXED, SOFTMAX, joint_minus_energy, random_rbm
 
 from recsys_rbm import functional as fn
 from recsys_rbm.config import TrainConfig
@@ -17,12 +17,12 @@ from recsys_rbm.evaluation import log_likelihood, visible_states
 from recsys_rbm.gibbs import chain_from_visible
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import Gradient, Trainer, contrastive_gradient, negative_phase
+from recsys_rbm.training import DenseObjective, Gradient, Trainer, contrastive_gradient, negative_phase
 from recsys_rbm.units import BernoulliUnits
 
 
 def _as_tuple(gradient: Gradient) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return gradient.weights, gradient.visible_bias, gradient.hidden_bias
+    return gradient["weights"], gradient["visible_bias"], gradient["hidden_bias"]
 
 
 def _random_visible(rbm, n, seed, mask=None):
@@ -34,7 +34,9 @@ def _random_visible(rbm, n, seed, mask=None):
 # --- closed form vs autograd of the free-energy gap -------------------------------------------
 
 
-@pytest.mark.parametrize(("units", "masked"), [(BERNOULLI, False), (SOFTMAX, True)], ids=["bernoulli", "masked"])
+@pytest.mark.parametrize(
+    ("units", "masked"), [(BERNOULLI, False), (SOFTMAX, True), (MIXED, True)], ids=["bernoulli", "masked", "mixed"]
+)
 def test_contrastive_gradient_is_minus_autograd_of_the_free_energy_gap(units, masked):
     rbm = random_rbm(units)
     data_mask = torch.rand(9, units.n_groups, generator=make_generator(5)) < 0.6 if masked else None
@@ -71,11 +73,11 @@ def expected_gradient(rbm: RBM, data: torch.Tensor, model_distribution: torch.Te
     weighted = model_distribution[:, None]  # (Nv, 1)
     h_states = rbm.hidden_probability(states)
     data_hidden = rbm.hidden_probability(data)
-    return Gradient(
-        data.T @ data_hidden / data.shape[0] - states.T @ (weighted * h_states),
-        data.mean(0) - (weighted * states).sum(0),
-        data_hidden.mean(0) - (weighted * h_states).sum(0),
-    )
+    return {
+        "weights": data.T @ data_hidden / data.shape[0] - states.T @ (weighted * h_states),
+        "visible_bias": data.mean(0) - (weighted * states).sum(0),
+        "hidden_bias": data_hidden.mean(0) - (weighted * h_states).sum(0),
+    }
 
 
 def gibbs_transition_matrix(rbm: RBM) -> torch.Tensor:
@@ -84,9 +86,9 @@ def gibbs_transition_matrix(rbm: RBM) -> torch.Tensor:
     return torch.softmax(minus_energy, dim=1) @ torch.softmax(minus_energy, dim=0).T
 
 
-def _strong_model_and_data():
+def _strong_model_and_data(units=None):
     """A model whose chains mix slowly (so CD-1 is visibly biased) and data from four prototypes."""
-    rbm = random_rbm(BernoulliUnits(6), n_hidden=4, seed=3, weight_scale=2.0)
+    rbm = random_rbm(BernoulliUnits(6) if units is None else units, n_hidden=4, seed=3, weight_scale=2.0)
     states = visible_states(rbm.units)
     data = states[torch.tensor([3, 3, 12, 40, 40, 40, 58, 63])]
     return rbm, data
@@ -103,8 +105,9 @@ def _distance(a: Gradient, b: Gradient) -> float:
     return float(sum(((x - y) ** 2).sum() for x, y in zip(_as_tuple(a), _as_tuple(b), strict=True)).sqrt())
 
 
-def test_exact_gradient_by_enumeration_is_autograd_of_the_exact_log_likelihood():
-    rbm, data = _strong_model_and_data()
+@pytest.mark.parametrize("units", [None, MIXED], ids=["bernoulli", "mixed"])
+def test_exact_gradient_by_enumeration_is_autograd_of_the_exact_log_likelihood(units):
+    rbm, data = _strong_model_and_data(units)
     states = visible_states(rbm.units)
     params = [p.clone().requires_grad_() for p in (rbm.weights, rbm.visible_bias, rbm.hidden_bias)]
     log_z = torch.logsumexp(-fn.free_energy(states, *params, rbm.units), dim=0)
@@ -136,9 +139,9 @@ def test_cd_k_sampler_averages_to_its_exact_expectation(k):
     # The per-chain model terms v p(h|v)ᵀ give the standard error of their mean.
     per_chain = end.visible[:, :, None] * end.hidden_probability[:, None, :]  # (N, D, H)
     standard_error = per_chain.std(0) / batch.shape[0] ** 0.5 + 1e-12
-    assert bool(((estimate.weights - expected.weights).abs() <= 5 * standard_error).all())
+    assert bool(((estimate["weights"] - expected["weights"]).abs() <= 5 * standard_error).all())
     if k == 1:  # ... and that expectation is measurably not the exact gradient
-        assert bool(((estimate.weights - exact.weights).abs() > 10 * standard_error).any())
+        assert bool(((estimate["weights"] - exact["weights"]).abs() > 10 * standard_error).any())
 
 
 # --- the trainer applies exactly that rule ----------------------------------------------------
@@ -147,22 +150,23 @@ def test_cd_k_sampler_averages_to_its_exact_expectation(k):
 def test_trainer_update_moves_parameters_by_learning_rate_times_the_contrastive_gradient():
     rbm = random_rbm(BERNOULLI, n_hidden=5, seed=4)
     config = TrainConfig(batch_size=8, persistent=True, n_chains=12, cd_k=2, weight_decay=0.01)
-    trainer = Trainer(rbm, config, make_generator(0))
+    objective = DenseObjective(rbm, torch.zeros(1, rbm.n_visible, dtype=rbm.dtype), config)
+    trainer = Trainer(objective, config, make_generator(0))
     learning_rate, decay = 0.1, config.weight_decay
     velocity = None
     for step, momentum in enumerate([0.0, 0.5]):
         batch = _random_visible(rbm, 8, seed=10 + step)
         before = RBM(*(p.clone() for p in (rbm.weights, rbm.visible_bias, rbm.hidden_bias)), rbm.units)
-        trainer.update(batch, learning_rate, momentum)
-        chain = trainer.persistent_chain  # the negative phase this update used
+        trainer.step(batch, learning_rate, momentum, config.cd_k)
+        chain = objective.persistent_chain  # the negative phase this update used
         assert chain.visible.shape[0] == 12
         torch.testing.assert_close(chain.hidden_probability, before.hidden_probability(chain.visible))
         data_hidden = before.hidden_probability(batch)
         gradient = contrastive_gradient(batch, data_hidden, chain.visible, chain.hidden_probability)
         step_now = (
-            learning_rate * (gradient.weights - decay * before.weights),
-            learning_rate * gradient.visible_bias,
-            learning_rate * gradient.hidden_bias,
+            learning_rate * (gradient["weights"] - decay * before.weights),
+            learning_rate * gradient["visible_bias"],
+            learning_rate * gradient["hidden_bias"],
         )
         if velocity is not None:
             step_now = tuple(momentum * old + new for old, new in zip(velocity, step_now, strict=True))

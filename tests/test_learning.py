@@ -16,7 +16,7 @@ from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation import base_rate_rbm, mean_log_likelihood
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import Trainer
+from recsys_rbm.training import Trainer, train_dense
 from recsys_rbm.units import BernoulliUnits
 
 UNITS = BernoulliUnits(9)
@@ -59,8 +59,7 @@ def train(config: TrainConfig, seed: int = 0, n_hidden: int = 10, dtype=torch.fl
     generator = make_generator(seed)
     rbm = RBM.initialise(UNITS, n_hidden, generator, weight_std=0.1, visible_mean=data.mean(0), dtype=dtype)
     initial = RBM(*(p.clone() for p in rbm.parameters().values()), UNITS)
-    trainer = Trainer(rbm, config, generator)
-    trainer.fit(data)
+    trainer = train_dense(rbm, data, config, generator)
     return initial, rbm, trainer
 
 

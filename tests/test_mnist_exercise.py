@@ -82,7 +82,7 @@ def test_reuse_only_a_matching_finished_checkpoint(tmp_path: Path, data: MnistDa
     assert not trained.reused and matching_checkpoint(path, data, 5, CONFIG)
     reused = train_or_load(data, 5, CONFIG, path)
     assert reused.reused and torch.equal(reused.rbm.weights, trained.rbm.weights)
-    assert [m.reconstruction_error for m in reused.history] == [m.reconstruction_error for m in trained.history]
+    assert [m.measures for m in reused.history] == [m.measures for m in trained.history]
     assert not matching_checkpoint(path, data, 6, CONFIG)
     assert not matching_checkpoint(path, data, 5, dataclasses.replace(CONFIG, learning_rate=0.01))
     assert not matching_checkpoint(path, dataclasses.replace(data, binarization="threshold"), 5, CONFIG)

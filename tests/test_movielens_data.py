@@ -1,21 +1,37 @@
-"""MovieLens loaders and splits on small generated files in each release's format (no network, no real data)."""
+"""MovieLens loaders and splits on small generated files in each release's format (no network, no real data).
+
+Generated folders cannot match a release's rating count or file hashes, so every test here runs
+with those left out (:func:`movielens_fakes.generated_releases`), except the tests of that
+verification, which pass the recorded release (``RECORDED[...]``) explicitly.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from movielens_fakes import generated_releases
 
+from recsys_rbm.data import fingerprint as fp
 from recsys_rbm.data import movielens as ml
+from recsys_rbm.data import releases as rel
+from recsys_rbm.data.fingerprint import ratings_fingerprint
+from recsys_rbm.data.movies import Movies, strip_year
+from recsys_rbm.data.ratings import Ratings, RawRatings, index_ratings
+from recsys_rbm.data.releases import HALF_STARS, WHOLE_STARS
+from recsys_rbm.data.scale import distinct_ratings
 from recsys_rbm.errors import ConfigError, DataError
 from recsys_rbm.recommender import splits as sp
-from recsys_rbm.recommender.ratings import Ratings
+
+RECORDED = dict(rel.RELEASES)  # the releases as recorded, before any test substitutes generated ones
 
 GENRES_100K = ["unknown", "Action", "Comedy", "Drama"]
 
@@ -89,6 +105,12 @@ def make_zip(folder: Path, archive: Path, inner: str | None = None) -> Path:
     return archive
 
 
+@pytest.fixture(autouse=True)
+def generated() -> Iterator[None]:
+    with generated_releases():
+        yield
+
+
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Make every download fail as it does without a network; records the URLs tried."""
@@ -156,7 +178,7 @@ def test_dat_release_ml_1m(tmp_path: Path) -> None:
     data = ml.load_movielens("ml-1m", tmp_path, download=False)
     np.testing.assert_array_equal(data.ratings.user_ids.raw_ids, [1, 2])
     np.testing.assert_array_equal(data.ratings.item_ids.raw_ids, [661, 1193])
-    np.testing.assert_array_equal(data.ratings.rating_values, [3, 4, 5])  # the scale is what the data holds
+    np.testing.assert_array_equal(data.ratings.rating_values, WHOLE_STARS)  # the release's scale, not the data's
     assert data.movies.title(3) == "Cité des enfants perdus, La (1995)"
     assert data.movies.genres(661) == ("Animation", "Children's", "Musical")
     assert data.movies.year(1193) == 1975
@@ -167,15 +189,16 @@ def test_dat_release_ml_10m_zip_with_its_own_folder_name(tmp_path: Path) -> None
     (folder / "ratings.dat").write_text("1::1193::4.5::1\n1::661::0.5::2\n2::1193::3::3\n")
     make_zip(folder, tmp_path / "ml-10m.zip")
     data = ml.load_movielens("ml-10m", tmp_path, download=False)
-    np.testing.assert_array_equal(data.ratings.rating_values, [0.5, 3.0, 4.5])
+    np.testing.assert_array_equal(data.ratings.rating_values, HALF_STARS)
+    np.testing.assert_array_equal(data.ratings.values, [4.5, 0.5, 3.0])
     assert "ml-10m.zip:ml-10M100K/ratings.dat" in data.files.describe("ratings.dat")
 
 
 def test_csv_release_half_stars_and_quoted_titles(tmp_path: Path) -> None:
     write_csv(tmp_path / "ml-latest-small")
     data = ml.load_movielens("ml-latest-small", tmp_path, download=False)
-    np.testing.assert_array_equal(data.ratings.rating_values, [0.5, 3.5, 4.0, 5.0])
-    np.testing.assert_array_equal(data.ratings.levels, [2, 0, 1, 3])
+    np.testing.assert_array_equal(data.ratings.rating_values, HALF_STARS)
+    np.testing.assert_array_equal(data.ratings.levels, [7, 0, 6, 9])
     movies = data.movies
     assert len(movies) == 4
     assert movies.title(3) == "Good, the Bad and the Ugly, The (Buono, il brutto, il cattivo, Il) (1966)"
@@ -193,8 +216,8 @@ def test_csv_release_half_stars_and_quoted_titles(tmp_path: Path) -> None:
         ([0.3, 0.1, 0.3], [0.1, 0.3]),  # off the half-star grid: the general path
     ],
 )
-def test_rating_scale_is_read_from_the_data(values: list[float], expected: list[float]) -> None:
-    np.testing.assert_array_equal(ml.rating_scale(np.asarray(values, dtype=float)), expected)
+def test_distinct_ratings(values: list[float], expected: list[float]) -> None:
+    np.testing.assert_array_equal(distinct_ratings(np.asarray(values, dtype=float)), expected)
 
 
 def test_k_is_ten_for_half_stars(tmp_path: Path) -> None:
@@ -212,28 +235,30 @@ def test_trailing_blank_lines_are_allowed(tmp_path: Path) -> None:
 
 def test_movies_round_trip_through_json_and_polars(tmp_path: Path) -> None:
     movies = ml.load_movies("ml-100k", write_100k(tmp_path / "ml-100k").parent)
-    again = ml.Movies.from_dict(movies.to_dict())
+    again = Movies.from_dict(movies.to_dict())
     assert again.to_dict() == movies.to_dict()
     frame = movies.to_polars()
     assert frame["movie_id"].to_list() == [10, 20, 30]
     assert frame["year"].to_list() == [1995, 1995, None]
     assert frame["genres"].to_list()[0] == ["Comedy"]
-    assert ml.strip_year("Star Wars (1977)") == "Star Wars"
+    assert strip_year("Star Wars (1977)") == "Star Wars"
 
 
 def test_ratings_fingerprint_identifies_the_triples(tmp_path: Path) -> None:
     ratings = ml.load_movielens("ml-100k", write_100k(tmp_path / "ml-100k").parent, download=False).ratings
-    assert ml.ratings_fingerprint(ratings) == ml.ratings_fingerprint(ratings.subset(np.arange(len(ratings))))
-    assert ml.ratings_fingerprint(ratings) != ml.ratings_fingerprint(ratings.subset(np.arange(len(ratings) - 1)))
+    assert ratings_fingerprint(ratings) == ratings_fingerprint(ratings.subset(np.arange(len(ratings))))
+    assert ratings_fingerprint(ratings) != ratings_fingerprint(ratings.subset(np.arange(len(ratings) - 1)))
 
 
 def test_loaders_import_neither_torch_nor_polars_for_movies(tmp_path: Path) -> None:
     write_100k(tmp_path / "ml-100k")
     code = (
-        "import sys\n"
+        "import dataclasses, sys\n"
         "from recsys_rbm.data.movielens import load_movies\n"
+        "from recsys_rbm.data.releases import RELEASES\n"
         "import recsys_rbm.recommender.splits\n"
-        f"load_movies('ml-100k', {str(tmp_path)!r})\n"
+        "generated = dataclasses.replace(RELEASES['ml-100k'], n_ratings=None, file_sha256={})\n"
+        f"load_movies(generated, {str(tmp_path)!r})\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert 'polars' not in sys.modules, 'polars imported'\n"
     )
@@ -334,7 +359,7 @@ def test_corrupt_zip(tmp_path: Path) -> None:
 
 def test_unknown_release() -> None:
     with pytest.raises(DataError, match="unknown MovieLens release 'ml-5k'; known: ml-100k"):
-        ml.get_release("ml-5k")
+        rel.get_release("ml-5k")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +388,7 @@ def _served_zip(tmp_path: Path) -> Path:
     return make_zip(write_100k(tmp_path / "server" / "ml-100k"), tmp_path / "server" / "ml-100k.zip")
 
 
-def _release_for(archive: Path, **recorded: object) -> ml.Release:
+def _release_for(archive: Path, **recorded: object) -> rel.Release:
     """ml-100k as served from ``archive``, with the true checksums unless ``recorded`` overrides them."""
     content = archive.read_bytes()
     true = {
@@ -371,7 +396,7 @@ def _release_for(archive: Path, **recorded: object) -> ml.Release:
         "sha256": hashlib.sha256(content).hexdigest(),
         "size": len(content),
     }
-    return dataclasses.replace(ml.RELEASES["ml-100k"], url=archive.as_uri(), **{**true, **recorded})
+    return dataclasses.replace(rel.RELEASES["ml-100k"], url=archive.as_uri(), **{**true, **recorded})
 
 
 def test_download_verifies_and_keeps_the_zip(tmp_path: Path) -> None:
@@ -405,11 +430,161 @@ def test_checksum_mismatch_is_rejected_and_leaves_nothing(tmp_path: Path, record
 
 
 def test_recorded_checksums_are_well_formed() -> None:
-    for release in ml.RELEASES.values():
+    for release in RECORDED.values():
         assert release.url == f"https://files.grouplens.org/datasets/movielens/{release.name}.zip"
         assert release.md5 is None or len(release.md5) == 32
         assert release.sha256 is None or len(release.sha256) == 64
-        assert release.size and release.n_ratings
+        assert release.size and (release.n_ratings or release.name == "ml-latest-small")
+        assert release.scale == (WHOLE_STARS if release.name in ("ml-100k", "ml-1m") else HALF_STARS)
+
+
+# ---------------------------------------------------------------------------------------------
+# What is known of a release: its scale, its rating count, its files' SHA-256
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def recorded_100k(folder: Path, **changes: object) -> rel.Release:
+    """The recorded ml-100k with the count and file hashes of the generated ``folder`` (``changes`` override)."""
+    hashes = {name: _sha256(folder / name) for name in ("u.data", "u.item", "u.genre", "u1.base", "u1.test")}
+    return dataclasses.replace(RECORDED["ml-100k"], **{"n_ratings": 7, "file_sha256": hashes, **changes})
+
+
+def test_a_generated_folder_that_matches_its_record_loads(tmp_path: Path) -> None:
+    folder = write_100k(tmp_path / "ml-100k")
+    data = ml.load_movielens(recorded_100k(folder), tmp_path, download=False)
+    assert len(data.ratings) == 7 and data.ratings.scale.origin == "release"
+    assert sp.canonical_split("u1", data, validation_fraction=0.0).test.n_items == 3
+
+
+@pytest.mark.parametrize(
+    ("release", "rating", "scale"),
+    [
+        ("ml-100k", "7", "1, 2, 3, 4, 5"),
+        ("ml-100k", "0", "1, 2, 3, 4, 5"),
+        ("ml-100k", "3.5", "1, 2, 3, 4, 5"),
+        ("ml-1m", "3.5", "1, 2, 3, 4, 5"),
+        ("ml-10m", "6", "0.5, 1, 1.5"),
+        ("ml-latest-small", "0", "0.5, 1, 1.5"),
+    ],
+)
+def test_a_rating_off_the_releases_scale_names_file_line_and_value(
+    tmp_path: Path, release: str, rating: str, scale: str
+) -> None:
+    if release == "ml-100k":
+        folder = write_100k(tmp_path / "ml-100k")
+        (folder / "u.data").write_text(f"1\t10\t5\t1\n2\t10\t{rating}\t2\n")
+        file = "u.data:2"
+    elif release in ("ml-1m", "ml-10m"):
+        folder = write_dat(tmp_path / ("ml-10M100K" if release == "ml-10m" else release))
+        (folder / "ratings.dat").write_text(f"1::1193::4::1\n2::661::{rating}::2\n")
+        file = "ratings.dat:2"
+    else:
+        folder = write_csv(tmp_path / release)
+        (folder / "ratings.csv").write_text(f"userId,movieId,rating,timestamp\n1,1,4.0,1\n5,1,{rating},2\n")
+        file = "ratings.csv:3"
+    with pytest.raises(DataError) as caught:
+        ml.load_movielens(release, tmp_path, download=False)
+    message = str(caught.value)
+    assert f"{file}: rating {rating} is not on {release}'s scale {scale}" in message
+    assert "re-download it" in message and "\n" not in message
+
+
+def test_every_rating_off_the_scale_is_named_up_to_a_limit(tmp_path: Path) -> None:
+    folder = write_100k(tmp_path / "ml-100k")
+    (folder / "u.data").write_text("".join(f"{u}\t10\t{7 if u % 2 else 4}\t{u}\n" for u in range(1, 31)))
+    with pytest.raises(DataError) as caught:
+        ml.load_movielens("ml-100k", tmp_path, download=False)
+    message = str(caught.value)
+    assert "u.data: 15 bad rows: line 1: rating 7 is not on ml-100k's scale" in message
+    assert "line 19: rating 7" in message and "line 21:" not in message and "and 5 more" in message
+
+
+def test_a_cut_ratings_file_is_a_count_mismatch(tmp_path: Path) -> None:
+    folder = write_100k(tmp_path / "ml-100k")
+    release = recorded_100k(folder, n_ratings=14, file_sha256={})
+    with pytest.raises(DataError) as caught:
+        ml.load_movielens(release, tmp_path, download=False)
+    message = str(caught.value)
+    assert f"{folder / 'u.data'} holds 7 ratings, but ml-100k has 14; the file is not the ml-100k original" in message
+    assert f"delete {folder}" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["u.data", "u.item", "u.genre"])
+def test_a_file_that_differs_from_its_recorded_sha256_is_rejected(tmp_path: Path, name: str) -> None:
+    folder = write_100k(tmp_path / "ml-100k")
+    release = recorded_100k(folder)
+    with (folder / name).open("ab") as handle:
+        handle.write(b"\n" if name != "u.data" else b"")
+    if name == "u.data":  # same count and scale, one rating changed
+        (folder / name).write_text((folder / name).read_text().replace("7\t10\t5", "7\t10\t4"))
+    with pytest.raises(DataError) as caught:
+        ml.load_movielens(release, tmp_path, download=False)
+    message = str(caught.value)
+    assert f"{folder / name} is not the ml-100k original (sha256 " in message
+    assert f"re-download it, or delete {folder} to download a fresh copy" in message and "\n" not in message
+
+
+def test_the_canonical_split_files_are_checked_too(tmp_path: Path) -> None:
+    folder = write_100k(tmp_path / "ml-100k")
+    release = recorded_100k(folder)
+    (folder / "u1.test").write_text((folder / "u1.test").read_text().replace("\t1\t103", "\t2\t103"))
+    data = ml.load_movielens(release, tmp_path, download=False)
+    with pytest.raises(DataError, match=r"u1\.test is not the ml-100k original"):
+        sp.canonical_split("u1", data)
+
+
+def test_members_of_a_zip_are_checked_against_the_recorded_hashes(tmp_path: Path) -> None:
+    folder = write_100k(tmp_path / "src" / "ml-100k")
+    release = recorded_100k(folder)
+    (folder / "u.item").write_bytes((folder / "u.item").read_bytes().replace(b"Toy Story", b"Toy Storm"))
+    make_zip(folder, tmp_path / "ml-100k.zip")
+    with pytest.raises(DataError, match=r"ml-100k\.zip:ml-100k/u\.item is not the ml-100k original"):
+        ml.load_movielens(release, tmp_path, download=False)
+
+
+def test_file_hashes_are_remembered_by_size_and_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_100k(tmp_path / "ml-100k")
+    release = recorded_100k(folder)
+    hashed: list[str] = []
+    original = fp._hash_file
+    monkeypatch.setattr(fp, "_hash_file", lambda path: hashed.append(path.name) or original(path))
+    ml.load_movielens(release, tmp_path, download=False)
+    assert hashed == ["u.data"]  # u.item and u.genre are hashed from the bytes read to parse them
+    cache = json.loads((tmp_path / fp.CACHE_NAME).read_text())
+    entry = cache["files"][str((folder / "u.data").resolve())]
+    assert entry["sha256"] == _sha256(folder / "u.data") and entry["size"] == (folder / "u.data").stat().st_size
+    ml.load_movielens(release, tmp_path, download=False)
+    assert hashed == ["u.data"]  # remembered
+    (folder / "u.data").write_text((folder / "u.data").read_text().replace("7\t10\t5", "7\t10\t4"))
+    with pytest.raises(DataError, match="is not the ml-100k original"):  # same size, new mtime: hashed again
+        ml.load_movielens(release, tmp_path, download=False)
+    assert hashed == ["u.data", "u.data"]
+
+
+def test_a_cache_that_cannot_be_read_or_written_is_no_error(tmp_path: Path) -> None:
+    folder = write_100k(tmp_path / "ml-100k")
+    release = recorded_100k(folder)
+    (tmp_path / fp.CACHE_NAME).write_text("{not json")
+    assert len(ml.load_movielens(release, tmp_path, download=False).ratings) == 7
+    assert json.loads((tmp_path / fp.CACHE_NAME).read_text())["version"] == 1  # rewritten
+    (tmp_path / fp.CACHE_NAME).unlink()
+    (tmp_path / fp.CACHE_NAME).mkdir()  # a folder where the cache should be: neither readable nor writable
+    assert len(ml.load_movielens(release, tmp_path, download=False).ratings) == 7
+    assert not any(path.name.endswith(".tmp") for path in tmp_path.iterdir())
+
+
+def test_no_cache_is_written_into_a_read_only_data_folder(tmp_path: Path) -> None:
+    folder = write_100k(tmp_path / "data" / "ml-100k")
+    release = recorded_100k(folder)
+    (tmp_path / "data").chmod(0o555)  # read-only by intent (root could write anyway: the mode bits decide)
+    try:
+        assert len(ml.load_movielens(release, tmp_path / "data", download=False).ratings) == 7
+        assert not (tmp_path / "data" / fp.CACHE_NAME).exists()
+    finally:
+        (tmp_path / "data").chmod(0o755)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,14 +594,14 @@ def test_recorded_checksums_are_well_formed() -> None:
 def generated_ratings(n_users: int = 60, n_items: int = 40, density: float = 0.4, seed: int = 1) -> Ratings:
     rng = np.random.default_rng(seed)
     users, items = np.nonzero(rng.random((n_users, n_items)) < density)
-    raw = ml.RawRatings(
+    raw = RawRatings(
         users=users * 3 + 1,  # raw ids differ from inner ones
         items=items * 5 + 2,
         values=rng.integers(1, 6, users.size).astype(float),
         timestamps=rng.integers(0, 10**6, users.size),
         source="generated",
     )
-    return ml.index_ratings(raw)
+    return index_ratings(raw)
 
 
 def _rows(part: Ratings, whole: Ratings) -> set[tuple[int, int]]:
@@ -467,10 +642,10 @@ def test_canonical_split_errors(tmp_path: Path) -> None:
 def test_test_file_with_an_unknown_id_or_rating_is_rejected(tmp_path: Path) -> None:
     folder = write_100k(tmp_path / "ml-100k")
     (folder / "u1.test").write_text("99\t10\t3\t1\n")
-    with pytest.raises(DataError, match=r"u1\.test: user 99 does not appear in the full ratings file"):
+    with pytest.raises(DataError, match=r"u1\.test:1: user 99 does not appear in .*ml-100k/u\.data; "):
         sp.canonical_split("u1", data_dir=tmp_path, download=False)
     (folder / "u1.test").write_text("7\t10\t4.5\t1\n")
-    with pytest.raises(DataError, match=r"u1\.test: rating 4.5 is not on the scale 1, 2, 3, 4, 5"):
+    with pytest.raises(DataError, match=r"u1\.test:1: rating 4.5 is not on ml-100k's scale 1, 2, 3, 4, 5"):
         sp.canonical_split("u1", data_dir=tmp_path, download=False)
 
 
@@ -523,14 +698,14 @@ def test_per_user_holdout_keeps_every_user_in_training(by: str) -> None:
 
 
 def test_per_user_holdout_fixed_count_and_small_users() -> None:
-    raw = ml.RawRatings(
+    raw = RawRatings(
         users=np.array([1, 1, 1, 2, 3, 3]),
         items=np.array([1, 2, 3, 1, 1, 2]),
         values=np.array([1.0, 2, 3, 4, 5, 5]),
         timestamps=np.array([5, 1, 9, 1, 2, 1]),
         source="tiny",
     )
-    ratings = ml.index_ratings(raw)
+    ratings = index_ratings(raw)
     split = sp.per_user_holdout(ratings, n_test=2, by="time", validation_fraction=0.0)
     # user 1 gives up its two latest (t=9, t=5); user 2 has one rating and keeps it; user 3 keeps one.
     np.testing.assert_array_equal(split.test.user_ids.to_raw(split.test.users), [1, 1, 3])
@@ -539,14 +714,14 @@ def test_per_user_holdout_fixed_count_and_small_users() -> None:
 
 
 def test_cold_start_counts_and_masks() -> None:
-    raw = ml.RawRatings(
+    raw = RawRatings(
         users=np.array([1, 1, 2, 3, 3]),
         items=np.array([1, 2, 1, 3, 1]),
         values=np.array([1.0, 2, 3, 4, 5]),
         timestamps=np.arange(5),
         source="tiny",
     )
-    ratings = ml.index_ratings(raw)
+    ratings = index_ratings(raw)
     train, test = ratings.subset(np.array([0, 1])), ratings.subset(np.array([2, 3, 4]))
     cold = sp.cold_start(train, test)
     np.testing.assert_array_equal(cold.cold_user, [True, True, True])  # users 2 and 3 never train

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recsys_rbm.data import movielens as ml
+from recsys_rbm.data import releases as rel
+from recsys_rbm.errors import DataError
 from recsys_rbm.recommender import splits as sp
 
 pytestmark = pytest.mark.realdata
@@ -28,7 +31,7 @@ def data_dir() -> Path:
     value = os.environ.get("RBM_REC_DATA")
     if not value:
         pytest.skip("RBM_REC_DATA is not set: point it at a folder holding ml-100k/ or ml-100k.zip")
-    if ml.locate_release("ml-100k", value) is None:
+    if rel.locate_release("ml-100k", value) is None:
         pytest.skip(f"RBM_REC_DATA={value} holds neither ml-100k/ nor ml-100k.zip")
     return Path(value)
 
@@ -42,6 +45,43 @@ def test_files_are_the_originals(dataset: ml.MovieLensDataset) -> None:
     for name, expected in SHA256.items():
         assert hashlib.sha256(dataset.files.read_bytes(name)).hexdigest() == expected, name
     assert dataset.fingerprint == SHA256["u.data"]
+
+
+def test_every_recorded_file_hash_matches_the_real_release(dataset: ml.MovieLensDataset) -> None:
+    recorded = rel.RELEASES["ml-100k"].file_sha256
+    assert set(SHA256) <= set(recorded) and all(recorded[name] == SHA256[name] for name in SHA256)
+    assert {f"{fold}.{part}" for fold in sp.CANONICAL_SPLITS for part in ("base", "test")} <= set(recorded)
+    dataset.files.verify(recorded)  # every file of the folder, extracted as GroupLens ships it
+
+
+@pytest.fixture
+def copy_of_release(data_dir: Path, tmp_path: Path) -> Path:
+    """A writable copy of the real ml-100k folder, to damage."""
+    folder = tmp_path / "ml-100k"
+    shutil.copytree(rel.locate_release("ml-100k", data_dir).path, folder)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+def test_a_u_data_cut_to_50000_lines_is_refused(copy_of_release: Path) -> None:
+    u_data = copy_of_release / "u.data"
+    u_data.write_bytes(b"".join(u_data.read_bytes().splitlines(keepends=True)[:50_000]))
+    with pytest.raises(DataError) as caught:
+        ml.load_movielens("ml-100k", copy_of_release.parent, download=False)
+    assert f"{u_data} holds 50,000 ratings, but ml-100k has 100,000" in str(caught.value)
+
+
+@pytest.mark.parametrize("rating", ["7", "0", "3.5"])
+def test_a_rating_off_the_scale_in_the_real_u_data_is_refused(copy_of_release: Path, rating: str) -> None:
+    u_data = copy_of_release / "u.data"
+    lines = u_data.read_bytes().splitlines(keepends=True)
+    user, item, _, time = lines[4].split(b"\t")
+    lines[4] = b"\t".join((user, item, rating.encode(), time))
+    u_data.write_bytes(b"".join(lines))
+    with pytest.raises(DataError) as caught:
+        ml.load_movielens("ml-100k", copy_of_release.parent, download=False)
+    assert f"{u_data}:5: rating {rating} is not on ml-100k's scale 1, 2, 3, 4, 5" in str(caught.value)
 
 
 def test_counts_and_scale(dataset: ml.MovieLensDataset) -> None:

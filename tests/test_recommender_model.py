@@ -13,6 +13,8 @@ import torch
 from checkpoint_tools import rewrite_metadata
 
 from recsys_rbm import functional as fn
+from recsys_rbm.data.ids import IdMap
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.errors import CheckpointError, ConfigError, DataError, RecsysRBMError
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender import meanfield as mf
@@ -27,7 +29,6 @@ from recsys_rbm.recommender.model import (
     rated_logits,
 )
 from recsys_rbm.recommender.protocol import Recommender
-from recsys_rbm.recommender.ratings import IdMap, Ratings
 from recsys_rbm.recommender.scoring import ScoringModel
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
 from recsys_rbm.rng import UniformStream

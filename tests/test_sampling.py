@@ -7,14 +7,14 @@ wrong probability (off by more than a few hundredths) fails them.
 
 import pytest
 import torch
-from tiny_rbms import BERNOULLI, SOFTMAX, SOFTMAX_MASK, joint_minus_energy, random_rbm
+from tiny_rbms import BERNOULLI, MIXED, MIXED_MASK, SOFTMAX, SOFTMAX_MASK, joint_minus_energy, random_rbm
 
 from recsys_rbm.gibbs import chain_from_visible, run_chain
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.units import SoftmaxUnits
 
-CASES = [(BERNOULLI, None), (SOFTMAX, None), (SOFTMAX, SOFTMAX_MASK)]
-IDS = ["bernoulli", "softmax", "masked-softmax"]
+CASES = [(BERNOULLI, None), (SOFTMAX, None), (SOFTMAX, SOFTMAX_MASK), (MIXED, MIXED_MASK)]
+IDS = ["bernoulli", "softmax", "masked-softmax", "masked-mixed"]
 N_DRAWS = 20_000
 
 
@@ -55,7 +55,8 @@ def test_softmax_samples_are_one_hot_in_present_groups_and_zero_in_masked_ones()
     generator = make_generator(0)
     mask = torch.rand(500, SOFTMAX.n_groups, generator=generator) < 0.5
     h = torch.bernoulli(torch.full((500, rbm.n_hidden), 0.5, dtype=torch.float64), generator=generator)
-    v = rbm.sample_visible(h, generator, mask).view(500, SOFTMAX.n_groups, SOFTMAX.n_levels)
+    (block,) = SOFTMAX.blocks
+    v = rbm.sample_visible(h, generator, mask).view(500, block.n_groups, block.n_levels)
     assert bool(((v == 0) | (v == 1)).all())
     assert torch.equal(v.sum(-1), mask.double())
 
@@ -68,12 +69,13 @@ def test_softmax_sampler_draws_every_level_with_its_probability_even_when_extrem
     assert float(draws[:, 1].sum()) == 0  # probability 1e-14: never drawn
 
 
-def test_gibbs_chains_reach_the_exact_model_marginals():
-    rbm = random_rbm(BERNOULLI, n_hidden=4, weight_scale=0.7)
+@pytest.mark.parametrize("units", [BERNOULLI, MIXED], ids=["bernoulli", "mixed"])
+def test_gibbs_chains_reach_the_exact_model_marginals(units):
+    rbm = random_rbm(units, n_hidden=4, weight_scale=0.7)
     v_states, h_states, minus_energy = joint_minus_energy(rbm)
     joint = torch.softmax(minus_energy.flatten(), 0).view_as(minus_energy)  # p(v, h) (Nv, Nh)
     n_chains = 4000
-    start = torch.zeros(n_chains, BERNOULLI.size, dtype=torch.float64)
+    start = rbm.sample_visible(torch.zeros(n_chains, rbm.n_hidden, dtype=torch.float64), make_generator(1))
     generator = make_generator(0)
     chain = run_chain(rbm, chain_from_visible(rbm, start, generator), 100, generator)
     assert_mean_matches(chain.visible, joint.sum(1) @ v_states)

@@ -11,12 +11,16 @@ import torch
 from recsys_rbm.evaluation.exact import binary_states, visible_states
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleUnits
+from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, VisibleUnits
 
-# The unit types every identity is checked on; a softmax mask drops groups 1 and 3.
-BERNOULLI = BernoulliUnits(7)
-SOFTMAX = SoftmaxUnits(4, 3)
+# The visible layers every identity is checked on: Bernoulli only, softmax only, and a mixed layer
+# (Bernoulli units beside softmax groups, as in the joint recommender). A softmax mask drops groups
+# 1 and 3; the mixed mask drops one Bernoulli unit and one softmax group.
+BERNOULLI = VisibleLayer((BernoulliUnits(7),))
+SOFTMAX = VisibleLayer((SoftmaxUnits(4, 3),))
 SOFTMAX_MASK = torch.tensor([True, False, True, False])
+MIXED = VisibleLayer((BernoulliUnits(3), SoftmaxUnits(3, 3)))
+MIXED_MASK = torch.tensor([True, False, True, True, False, True])
 
 
 def random_rbm(

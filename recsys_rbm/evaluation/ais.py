@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from recsys_rbm import functional as fn
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.model import RBM, base_rate_bias
+from recsys_rbm.model import RBM
 from recsys_rbm.rng import RandomSource
 
 # The schedule of Salakhutdinov & Murray (2008): β spaced uniformly in three intervals.
@@ -57,7 +57,7 @@ def base_rate_rbm(rbm: RBM, visible_mean: torch.Tensor | None = None) -> RBM:
     options = {"device": rbm.device, "dtype": rbm.dtype}
     return RBM(
         torch.zeros_like(rbm.weights),
-        base_rate_bias(rbm.units, visible_mean).to(**options),
+        rbm.units.base_rate_bias(visible_mean).to(**options),
         torch.zeros_like(rbm.hidden_bias),
         rbm.units,
     )

@@ -24,7 +24,7 @@ import torch
 
 from recsys_rbm.errors import ConfigError
 from recsys_rbm.model import RBM
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleUnits
+from recsys_rbm.units import VisibleUnits, as_layer
 
 Side = Literal["auto", "hidden", "visible"]
 
@@ -40,10 +40,10 @@ def n_hidden_states(rbm: RBM) -> int:
 
 
 def n_visible_states(units: VisibleUnits, mask: torch.Tensor | None = None) -> int:
-    """``2^D`` Bernoulli or ``K^G`` softmax visible configurations (present groups only under ``mask``)."""
-    n_present = units.n_groups if mask is None else int(_shared_mask(mask, units).sum())
-    levels = 2 if isinstance(units, BernoulliUnits) else units.n_levels
-    return levels**n_present
+    """The number of visible configurations: ``2^D`` Bernoulli, ``K^G`` softmax, their product for a
+    mixed layer (present groups only under ``mask``)."""
+    layer = as_layer(units)
+    return layer.n_states(None if mask is None else _shared_mask(mask, layer))
 
 
 def binary_states(
@@ -75,26 +75,25 @@ def visible_states(
 ) -> torch.Tensor:
     """Rows ``start..stop−1`` of the table of all visible configurations; ``(n, D)``.
 
-    Bernoulli: every binary vector over the present units. Softmax: every choice of one level per
-    present group (mixed radix ``K``, first group fastest), one-hot encoded group-major. Masked
-    groups are zero in every row.
+    Every present group takes each of its block's local states (``{0, 1}`` for a Bernoulli unit,
+    the K one-hot rows for a softmax group); configurations are numbered in mixed radix, the
+    first present group of the first block fastest. Masked groups are zero in every row.
     """
-    present = torch.arange(units.n_groups) if mask is None else _shared_mask(mask, units).nonzero().flatten()
-    n_present = present.numel()
-    stop = n_visible_states(units, mask) if stop is None else stop
-    index = torch.arange(start, stop, device=device)
-    if isinstance(units, BernoulliUnits):
-        out = torch.zeros(index.numel(), units.size, dtype=dtype, device=device)
-        out[:, present.to(device)] = binary_states(n_present, start, stop, dtype=dtype, device=device)
-        return out
-    if isinstance(units, SoftmaxUnits):
-        k = units.n_levels
-        powers = torch.tensor([k**g for g in range(n_present)], dtype=torch.int64, device=device)
-        levels = (index[:, None] // powers) % k  # (n, n_present)
-        out = torch.zeros(index.numel(), units.n_groups, k, dtype=dtype, device=device)
-        out[:, present.to(device)] = torch.nn.functional.one_hot(levels, k).to(dtype)
-        return out.flatten(1)
-    raise TypeError(f"unsupported visible units {units!r}")
+    layer = as_layer(units)
+    shared = None if mask is None else _shared_mask(mask, layer)
+    stop = layer.n_states(shared) if stop is None else stop
+    index = torch.arange(start, stop, device=device)  # (n,)
+    out = torch.zeros(index.numel(), layer.size, dtype=dtype, device=device)
+    radix = 1  # number of configurations of the groups before this block
+    for part, groups in layer.present_groups(shared):
+        states = part.block.local_states(dtype, device)  # (S, group size)
+        n_states, width = states.shape
+        powers = radix * n_states ** torch.arange(groups.numel(), device=device)  # (n_present,)
+        digits = (index[:, None] // powers) % n_states  # (n, n_present): each present group's state
+        block = out[:, part.entries].view(index.numel(), part.block.n_groups, width)
+        block[:, groups.to(device)] = states[digits]
+        radix *= n_states ** groups.numel()
+    return out
 
 
 def _shared_mask(mask: torch.Tensor, units: VisibleUnits) -> torch.Tensor:
@@ -196,10 +195,8 @@ def _hidden_side_partial_sums(rbm: RBM, mask: torch.Tensor | None, chunk_size: i
 
 
 def _describe_visible(units: VisibleUnits, mask: torch.Tensor | None) -> str:
-    n_groups = units.n_groups if mask is None else int(_shared_mask(mask, units).sum())
-    if isinstance(units, BernoulliUnits):
-        return f"2^{n_groups}"
-    return f"{units.n_levels}^{n_groups} (≈2^{n_groups * math.log2(units.n_levels):.0f})"
+    n_states = n_visible_states(units, mask)
+    return f"≈2^{math.log2(n_states):.0f}" if n_states > 1 else "1"
 
 
 # --- log-likelihood ---------------------------------------------------------------------------

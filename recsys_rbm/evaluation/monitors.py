@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from recsys_rbm import functional as fn
 from recsys_rbm.model import RBM
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.units import BlockSlice
 
 
 def reconstruction_error(rbm: RBM, v: torch.Tensor, batch_size: int = 10_000) -> float:
@@ -67,46 +67,69 @@ def pseudo_log_likelihood(
         present = torch.ones(n_cases, n_groups, dtype=torch.bool, device=v.device)
     else:
         present = mask.to(device=v.device, dtype=torch.bool).expand(n_cases, -1)
-    per_case = max(1, chunk_elements // (n_groups * units.group_size * rbm.n_hidden))
+    widest = max(part.block.size // max(part.block.n_groups, 1) for part in units.slices())
+    per_case = max(1, chunk_elements // (units.size * widest * rbm.n_hidden))
     total = torch.zeros((), dtype=torch.float64, device=v.device)
     for start in range(0, n_cases, per_case):
         batch_present = present[start : start + per_case]
         batch = fn.apply_mask(v[start : start + per_case], batch_present, units)  # (b, D)
         x = fn.hidden_preactivation(batch, rbm.weights, rbm.hidden_bias)  # (b, H)
         if generator is None:
-            step = max(1, chunk_elements // (batch.shape[0] * units.group_size * rbm.n_hidden))
-            for first in range(0, n_groups, step):
-                groups = torch.arange(first, min(n_groups, first + step), device=v.device).expand(batch.shape[0], -1)
-                log_p = _group_conditional_log_probability(rbm, batch, x, groups)  # (b, S)
-                total += (log_p * batch_present.gather(1, groups)).sum(dtype=torch.float64)
+            total += _exact_sum(rbm, batch, x, batch_present, chunk_elements)
         else:
-            choosable = batch_present | ~batch_present.any(-1, keepdim=True)  # a case with no groups counts 0 anyway
-            groups = torch.multinomial(choosable.to(x.dtype), 1, generator=generator)  # (b, 1), present only
-            log_p = _group_conditional_log_probability(rbm, batch, x, groups)  # (b, 1)
-            total += (log_p[:, 0] * batch_present.sum(-1)).sum(dtype=torch.float64)
+            total += _sampled_sum(rbm, batch, x, batch_present, generator)
     return float(total) / max(1, n_cases)
 
 
-def _group_conditional_log_probability(
-    rbm: RBM, v: torch.Tensor, x: torch.Tensor, groups: torch.Tensor
-) -> torch.Tensor:
-    """``log p(v_g | v_−g)`` for the groups ``groups`` (b, S) of each case; ``x = c + vᵀW`` (b, H).
+def _exact_sum(rbm: RBM, v: torch.Tensor, x: torch.Tensor, present: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+    """``Σ_cases Σ_present g log p(v_g | v_−g)``, block by block, groups in chunks."""
+    total = torch.zeros((), dtype=torch.float64, device=v.device)
+    for part in rbm.units.slices():
+        block = part.block
+        step = max(1, chunk_elements // (v.shape[0] * block.group_size**2 * rbm.n_hidden))
+        block_present = present[:, part.groups]
+        for first in range(0, block.n_groups, step):
+            groups = torch.arange(first, min(block.n_groups, first + step), device=v.device).expand(v.shape[0], -1)
+            log_p = _group_conditional_log_probability(rbm, part, v, x, groups)  # (b, S)
+            total += (log_p * block_present.gather(1, groups)).sum(dtype=torch.float64)
+    return total
 
-    ``log p = −log Σ_{v'_g} exp(F(v) − F(v'))``, where ``v'`` is ``v`` with group ``g`` changed and
-    ``F(v) − F(v') = b·(v' − v) + Σ_j [softplus(x'_j) − softplus(x_j)]``.
+
+def _sampled_sum(
+    rbm: RBM, v: torch.Tensor, x: torch.Tensor, present: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """One present group per case drawn uniformly, its conditional times the case's number of present groups."""
+    choosable = present | ~present.any(-1, keepdim=True)  # a case with no groups counts 0 anyway
+    chosen = torch.multinomial(choosable.to(x.dtype), 1, generator=generator)[:, 0]  # (b,) layer group index
+    weight = present.sum(-1).to(torch.float64)  # (b,)
+    total = torch.zeros((), dtype=torch.float64, device=v.device)
+    for part in rbm.units.slices():
+        rows = torch.nonzero((chosen >= part.groups.start) & (chosen < part.groups.stop)).flatten()
+        if rows.numel() == 0:
+            continue
+        groups = (chosen[rows] - part.groups.start)[:, None]  # (r, 1) index within the block
+        log_p = _group_conditional_log_probability(rbm, part, v[rows], x[rows], groups)  # (r, 1)
+        total += (log_p[:, 0].to(torch.float64) * weight[rows]).sum()
+    return total
+
+
+def _group_conditional_log_probability(
+    rbm: RBM, part: BlockSlice, v: torch.Tensor, x: torch.Tensor, groups: torch.Tensor
+) -> torch.Tensor:
+    """``log p(v_g | v_−g)`` for the groups ``groups`` (b, S) of one block, per case; ``x = c + vᵀW`` (b, H).
+
+    ``log p = −log Σ_s exp(F(v) − F(v_s))`` over the group's local states ``s``, where ``v_s`` is
+    ``v`` with group ``g`` set to ``s`` and, with ``δ = s − v_g``,
+    ``F(v) − F(v_s) = δ·b_g + Σ_j [softplus(x_j + δ·W_gj) − softplus(x_j)]``.
     """
-    base = F.softplus(x)[:, None, None, :]  # (b, 1, 1, H)
-    if isinstance(rbm.units, BernoulliUnits):
-        flip = 1 - 2 * v.gather(1, groups)  # (b, S): +1 turns a unit on, −1 off
-        x_new = x[:, None, :] + flip[..., None] * rbm.weights[groups]  # (b, S, H)
-        gain = flip * rbm.visible_bias[groups] + (F.softplus(x_new) - base[:, 0]).sum(-1)  # (b, S) = F(v) − F(v')
-        return -F.softplus(gain)  # log 1/(1 + exp(gain))
-    n_levels = rbm.units.n_levels
-    grouped_weights = rbm.weights.view(rbm.units.n_groups, n_levels, -1)[groups]  # (b, S, K, H)
-    grouped_bias = rbm.visible_bias.view(rbm.units.n_groups, n_levels)[groups]  # (b, S, K)
-    current = v.view(v.shape[0], rbm.units.n_groups, n_levels).gather(1, groups[..., None].expand(-1, -1, n_levels))
-    current_weights = (current[..., None] * grouped_weights).sum(2, keepdim=True)  # (b, S, 1, H)
-    current_bias = (current * grouped_bias).sum(-1, keepdim=True)  # (b, S, 1)
-    x_new = x[:, None, None, :] + grouped_weights - current_weights  # (b, S, K, H)
-    gain = grouped_bias - current_bias + (F.softplus(x_new) - base).sum(-1)  # (b, S, K)
-    return -torch.logsumexp(gain, dim=-1)
+    block = part.block
+    width, n_hidden = block.group_size, rbm.n_hidden
+    weights = rbm.weights[part.entries].view(block.n_groups, width, n_hidden)[groups]  # (b, S, w, H)
+    bias = rbm.visible_bias[part.entries].view(block.n_groups, width)[groups]  # (b, S, w)
+    grouped = v[:, part.entries].reshape(v.shape[0], block.n_groups, width)
+    current = grouped.gather(1, groups[..., None].expand(-1, -1, width))  # (b, S, w)
+    states = block.local_states(v.dtype, v.device)  # (L, w)
+    delta = states[None, None] - current[:, :, None, :]  # (b, S, L, w)
+    x_new = x[:, None, None, :] + torch.einsum("bslw,bswh->bslh", delta, weights)  # (b, S, L, H)
+    gain = (delta * bias[:, :, None, :]).sum(-1) + (F.softplus(x_new) - F.softplus(x)[:, None, None, :]).sum(-1)
+    return -torch.logsumexp(gain, dim=-1)  # (b, S)

@@ -17,8 +17,8 @@ from typing import Self
 
 import numpy as np
 
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.recommender.metrics import rmse
-from recsys_rbm.recommender.ratings import Ratings
 
 
 def _lookup(table: np.ndarray, index: np.ndarray, default: float) -> np.ndarray:

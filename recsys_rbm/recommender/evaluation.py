@@ -32,9 +32,9 @@ from typing import Any, Protocol, Self
 import numpy as np
 
 from recsys_rbm.atomic import atomic_write_text
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.recommender.metrics import RankingAccumulator, RankingResult, mae, rmse
 from recsys_rbm.recommender.protocol import Recommender
-from recsys_rbm.recommender.ratings import Ratings
 
 ModelFactory = Callable[[], Recommender]  # a fresh, unfitted model per split
 

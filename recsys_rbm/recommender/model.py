@@ -38,12 +38,13 @@ import torch.nn.functional as F
 
 from recsys_rbm.checkpoint import load_checkpoint, save_checkpoint, tensor_path
 from recsys_rbm.config import config_from_dict
-from recsys_rbm.data.movielens import ratings_fingerprint
+from recsys_rbm.data.fingerprint import ratings_fingerprint
+from recsys_rbm.data.ids import IdMap
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError, TrainingDiverged
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig
-from recsys_rbm.recommender.ratings import IdMap, Ratings
 from recsys_rbm.recommender.scoring import check_ids, check_ratings_of_new_user, top_n
 from recsys_rbm.rng import RandomSource, UniformStream, uniform
 from recsys_rbm.runtime import make_generator, resolve_device
@@ -343,7 +344,7 @@ class _TrainingData:
 class RBMRecommender:
     """RBM collaborative filtering implementing the :class:`~recsys_rbm.recommender.protocol.Recommender` protocol.
 
-    All ids are inner indices (see :class:`~recsys_rbm.recommender.ratings.IdMap`).
+    All ids are inner indices (see :class:`~recsys_rbm.data.ids.IdMap`).
 
     Conditional RBM (``config.conditional``): the rated-set vector ``r`` of a case is the set of
     units it rated **in the training ratings passed to** :meth:`fit` (user-based: the movies the

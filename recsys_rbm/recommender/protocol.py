@@ -6,7 +6,7 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from recsys_rbm.recommender.ratings import Ratings
+from recsys_rbm.data.ratings import Ratings
 
 
 @runtime_checkable

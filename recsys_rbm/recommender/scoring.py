@@ -16,9 +16,9 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from recsys_rbm.checkpoint_files import read_verified
+from recsys_rbm.data.ids import IdMap
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
 from recsys_rbm.recommender import meanfield as mf
-from recsys_rbm.recommender.ratings import IdMap
 
 KIND = "movielens-rbm"
 

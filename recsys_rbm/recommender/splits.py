@@ -15,7 +15,7 @@ Four protocols:
 - **validation carve-out** (:func:`carve_validation`): a seeded random fraction of any training
   set, by rating.
 
-Every split is a :class:`Split` of three :class:`~recsys_rbm.recommender.ratings.Ratings` that
+Every split is a :class:`Split` of three :class:`~recsys_rbm.data.ratings.Ratings` that
 share their id maps and rating scale. Randomness comes from NumPy's seeded PCG64 generator (this
 module, like the data loaders, does not import torch); the same seed gives the same split.
 
@@ -32,14 +32,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from recsys_rbm.data.movielens import MovieLensDataset, index_ratings, load_movielens, read_ratings_file
+from recsys_rbm.data.movielens import CANONICAL_SPLITS, MovieLensDataset, canonical_fold, load_movielens
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.errors import ConfigError, DataError
-from recsys_rbm.recommender.ratings import Ratings
 
 if TYPE_CHECKING:
     from recsys_rbm.data.download import ProgressCallback
 
-CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 FIVE_FOLDS = ("u1", "u2", "u3", "u4", "u5")
 DEFAULT_VALIDATION_FRACTION = 0.05  # of the training part, as in the AutoRec / CF-NADE protocol
 
@@ -350,19 +349,11 @@ def canonical_split(
     ``validation_fraction`` of the base file is held out for validation (0 keeps it all for
     training, as the published results do).
     """
-    if name not in CANONICAL_SPLITS:
+    if name not in CANONICAL_SPLITS:  # before loading anything
         raise ConfigError(f"unknown ml-100k split {name!r}; use one of {', '.join(CANONICAL_SPLITS)}")
     if dataset is None:
         dataset = load_movielens("ml-100k", data_dir, download=download, progress=progress)
-    if dataset.release.layout != "100k":
-        raise DataError(f"the canonical splits belong to ml-100k; {dataset.name} has none (use a random split)")
-    full = dataset.ratings
-    base, test = (
-        index_ratings(
-            read_ratings_file(dataset.files, f"{name}.{part}"), full.user_ids, full.item_ids, full.rating_values
-        )
-        for part in ("base", "test")
-    )
+    base, test = canonical_fold(dataset, name)
     train, validation = carve_validation(base, validation_fraction, seed)
     described = "ua/ub: 10 ratings of each user for test" if name in ("ua", "ub") else "one of five 80/20 folds"
     carved = f"; {validation_fraction:.0%} of base held out for validation (seed {seed})" if validation_fraction else ""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys_rbm.data.ids import IdMap
+from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.recommender.ratings import IdMap, Ratings
 
 HALF_STARS = np.arange(1, 11) / 2.0  # 0.5, 1.0, ..., 5.0 (K = 10), as in MovieLens 10M and later
 

@@ -1,0 +1,226 @@
+"""``rbm-rec train ratings PATH``: train the RBM recommender on anyone's ratings table and save the best epoch."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from recsys_rbm_cli.app import train_app
+from recsys_rbm_cli.command import RbmRecCommand
+from recsys_rbm_cli.common import OverwriteOption, console, one_line_errors
+from recsys_rbm_cli.movielens_options import (
+    BatchSizeOption,
+    CdScheduleOption,
+    ConditionalOption,
+    ConfigOption,
+    DeviceOption,
+    EpochsOption,
+    HiddenOption,
+    LearningRateOption,
+    ModeOption,
+    PatienceOption,
+    SeedOption,
+    recommender_config,
+)
+from recsys_rbm_cli.train_recommender import checkpoint_path, train_and_save
+
+from recsys_rbm.errors import DataError
+
+if TYPE_CHECKING:
+    from recsys_rbm.data.movies import Movies
+    from recsys_rbm.data.tables import RatingsTable
+
+VALIDATION_FRACTION = 0.05  # of the training part, held out for early stopping (as train movielens --split random)
+
+
+class Duplicates(StrEnum):
+    error = "error"
+    last = "last"
+
+
+_EXAMPLES = {
+    "user id": "userId, user_id, user",
+    "item id": "movieId, itemId, item, movie",
+    "rating": "rating, score, stars; none: implicit feedback",
+    "time": "timestamp, time, date; optional",
+}
+
+
+def _column(flag: str, role: str) -> Any:
+    """A column-naming option."""
+    return typer.Option(flag, help=f"The {role} column (default: recognised by name, e.g. {_EXAMPLES[role]}).")
+
+
+@train_app.command("ratings", cls=RbmRecCommand)
+@one_line_errors
+def train_ratings(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Ratings table: CSV, TSV (delimiter sniffed; a header line naming the columns) or Parquet; "
+            "MovieLens's u.data and ratings.dat are recognised without a header.",
+            show_default=False,
+        ),
+    ],
+    user_col: Annotated[str | None, _column("--user-col", "user id")] = None,
+    item_col: Annotated[str | None, _column("--item-col", "item id")] = None,
+    rating_col: Annotated[str | None, _column("--rating-col", "rating")] = None,
+    time_col: Annotated[str | None, _column("--time-col", "time")] = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            "--items",
+            help="Item table with titles (and genres where present): an id column (movieId, itemId, item or id), "
+            "a title column, optionally genres ('Action|Comedy'). The checkpoint carries them, so recommend and "
+            "similar show titles.",
+            show_default=False,
+        ),
+    ] = None,
+    implicit: Annotated[
+        bool,
+        typer.Option(
+            "--implicit", help="Implicit feedback: every row is an interaction (a 1), whatever its rating column."
+        ),
+    ] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            "--scale",
+            help="The rating scale, LOW:HIGH[:STEP] or a list: 1:5, 0.5:5:0.5, 1,2,3,4,5. Ratings off it are "
+            "errors. Default: inferred from the data (and shown).",
+            show_default=False,
+        ),
+    ] = None,
+    duplicates: Annotated[
+        Duplicates,
+        typer.Option(
+            "--duplicates",
+            help="A (user, item) pair rated twice: error names every such line; last keeps the last one.",
+            case_sensitive=False,
+        ),
+    ] = Duplicates.error,
+    mode: ModeOption = None,
+    hidden: HiddenOption = None,
+    epochs: EpochsOption = None,
+    cd_schedule: CdScheduleOption = None,
+    conditional: ConditionalOption = None,
+    batch_size: BatchSizeOption = None,
+    learning_rate: LearningRateOption = None,
+    patience: PatienceOption = None,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Checkpoint path (one .safetensors file holding the settings, metrics, what was read, titles).",
+            show_default="runs/ratings-<file name>.safetensors",
+        ),
+    ] = None,
+    overwrite: OverwriteOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Train the RBM recommender on your own ratings table and save its best epoch.
+
+    Reads the table (columns picked by name), shows what it read (ratings, users, items, the rating
+    scale, implicit or not), holds out a seeded random 10% of the ratings for test and 5% of the
+    rest for validation (early stopping), then trains and saves exactly as 'rbm-rec train movielens'
+    does (an existing --output is replaced only with --overwrite). Every bad row is reported as
+    file:line in one line.
+
+    Example: rbm-rec train ratings my-ratings.csv --user-col customer --item-col product --scale 1:5
+    """
+    from recsys_rbm.data.tables import read_items_table, read_ratings_table
+    from recsys_rbm.outputs import RunOutput
+    from recsys_rbm.recommender.model import RBMRecommender
+    from recsys_rbm.recommender.splits import random_split
+
+    settings = recommender_config(
+        config,
+        cd_schedule=cd_schedule,
+        mode=mode,
+        n_hidden=hidden,
+        epochs=epochs,
+        conditional=conditional,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        patience=patience,
+        seed=seed,
+        device=device,
+    )
+    target = checkpoint_path(output, Path("runs") / f"ratings-{path.stem}.safetensors")
+    model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
+    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+        table = read_ratings_table(
+            path,
+            user_col=user_col,
+            item_col=item_col,
+            rating_col=rating_col,
+            time_col=time_col,
+            implicit=implicit,
+            scale=scale,
+            duplicates=duplicates.value,
+        )
+        show_table(table)
+        movies = read_items_table(items, like=table.ratings.item_ids) if items is not None else None
+        if movies is not None:
+            known = int(movies.contains(table.ratings.item_ids.raw_ids).sum())
+            console.print(f"Items {items}: titles for {known:,} of the {table.ratings.n_items:,} items rated.")
+        check_model_can_train(table)
+        split = random_split(table.ratings, 0, validation_fraction=VALIDATION_FRACTION, seed=settings.seed)
+        console.print(
+            f"Split {split.name}: {split.description}; {len(split.train):,} training, "
+            f"{len(split.validation):,} validation, {len(split.test):,} test ratings.",
+            highlight=False,
+        )
+        train_and_save(model, split, run, checkpoint_metadata(table, movies))
+
+
+def show_table(table: RatingsTable) -> None:
+    """What was read, in a few lines: source, counts, id types, columns, the scale, anything dropped or ignored."""
+    r = table.ratings
+    used = ", ".join(f"{role} {name!r}" for role, name in table.columns.items() if name is not None)
+    console.print(
+        f"Read {table.source} ({table.format}): {len(r):,} ratings by {r.n_users:,} users of {r.n_items:,} items "
+        f"({r.user_ids.id_type} user ids, {r.item_ids.id_type} item ids); columns {used}.",
+        highlight=False,
+    )
+    kind = "implicit feedback" if r.is_implicit else "explicit ratings"
+    console.print(f"Ratings: {kind}, {r.scale.describe()}.", highlight=False)
+    if table.dropped_repeats:
+        console.print(f"Dropped {table.dropped_repeats:,} repeated (user, item) rows.", highlight=False)
+    for note in table.notes:
+        console.print(f"Note: {note}.", highlight=False)
+
+
+def check_model_can_train(table: RatingsTable) -> None:
+    """Refuse, in one line, what this version's RBM model cannot train on yet (before any training time is spent).
+
+    The model's softmax units need K >= 2 rating values (implicit feedback is K = 1), and its
+    checkpoint stores raw ids as int64 (text ids cannot be saved). Remove each check once the
+    model accepts it.
+    """
+    r = table.ratings
+    if r.is_implicit:
+        raise DataError(
+            f"{table.source} is implicit feedback (K = 1), which this version's RBM cannot train yet: its softmax "
+            "rating units need at least 2 rating values; give a table with a rating column (--rating-col)"
+        )
+    for kind, ids in (("user", r.user_ids), ("item", r.item_ids)):
+        if ids.id_type == "str":
+            example = str(ids.raw_ids[0])
+            raise DataError(
+                f"{table.source} has text {kind} ids (e.g. {example!r}), which this version's RBM checkpoints cannot "
+                f"store yet (integer ids only); map the {kind} ids to integers for now"
+            )
+
+
+def checkpoint_metadata(table: RatingsTable, movies: Movies | None) -> dict[str, Any]:
+    """What the checkpoint's metadata records of the data (the split, metrics and model fields are added by the run)."""
+    metadata: dict[str, Any] = {"dataset": {"name": f"ratings:{Path(table.source).name}", **table.summary()}}
+    if movies is not None:
+        metadata["movies"] = movies.to_dict()  # titles, years, genres: recommend needs no data folder
+    return metadata

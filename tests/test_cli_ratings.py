@@ -1,0 +1,150 @@
+"""``rbm-rec train ratings`` through Typer's CliRunner, on small generated ratings tables.
+
+A CSV with integer ids trains end to end (a tiny model, two epochs) and its checkpoint carries
+what was read and the titles of ``--items``; every problem with the table or the options is one
+line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from recsys_rbm_cli.app import app
+from typer.testing import CliRunner
+
+from recsys_rbm.checkpoint_files import read_metadata
+
+N_USERS, N_ITEMS, PER_USER = 40, 24, 10
+TINY = ["--hidden", "4", "--epochs", "2", "--batch-size", "10", "--device", "cpu", "--seed", "1"]
+
+
+def ratings_rows(seed: int = 0) -> list[tuple[int, int, float, int]]:
+    """Ratings 1..5 from two planted tastes; user ids 101.., item ids 7, 14, …; every item rated."""
+    rng = np.random.default_rng(seed)
+    taste = rng.integers(0, 2, N_USERS)
+    rows = []
+    for user in range(N_USERS):
+        chosen = np.unique(np.append(rng.choice(N_ITEMS, PER_USER - 1, replace=False), user % N_ITEMS))
+        for item in chosen.tolist():
+            likes = (item < N_ITEMS // 2) == bool(taste[user])
+            rating = float(np.clip(round(rng.normal(4.2 if likes else 2.0, 0.8)), 1, 5))
+            rows.append((101 + user, 7 * (item + 1), rating, 1_000_000 + len(rows)))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple], header: str = "customer,product,stars,when") -> Path:
+    path.write_text(header + "\n" + "".join(",".join(str(v) for v in row) + "\n" for row in rows))
+    return path
+
+
+def write_items(path: Path) -> Path:
+    lines = [f"{7 * (k + 1)},Product {k + 1} ({1990 + k}),{'Tools' if k % 2 else 'Toys|Games'}" for k in range(N_ITEMS)]
+    path.write_text("itemId,title,genres\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def flat(output: str) -> str:
+    return " ".join(output.split())
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code != 0, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(runner: CliRunner, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("own")
+    table = write_csv(folder / "shop.csv", ratings_rows())
+    model = folder / "runs" / "shop.safetensors"
+    args = ["train", "ratings", str(table), "--user-col", "customer", "--item-col", "product"]
+    args += ["--rating-col", "stars", "--time-col", "when", "--scale", "1:5", "--mode", "user"]
+    result = runner.invoke(app, [*args, "--items", str(write_items(folder / "items.csv")), "-o", str(model), *TINY])
+    assert result.exit_code == 0, result.output
+    return {"model": model, "output": flat(result.output), "folder": folder}
+
+
+def test_train_ratings_reads_shows_splits_trains_and_saves(trained: dict) -> None:
+    output = trained["output"]
+    n = len(ratings_rows())
+    for phrase in (
+        f"Read {trained['folder'] / 'shop.csv'} (CSV): {n:,} ratings by {N_USERS} users of {N_ITEMS} items "
+        "(int user ids, int item ids); columns user 'customer', item 'product', rating 'stars', time 'when'.",
+        "Ratings: explicit ratings, 1, 2, 3, 4, 5 (K = 5, declared as 1:5).",
+        f"titles for {N_ITEMS} of the {N_ITEMS} items rated",
+        "Split random-1: random 90%/10% split of all ratings",
+        "train RMSE",
+        "best epoch",
+        "test RMSE / MAE",
+        "saved",
+    ):
+        assert phrase in output
+    metadata = read_metadata(trained["model"])
+    dataset = metadata["dataset"]
+    assert dataset["name"] == "ratings:shop.csv" and dataset["ratings"] == n and dataset["items"] == N_ITEMS
+    assert dataset["scale"] == "1:5" and dataset["implicit"] is False and len(dataset["fingerprint"]) == 64
+    assert dataset["columns"] == {"user": "customer", "item": "product", "rating": "stars", "time": "when"}
+    assert metadata["split"]["test"] == round(0.1 * n) and metadata["complete"] is True
+    assert metadata["movies"]["titles"][0] == "Product 1 (1990)" and metadata["n_hidden"] == 4
+
+
+def test_the_checkpoint_recommends_with_the_items_titles(runner: CliRunner, trained: dict) -> None:
+    result = runner.invoke(app, ["recommend", "--user", "101", "--model", str(trained["model"]), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Product " in result.stdout and "movie 7" not in result.stdout
+
+
+def test_the_default_columns_and_an_inferred_scale(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [(u, i, r) for u, i, r, _ in ratings_rows(1)]
+    frame = pl.DataFrame(rows, schema=["userId", "movieId", "rating"], orient="row")
+    frame.write_parquet(tmp_path / "r.parquet")
+    result = runner.invoke(app, ["train", "ratings", str(tmp_path / "r.parquet"), "-o", str(tmp_path / "m"), *TINY])
+    assert result.exit_code == 0, result.output
+    assert "1, 2, 3, 4, 5 (K = 5, inferred from the data)" in flat(result.output)
+    assert (tmp_path / "m.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "phrase"),
+    [
+        (
+            "user,item,rating\n1,2,4\n1,3,x\n2,2,9\n",
+            ["--scale", "1:5"],
+            "r.csv: 2 bad rows: line 3: rating 'x' is not a number; line 4: rating 9 is not on the declared scale 1:5",
+        ),
+        ("user,item,rating\n1,2,4\n1,2,5\n", [], "r.csv:3: user 1 rated item 2 again (first at line 2)"),
+        ("user,item,rating\n1,2,4\n", ["--scale", "5:1"], "rating scale '5:1': HIGH must be above LOW"),
+        ("user,item,rating\n1,2,4\n", ["--implicit", "--rating-col", "rating"], "either a rating column"),
+        ("who,item,rating\n1,2,4\n", [], "has no user id column among 'who', 'item', 'rating'; name it with --user-c"),
+        ("user,item\n1,2\n2,2\n", [], "is implicit feedback (K = 1), which this version's RBM cannot train yet"),
+        ("user,item,rating\nalice,2,4\nbob,2,1\n", [], "has text user ids (e.g. 'alice')"),
+    ],
+)
+def test_problems_are_one_line(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, options: list, phrase: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("r.csv").write_text(content)
+    line = one_error_line(runner.invoke(app, ["train", "ratings", "r.csv", *options, *TINY]))
+    assert phrase in line
+    assert not Path("runs").exists() or not any(Path("runs").iterdir())  # nothing trained, nothing saved
+
+
+def test_a_missing_table_or_items_file(runner: CliRunner, tmp_path: Path) -> None:
+    line = one_error_line(runner.invoke(app, ["train", "ratings", str(tmp_path / "none.csv"), *TINY]))
+    assert "ratings file" in line and "does not exist" in line
+    table = write_csv(tmp_path / "r.csv", ratings_rows(), header="user,item,rating,timestamp")
+    args = ["train", "ratings", str(table), "--items", str(tmp_path / "none.csv"), *TINY]
+    assert "items file" in one_error_line(runner.invoke(app, args))
