@@ -551,8 +551,8 @@ def test_an_interrupted_evaluation_keeps_the_finished_folds(world: World, tmp_pa
 
 def start(args: list[str], cwd: Path, preamble: str = "") -> subprocess.Popen:
     """``rbm-rec <args>`` in a new process (``python -c`` so that a test may set something up first)."""
-    script = f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n{preamble}\nfrom recsys_rbm_cli.app import main\n"
-    script += f"sys.argv = ['rbm-rec', *{args!r}]\nmain()\n"
+    script = f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n{preamble}\n"
+    script += f"from recsys_rbm_cli.app import main\nsys.argv = ['rbm-rec', *{args!r}]\nmain()\n"
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     environment.pop("RBM_REC_DEBUG", None)
     return subprocess.Popen(
@@ -694,7 +694,7 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(world: 
 
 def test_readers_never_see_a_torn_checkpoint_while_another_process_saves_it(world: World, tmp_path: Path) -> None:
     """The issue measured 70% failed reads with two files; one file replaced atomically must give none."""
-    from recsys_rbm.recommender.scoring import read_checkpoint
+    from recsys_rbm.checkpoint_files import read_verified
 
     target = tmp_path / "m.safetensors"
     target.write_bytes(world.user.read_bytes())
@@ -716,7 +716,7 @@ def test_readers_never_see_a_torn_checkpoint_while_another_process_saves_it(worl
     reads, saves = 0, set()
     try:
         while process.poll() is None:
-            _, metadata = read_checkpoint(target)  # raises CheckpointError on a torn or mixed read
+            _, metadata = read_verified(target, "movielens-rbm", load_file)  # the recommend path's reader
             saves.add(json.dumps(metadata["history"]))
             reads += 1
     finally:
