@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
 import typer
+from recsys_rbm_cli.command import RbmRecGroup
+from recsys_rbm_cli.common import DEBUG_VARIABLE, report, set_debug
 
 app = typer.Typer(
     name="rbm-rec",
@@ -10,15 +15,44 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    cls=RbmRecGroup,
 )
-train_app = typer.Typer(help="Train a model.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a model.", no_args_is_help=True, cls=RbmRecGroup)
 app.add_typer(train_app, name="train")
-evaluate_app = typer.Typer(help="Evaluate models against baselines.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate models against baselines.", no_args_is_help=True, cls=RbmRecGroup)
 app.add_typer(evaluate_app, name="evaluate")
 
 
+@app.callback()
+def global_options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help=f"On an error, print the Python traceback before the one-line message (or set {DEBUG_VARIABLE}=1).",
+        ),
+    ] = False,
+) -> None:
+    """Restricted Boltzmann Machines: the MNIST course exercise and a MovieLens recommender."""
+    set_debug(debug)
+
+
 def main() -> None:
-    app()
+    """The ``rbm-rec`` entry point: SIGTERM is handled like Ctrl-C, and no error escapes as a traceback.
+
+    Commands turn their own errors into one line (see ``common.one_line_errors``); this is the net
+    for anything outside them.
+    """
+    from recsys_rbm.signals import install_termination_handler
+
+    install_termination_handler()
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException as error:
+        exit_error = report(error)
+        sys.exit(exit_error.exit_code)
 
 
 # Each command module attaches its command to ``app`` or a sub-app on import. Command modules import

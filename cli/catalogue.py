@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from recsys_rbm_cli.titles import match_title
+from recsys_rbm_cli.titles import has_control_characters, match_title
 
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
 
@@ -83,13 +83,14 @@ class Catalogue:
             "genres": list(self.genres(item)),
         }
 
-    def find(self, query: str) -> int:
-        """The inner index of the movie ``query`` names (an id, or a title matched tolerantly).
+    def find(self, query: str, strict: bool = False) -> int:
+        """The inner index of the movie ``query`` names (an id, or a title matched tolerantly, or with
+        ``strict`` only verbatim or by a key one movie has: see :mod:`recsys_rbm_cli.titles`).
 
         Raises :class:`MovieLookupError` naming the candidates of an ambiguous title or the near
         titles of an unknown one.
         """
-        match = match_title(query, self.raw_ids.tolist(), self.titles)
+        match = match_title(query, self.raw_ids.tolist(), self.titles, strict=strict)
         if match.found:
             return int(np.searchsorted(self.raw_ids, match.ids[0]))
         text = query.strip()
@@ -103,9 +104,21 @@ class Catalogue:
         if text.isdigit():
             low, high = int(self.raw_ids.min()), int(self.raw_ids.max())
             raise MovieLookupError(f"unknown movie id {text}; the model's movie ids range over {low}..{high}")
+        if strict and has_control_characters(text):
+            raise MovieLookupError(
+                f"{text!r} holds control characters, so it is not a movie title; is the file plain text (UTF-8)? "
+                "Write one 'movie,rating' line per movie"
+            )
+        rule = " (a title in a file must match one movie's title, up to case, accents, punctuation and articles)"
         if match.suggestions:
             near = "; ".join(self.describe(int(np.searchsorted(self.raw_ids, movie))) for movie in match.suggestions)
+            if strict:
+                raise MovieLookupError(
+                    f"no movie titled {text!r}{rule}; did you mean: {near}? Write the title as listed, or the movie id"
+                )
             raise MovieLookupError(f"no movie titled {text!r}; did you mean: {near}?")
+        if strict:
+            raise MovieLookupError(f"no movie titled {text!r}{rule}, and no title is close; give the movie id")
         raise MovieLookupError(
             f"no movie titled {text!r}, and no title is close; try part of the title or the movie id"
         )
@@ -126,11 +139,14 @@ def read_ratings_file(path: Path, catalogue: Catalogue, rating_values: np.ndarra
     """A new user's ratings from a CSV of ``movie,rating`` lines: ``(item inner ids, levels)``, (M,) each.
 
     ``movie`` is a movie id or a title (commas in a title may be quoted or not: the last field is
-    the rating); a first line such as ``movie,rating`` is a header; blank lines and lines starting
-    with ``#`` are skipped. Every problem is one :class:`DataError` line naming ``file:line``.
+    the rating), which must match exactly or, ignoring case, accents, punctuation and articles,
+    one movie only (near titles are suggested in the error, never taken); a first line such as
+    ``movie,rating`` is a header; blank lines and lines starting with ``#`` are skipped. Every
+    problem is one :class:`DataError` line naming ``file:line`` and what to write instead.
     """
     if not path.is_file():
-        raise DataError(f"ratings file {path} does not exist" if not path.exists() else f"{path} is not a file")
+        problem = "does not exist; check the path" if not path.exists() else "is not a file; give a CSV file"
+        raise DataError(f"ratings file {path} {problem}")
     text = _decode(path.read_bytes())
     items: list[int] = []
     levels: list[int] = []
@@ -143,7 +159,7 @@ def read_ratings_file(path: Path, catalogue: Catalogue, rating_values: np.ndarra
         try:
             fields = next(csv.reader([stripped], skipinitialspace=True, strict=True))
         except csv.Error as error:
-            raise DataError(f"{path}:{number}: {error}") from None
+            raise DataError(f"{path}:{number}: {error}; check the quotes on this line") from None
         if len(fields) < 2:
             raise DataError(
                 f"{path}:{number}: expected 'movie,rating' (a movie id or title, a comma, a rating), found {stripped!r}"
@@ -156,20 +172,21 @@ def read_ratings_file(path: Path, catalogue: Catalogue, rating_values: np.ndarra
         try:
             rating = float(rating_text)
         except ValueError:
-            raise DataError(f"{path}:{number}: rating {rating_text!r} is not a number") from None
+            raise DataError(
+                f"{path}:{number}: rating {rating_text!r} is not a number; write one of {_scale(rating_values)}"
+            ) from None
         if not movie:
-            raise DataError(f"{path}:{number}: the movie (an id or a title) is missing")
+            raise DataError(f"{path}:{number}: the movie (an id or a title) is missing; write 'movie,rating'")
         level = np.flatnonzero(np.isclose(rating_values, rating))
         if level.size == 0:
             low, high = rating_values.min(), rating_values.max()
             where = "outside" if not low <= rating <= high else "not on"
-            raise DataError(
-                f"{path}:{number}: rating {rating_text} is {where} the model's scale ({_scale(rating_values)})"
-            )
+            scale = _scale(rating_values)
+            raise DataError(f"{path}:{number}: rating {rating_text} is {where} the model's scale; use one of {scale}")
         try:
-            item = catalogue.find(movie)
+            item = catalogue.find(movie, strict=True)  # in a file, a near title is only a suggestion
         except MovieLookupError as error:
-            raise DataError(f"{path}:{number}: {error}") from None
+            raise DataError(f"{path}:{number}: {error}; check the quotes on this line") from None
         if item in first_line:
             raise DataError(
                 f"{path}:{number}: {catalogue.describe(item)} again (first at line {first_line[item]}); "

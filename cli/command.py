@@ -1,9 +1,11 @@
-"""The command class of the MNIST commands: one-line usage errors and reflowed help paragraphs.
+"""The command and group classes of the app: one-line usage errors and reflowed help paragraphs.
 
 Click reports a bad option value as a usage block and a framed panel; the project's rule is one
 clear line on stderr with a non-zero exit code. And Typer's rich help keeps the docstring's line
 breaks after the first paragraph, so paragraphs are joined into single lines here (the docstring
-stays the source of ``--help``). Commands opt in with ``@app.command(cls=RbmRecCommand)``.
+stays the source of ``--help``). Commands opt in with ``@app.command(cls=RbmRecCommand)``, groups
+(``rbm-rec``, ``rbm-rec train`` ...) with ``typer.Typer(cls=RbmRecGroup)``, so that an unknown
+command or a bad global option is one line too.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import re
 from typing import Any
 
 from recsys_rbm_cli.common import fail
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 try:  # Typer ≥ 0.2x vendors Click; older releases use the click package
-    from typer._click.exceptions import UsageError
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError  # type: ignore[no-redef]
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
 
 
 def reflow(text: str | None) -> str | None:
@@ -39,5 +41,27 @@ class RbmRecCommand(TyperCommand):
         try:
             return super().parse_args(ctx, args)
         except UsageError as error:
-            message = " ".join(error.format_message().split())
-            raise fail(f"{message} (see '{ctx.command_path} --help')", code=2) from None
+            raise _one_line(error, ctx) from None
+
+
+class RbmRecGroup(TyperGroup):
+    """A Typer group whose parsing errors (unknown command, bad option) print as one line, exit 2."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise  # prints the help, as asked for
+        except UsageError as error:
+            raise _one_line(error, ctx) from None
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as error:
+            raise _one_line(error, ctx) from None
+
+
+def _one_line(error: UsageError, ctx: Any) -> Exception:
+    message = " ".join(error.format_message().split())
+    return fail(f"{message} (see '{ctx.command_path} --help')", code=2)

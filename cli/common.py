@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -13,6 +16,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from recsys_rbm.errors import RecsysRBMError
+
+try:  # Typer ≥ 0.2x vendors Click; older releases use the click package
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -33,30 +41,157 @@ DataDirOption = Annotated[
 DeviceOption = Annotated[
     str, typer.Option("--device", help="auto (CUDA when available), cpu or cuda.", show_default=True)
 ]
-SeedOption = Annotated[int, typer.Option("--seed", help="The one seed of the run (initialisation, batches, sampling).")]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace output files that already exist (without it, an existing one stops the command before any work).",
+    ),
+]
+SeedOption = Annotated[
+    int,
+    typer.Option("--seed", min=0, max=2**63 - 1, help="The one seed of the run (initialisation, batches, sampling)."),
+]
+
+
+DEBUG_VARIABLE = "RBM_REC_DEBUG"  # RBM_REC_DEBUG=1 does what --debug does
+_debug = False  # set by the app's --debug option for the current invocation
+
+
+def set_debug(enabled: bool) -> None:
+    global _debug
+    _debug = enabled
+
+
+def debugging() -> bool:
+    """Whether errors should show their Python traceback (--debug or RBM_REC_DEBUG=1)."""
+    return _debug or os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as one line on stderr and return the exit to raise."""
-    error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    line = " ".join(message.split())  # one line, whatever the message held
+    error_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def unexpected_error_message(error: BaseException) -> str:
+    """The line for an error nothing else explains: what it was, and how to see and report the rest."""
+    detail = " ".join(str(error).split())
+    if len(detail) > 300:
+        detail = detail[:300] + " …"
+    what = type(error).__name__ + (f": {detail}" if detail else "")
+    seen = (
+        "the traceback is above; " if debugging() else "rerun with --debug (or RBM_REC_DEBUG=1) to see the traceback, "
+    )
+    return f"unexpected error ({what}); {seen}and please report it at the project's issue tracker"
+
+
+def memory_error_message(needed: int) -> str:
+    from recsys_rbm.resources import available_memory, format_bytes
+
+    asked = f": one step needed about {format_bytes(needed)} more" if needed else ""
+    available = available_memory()
+    has = f", and about {format_bytes(available)} is available" if available is not None else ""
+    return f"ran out of memory{asked}{has}; use fewer --hidden units or a smaller --batch-size, or free some memory"
+
+
+def os_error_message(error: OSError) -> str:
+    """``OSError`` in plain words, naming the file and what to do about it."""
+    name = f" {error.filename}" if error.filename else ""
+    advice = {
+        errno.ENOSPC: f"no space left on the device while writing{name}; free some space or write elsewhere",
+        errno.EDQUOT: f"disk quota exceeded while writing{name}; free some space or write elsewhere",
+        errno.EACCES: f"permission denied for{name}; fix its permissions or choose another path",
+        errno.EPERM: f"operation not permitted on{name}; fix its permissions or choose another path",
+        errno.EROFS: f"{name.strip() or 'the file'} is on a read-only file system; choose another path",
+        errno.ENOENT: f"{name.strip() or 'a file'} does not exist; check the path",
+        errno.EISDIR: f"{name.strip() or 'the path'} is a folder, not a file; give a file path",
+        errno.ENOTDIR: f"part of the path{name} is a file, not a folder; check the path",
+        errno.EIO: f"the device reported an input/output error on{name}; check the disk and try again",
+    }.get(error.errno or 0)
+    return advice or f"{error.strerror or error}{name and ':' + name}; check the path and try again"
+
+
+def report(error: BaseException) -> typer.Exit:
+    """The one line (and, when debugging, the traceback before it) for an error a command raised."""
+    from recsys_rbm.resources import allocation_failure
+    from recsys_rbm.signals import exit_code_of
+
+    if isinstance(error, KeyboardInterrupt):
+        return fail(
+            "interrupted; every file is written whole or not at all, so run the command again to finish",
+            code=exit_code_of(error),
+        )
+    if isinstance(error, ClickException):  # e.g. a BadParameter raised inside a command
+        return fail(error.format_message(), code=error.exit_code)
+    if debugging():
+        traceback.print_exception(error, file=sys.stderr)
+    if isinstance(error, RecsysRBMError):
+        return fail(str(error))
+    needed = allocation_failure(error)
+    if needed is not None:
+        return fail(memory_error_message(needed))
+    if isinstance(error, OSError):
+        return fail(os_error_message(error))
+    return fail(unexpected_error_message(error))
+
+
 def one_line_errors(command: F) -> F:
-    """Turn the library's errors (and Ctrl-C) into one line on stderr with a non-zero exit code."""
+    """Turn any error a command raises (and Ctrl-C, and SIGTERM) into one line on stderr and an exit code.
+
+    The library's errors print as they are; interruptions exit 130 (SIGINT) or 143 (SIGTERM);
+    memory and file-system errors are put in plain words; anything else is named as unexpected,
+    with its traceback only under --debug or RBM_REC_DEBUG=1.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except RecsysRBMError as error:
-            raise fail(str(error)) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted; the last completed checkpoint (if any) was kept", code=130) from None
-        except (OSError, MemoryError) as error:
-            raise fail(f"{type(error).__name__}: {error}") from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except BaseException as error:
+            if isinstance(error, SystemExit | GeneratorExit):
+                raise
+            raise report(error) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def hidden_units_check(n_visible: int | None) -> Callable[[Any], Any]:
+    """A Typer callback refusing more hidden units than :data:`recsys_rbm.limits.MAX_HIDDEN`, with what
+    they would cost in memory (for ``n_visible`` visible units, or per 1,000 when that depends on the data)."""
+
+    def check(value: Any) -> Any:
+        from recsys_rbm.limits import MAX_HIDDEN
+        from recsys_rbm.resources import format_bytes, rbm_training_bytes
+
+        for n in value if isinstance(value, list) else [value]:
+            if n is None or n <= MAX_HIDDEN:
+                continue
+            if n_visible is not None:
+                needed = format_bytes(rbm_training_bytes(n_visible, n, 100, 5000))
+                cost = f"with {n_visible:,} visible units training would need at least {needed}"
+            else:
+                cost = f"the weights alone would take {format_bytes(4 * 1000 * n)} per 1,000 visible units"
+            raise typer.BadParameter(f"{n:,} hidden units is more than the {MAX_HIDDEN:,} allowed ({cost}); use fewer")
+        return value
+
+    return check
+
+
+def warn_if_unfinished(metadata: dict[str, Any], path: Path) -> None:
+    """One warning line on stderr when a model's training was cut short (its metadata says complete: false)."""
+    if metadata.get("complete") is False:
+        epoch = metadata.get("best_epoch", metadata.get("epoch"))
+        at = f" (best epoch {epoch})" if epoch is not None else ""
+        error_console.print(
+            f"[bold yellow]warning:[/] {escape(str(path))} is an unfinished model: its training was interrupted{at}; "
+            "train it again for full accuracy",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def is_interactive() -> bool:

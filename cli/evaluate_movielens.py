@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import evaluate_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, console, fail, one_line_errors, progress_bar
+from recsys_rbm_cli.common import DataDirOption, OverwriteOption, console, fail, one_line_errors, progress_bar
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -26,6 +26,8 @@ from recsys_rbm_cli.movielens_options import (
     recommender_config,
 )
 
+from recsys_rbm.limits import MAX_RANDOM_FOLDS, MAX_RANK_K
+
 if TYPE_CHECKING:
     from recsys_rbm.recommender.evaluation import EvaluationReport
 
@@ -33,6 +35,7 @@ CANONICAL = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 FOLDS = (*CANONICAL, "random")
 MODELS = ("rbm", "global-mean", "biases", "most-popular")
 VALIDATION_FRACTION = 0.05  # of each training part, for the RBM's early stopping; the baselines train on it too
+THRESHOLD = 4.0  # a test rating this high or higher is relevant for the ranking metrics
 
 
 def _choices(values: list[str] | None, allowed: tuple[str, ...], option: str) -> list[str]:
@@ -68,7 +71,7 @@ def evaluate_movielens(
         ),
     ] = None,
     random_folds: Annotated[
-        int, typer.Option("--random-folds", min=1, help="How many random splits 'random' means.")
+        int, typer.Option("--random-folds", min=1, max=MAX_RANDOM_FOLDS, help="How many random splits 'random' means.")
     ] = 5,
     models: Annotated[
         list[str] | None,
@@ -79,7 +82,9 @@ def evaluate_movielens(
             show_default="all",
         ),
     ] = None,
-    k: Annotated[int, typer.Option("--k", min=1, help="Length of the ranked lists (NDCG@k, P@k …).")] = 10,
+    k: Annotated[
+        int, typer.Option("--k", min=1, max=MAX_RANK_K, help="Length of the ranked lists (NDCG@k, P@k …).")
+    ] = 10,
     mode: ModeOption = None,
     hidden: HiddenOption = None,
     epochs: EpochsOption = None,
@@ -99,6 +104,7 @@ def evaluate_movielens(
             show_default="runs/evaluate-movielens-<dataset>.json",
         ),
     ] = None,
+    overwrite: OverwriteOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Evaluate the RBM recommender against the baselines on the same splits in one run.
@@ -116,10 +122,12 @@ def evaluate_movielens(
     from recsys_rbm_cli.mnist_options import download_progress
 
     from recsys_rbm.data.movielens import load_movielens
+    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.baselines import BiasBaseline, GlobalMean, MostPopular
     from recsys_rbm.recommender.evaluation import TrainOnValidationToo, evaluate
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import canonical_split, random_splits
+    from recsys_rbm.resources import check_recommender_memory
 
     fold_names = _choices(folds, FOLDS, "--folds") or (
         ["u1", "u2", "u3", "u4", "u5"] if dataset is Dataset.ml_100k else ["random"]
@@ -139,80 +147,125 @@ def evaluate_movielens(
         device=device,
     )
     target = json_out if json_out is not None else Path("runs") / f"evaluate-movielens-{dataset.value}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
     rbm_name = RBMRecommender(settings).name  # also reports a missing GPU before any work
+    with RunOutput(target, overwrite=overwrite, option="--json-out") as run:  # checked and locked before any work
+        downloads, on_download = download_progress(console)
+        try:  # the display starts with the first download only (entering it with `with` would start it now)
+            data = load_movielens(dataset.value, data_dir, progress=on_download)
+        finally:
+            if downloads.live.is_started:  # stopping an unstarted display would print an empty line
+                downloads.stop()
+        if "rbm" in model_names:
+            check_recommender_memory(settings, data.ratings.n_users, data.ratings.n_items, data.ratings.n_levels)
+        splits = []
+        for name in fold_names:
+            if name == "random":
+                splits += random_splits(
+                    data.ratings, random_folds, validation_fraction=VALIDATION_FRACTION, seed=settings.seed
+                )
+            else:
+                splits.append(canonical_split(name, data, validation_fraction=VALIDATION_FRACTION, seed=settings.seed))
 
-    downloads, on_download = download_progress(console)
-    try:  # the display starts with the first download only (entering it with `with` would start it now)
-        data = load_movielens(dataset.value, data_dir, progress=on_download)
-    finally:
-        if downloads.live.is_started:  # stopping an unstarted display would print an empty line
-            downloads.stop()
-    splits = []
-    for name in fold_names:
-        if name == "random":
-            splits += random_splits(
-                data.ratings, random_folds, validation_fraction=VALIDATION_FRACTION, seed=settings.seed
-            )
-        else:
-            splits.append(canonical_split(name, data, validation_fraction=VALIDATION_FRACTION, seed=settings.seed))
+        bar = progress_bar(transient=True)
+        task = bar.add_task("evaluating", total=len(splits) * len(model_names), note="")
 
-    bar = progress_bar(transient=True)
-    task = bar.add_task("evaluating", total=len(splits) * len(model_names), note="")
+        class Watched:
+            """The RBM, reporting each epoch to the progress display while the harness fits it."""
 
-    class Watched:
-        """The RBM, reporting each epoch to the progress display while the harness fits it."""
+            def __init__(self) -> None:
+                self.model = RBMRecommender(settings)
+                self.name = self.model.name
 
-        def __init__(self) -> None:
-            self.model = RBMRecommender(settings)
-            self.name = self.model.name
+            def fit(self, train: Any, validation: Any = None) -> Watched:
+                def on_epoch(record: Any) -> None:
+                    rmse = "" if record.validation_rmse is None else f", validation RMSE {record.validation_rmse:.4f}"
+                    bar.update(task, note=f"epoch {record.epoch}{rmse}")
 
-        def fit(self, train: Any, validation: Any = None) -> Watched:
-            def on_epoch(record: Any) -> None:
-                rmse = "" if record.validation_rmse is None else f", validation RMSE {record.validation_rmse:.4f}"
-                bar.update(task, note=f"epoch {record.epoch}{rmse}")
+                self.model.fit(train, validation, progress=on_epoch)
+                return self
 
-            self.model.fit(train, validation, progress=on_epoch)
-            return self
+            def predict(self, users: Any, items: Any) -> Any:
+                return self.model.predict(users, items)
 
-        def predict(self, users: Any, items: Any) -> Any:
-            return self.model.predict(users, items)
+            def score_items(self, users: Any) -> Any:
+                return self.model.score_items(users)
 
-        def score_items(self, users: Any) -> Any:
-            return self.model.score_items(users)
+        factories = {
+            "rbm": (rbm_name, Watched),
+            "global-mean": ("global mean", lambda: TrainOnValidationToo(GlobalMean())),
+            "biases": ("user+item biases", lambda: TrainOnValidationToo(BiasBaseline())),
+            "most-popular": ("most popular", lambda: TrainOnValidationToo(MostPopular())),
+        }
+        chosen = dict(factories[name] for name in model_names)
+        finished: list[Any] = []  # the folds done so far, kept for an interrupted run's report
+        total = len(splits) * len(chosen)
 
-    factories = {
-        "rbm": (rbm_name, Watched),
-        "global-mean": ("global mean", lambda: TrainOnValidationToo(GlobalMean())),
-        "biases": ("user+item biases", lambda: TrainOnValidationToo(BiasBaseline())),
-        "most-popular": ("most popular", lambda: TrainOnValidationToo(MostPopular())),
-    }
-    chosen = dict(factories[name] for name in model_names)
+        def on_progress(event: Any) -> None:
+            if event.stage == "done":
+                finished.append(event.fold)
+                rmse = "" if event.fold.rmse is None else f": RMSE {event.fold.rmse:.4f}"
+                bar.console.print(f"{event.split} · {event.model}{rmse} ({len(finished)} of {total})", highlight=False)
+                bar.update(task, advance=1, note="")
+            else:
+                bar.update(task, description=f"{event.split} · {event.model}: {event.stage}", note="")
 
-    def on_progress(event: Any) -> None:
-        if event.stage == "done":
-            bar.update(task, advance=1, note="")
-        else:
-            bar.update(task, description=f"{event.split} · {event.model}: {event.stage}", note="")
-
-    console.print(
-        f"Evaluating {', '.join(chosen)} on MovieLens {data.name}, {len(splits)} split(s) "
-        f"({', '.join(split.name for split in splits)}); ranking at k = {k}.",
-        highlight=False,
-    )
-    notes = {
-        "dataset": data.name,
-        "fingerprint": data.fingerprint,
-        "seed": settings.seed,
-        "validation_fraction": VALIDATION_FRACTION,
-        "rbm_config": _plain(settings),
-        "split_descriptions": {split.name: split.description for split in splits},
-    }
-    with bar:
-        report = evaluate(chosen, splits, k=k, progress=on_progress, notes=notes)
-    print_report(report)
-    report.to_json(target)
+        console.print(
+            f"Evaluating {', '.join(chosen)} on MovieLens {data.name}, {len(splits)} split(s) "
+            f"({', '.join(split.name for split in splits)}); ranking at k = {k}.",
+            highlight=False,
+        )
+        notes = {
+            "dataset": data.name,
+            "fingerprint": data.fingerprint,
+            "seed": settings.seed,
+            "validation_fraction": VALIDATION_FRACTION,
+            "rbm_config": _plain(settings),
+            "split_descriptions": {split.name: split.description for split in splits},
+            "planned": {"splits": [split.name for split in splits], "models": list(chosen)},
+        }
+        try:
+            with bar:
+                report = evaluate(chosen, splits, k=k, threshold=THRESHOLD, progress=on_progress, notes=notes)
+        except KeyboardInterrupt as interrupt:
+            raise interrupted(run, finished, total, splits, k, notes, interrupt) from None
+        print_report(report)
+        report.to_json(run.partial)
+        run.commit()
     console.print(f"Wrote {target}", highlight=False)
+
+
+def interrupted(
+    run: Any, finished: list[Any], total: int, splits: list[Any], k: int, notes: dict[str, Any], interrupt: Any
+) -> typer.Exit:
+    """Write the folds that finished, marked ``"complete": false``, and return the one line that says where."""
+    from recsys_rbm.recommender.evaluation import EvaluationReport, split_facts
+    from recsys_rbm.signals import exit_code_of
+
+    code = exit_code_of(interrupt)
+    if not finished:
+        state = "left unchanged" if run.existed else "not written"
+        return fail(
+            f"interrupted before the first of {total} folds finished; {run.target} was {state}; run the command again",
+            code,
+        )
+    done = {fold.split for fold in finished}
+    report = EvaluationReport(
+        k=k,
+        threshold=THRESHOLD,
+        folds=finished,
+        splits=[split_facts(split) for split in splits if split.name in done],
+        notes=notes,
+        complete=False,
+    )
+    print_report(report)
+    report.to_json(run.partial)
+    where = run.settle()
+    kept = "" if run.placed else f" ({run.target} was left unchanged)"
+    return fail(
+        f'interrupted after {len(finished)} of {total} folds; wrote those to {where} marked "complete": false{kept}; '
+        "run the command again for the rest",
+        code,
+    )
 
 
 def _plain(config: Any) -> dict[str, Any]:

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, DeviceOption, console, one_line_errors, progress_bar
+from recsys_rbm_cli.common import (
+    DataDirOption,
+    DeviceOption,
+    OverwriteOption,
+    console,
+    hidden_units_check,
+    one_line_errors,
+    progress_bar,
+)
 from recsys_rbm_cli.mnist_options import (
     BatchSizeOption,
     Binarization,
@@ -33,6 +41,7 @@ def mnist_figures(
         typer.Option(
             "--hidden",
             min=1,
+            callback=hidden_units_check(784),
             help="Hidden units of a model; repeat for several (fewer features).",
             show_default=" ".join(map(str, DEFAULT_HIDDEN)),
         ),
@@ -59,17 +68,27 @@ def mnist_figures(
         typer.Option("--checkpoint-dir", help="Folder for the models, reused when their settings match."),
     ] = Path("runs"),
     retrain: Annotated[
-        bool, typer.Option("--retrain", help="Train again even when a matching checkpoint exists.")
+        bool,
+        typer.Option(
+            "--retrain", help="Train again even when a matching checkpoint exists (replacing it needs --overwrite)."
+        ),
     ] = False,
+    overwrite: OverwriteOption = False,
     ais_runs: Annotated[
-        int, typer.Option("--ais-runs", min=2, help="AIS runs for models with more than 25 hidden units.")
+        int,
+        typer.Option("--ais-runs", min=2, max=100_000, help="AIS runs for models with more than 25 hidden units."),
     ] = 100,
     ais_temperatures: Annotated[
         int,
-        typer.Option("--ais-temperatures", min=3, help="AIS intermediate distributions (S&M 2008 used 14,500)."),
+        typer.Option(
+            "--ais-temperatures", min=3, max=10_000_000, help="AIS intermediate distributions (S&M 2008 used 14,500)."
+        ),
     ] = 10_000,
     sample_every: Annotated[
-        int, typer.Option("--sample-every", min=1, help="Gibbs steps between the rows of the samples figure.")
+        int,
+        typer.Option(
+            "--sample-every", min=1, max=1_000_000, help="Gibbs steps between the rows of the samples figure."
+        ),
     ] = 1_000,
     config: ConfigOption = None,
 ) -> None:
@@ -84,7 +103,8 @@ def mnist_figures(
     training images (the last 10,000 measure the free-energy gap) by PCD-1 without momentum, the
     learning rate decaying linearly to 0 (a --config file replaces these settings; options
     override both), and saved in --checkpoint-dir; a later run with the same settings, seed,
-    binarization and data reuses them.
+    binarization and data reuses them. Existing figures, and checkpoints that cannot be reused,
+    are replaced only with --overwrite; every output is checked before any work.
 
     Example: rbm-rec mnist-figures --hidden 500 --hidden 100 --hidden 20 --epochs 20 --output docs/figures
     """
@@ -95,10 +115,12 @@ def mnist_figures(
         EvaluationSettings,
         ExerciseProgress,
         SampleSettings,
+        check_figure_outputs,
         check_hidden_sizes,
         load_binarized_mnist,
         run_mnist_figures,
     )
+    from recsys_rbm.outputs import probe_writable
     from recsys_rbm.runtime import resolve_device
 
     sizes = list(hidden) if hidden else list(DEFAULT_HIDDEN)
@@ -116,6 +138,8 @@ def mnist_figures(
     evaluation = EvaluationSettings(ais_runs=ais_runs, ais_temperatures=ais_temperatures)
     samples = SampleSettings(every=sample_every)
     torch_device = resolve_device(device)
+    check_figure_outputs(output, sizes, overwrite)  # before any work: the figures, then the checkpoints' folder
+    probe_writable(checkpoint_dir / "model.safetensors", "--checkpoint-dir")
     downloads, on_download = download_progress(console)
     with downloads:
         data = load_binarized_mnist(data_dir, binarize.value, settings.seed, progress=on_download)
@@ -171,6 +195,7 @@ def mnist_figures(
             checkpoint_dir,
             torch_device,
             retrain=retrain,
+            overwrite=overwrite,
             evaluation=evaluation,
             samples=samples,
             progress=ShowProgress(),

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from recsys_rbm.config import TrainConfig, load_toml
+from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_SEED
 
 DEFAULTS = TrainConfig()  # only for the defaults shown in --help; the library is the source of truth
 
@@ -31,11 +32,23 @@ BinarizationOption = Annotated[
 ]
 EpochsOption = Annotated[
     int | None,
-    typer.Option("--epochs", min=1, help="Passes over the 50,000 training images.", show_default=str(DEFAULTS.epochs)),
+    typer.Option(
+        "--epochs",
+        min=1,
+        max=MAX_EPOCHS,
+        help="Passes over the 50,000 training images.",
+        show_default=str(DEFAULTS.epochs),
+    ),
 ]
 CdKOption = Annotated[
     int | None,
-    typer.Option("--cd-k", min=1, help="Gibbs steps in the negative phase (CD-k).", show_default=str(DEFAULTS.cd_k)),
+    typer.Option(
+        "--cd-k",
+        min=1,
+        max=MAX_CD_STEPS,
+        help="Gibbs steps in the negative phase (CD-k).",
+        show_default=str(DEFAULTS.cd_k),
+    ),
 ]
 PcdOption = Annotated[
     bool | None,
@@ -47,7 +60,9 @@ PcdOption = Annotated[
 ]
 BatchSizeOption = Annotated[
     int | None,
-    typer.Option("--batch-size", min=1, help="Images per mini-batch.", show_default=str(DEFAULTS.batch_size)),
+    typer.Option(
+        "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Images per mini-batch.", show_default=str(DEFAULTS.batch_size)
+    ),
 ]
 LearningRateOption = Annotated[
     float | None,
@@ -59,7 +74,9 @@ SeedOption = Annotated[
     int | None,
     typer.Option(
         "--seed",
-        help="The one seed of the run: binarization, initialisation, batches, sampling.",
+        min=0,
+        max=MAX_SEED,
+        help="The one seed of the run: binarization, initialisation, batches, sampling (0 to 2**63-1).",
         show_default=str(DEFAULTS.seed),
     ),
 ]

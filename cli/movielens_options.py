@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from recsys_rbm_cli.common import hidden_units_check
 
 from recsys_rbm.errors import ConfigError
+from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_HIDDEN, MAX_SEED, MAX_TOP
 from recsys_rbm.recommender.config import RecommenderConfig  # light: dataclasses only
 
 DEFAULTS = RecommenderConfig()  # only for the defaults shown in --help; the library is the source of truth
@@ -61,13 +63,21 @@ ModeOption = Annotated[
     ),
 ]
 HiddenOption = Annotated[
-    int | None, typer.Option("--hidden", min=1, help="Hidden units.", show_default=str(DEFAULTS.n_hidden))
+    int | None,
+    typer.Option(
+        "--hidden",
+        min=1,
+        callback=hidden_units_check(None),
+        help=f"Hidden units (at most {MAX_HIDDEN:,}).",
+        show_default=str(DEFAULTS.n_hidden),
+    ),
 ]
 EpochsOption = Annotated[
     int | None,
     typer.Option(
         "--epochs",
         min=1,
+        max=MAX_EPOCHS,
         help="Most passes over the training cases (early stopping may end sooner).",
         show_default=str(DEFAULTS.epochs),
     ),
@@ -91,7 +101,10 @@ ConditionalOption = Annotated[
     ),
 ]
 BatchSizeOption = Annotated[
-    int | None, typer.Option("--batch-size", min=1, help="Cases per mini-batch.", show_default=str(DEFAULTS.batch_size))
+    int | None,
+    typer.Option(
+        "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Cases per mini-batch.", show_default=str(DEFAULTS.batch_size)
+    ),
 ]
 LearningRateOption = Annotated[
     float | None,
@@ -102,6 +115,7 @@ PatienceOption = Annotated[
     typer.Option(
         "--patience",
         min=1,
+        max=MAX_EPOCHS,
         help="Stop after this many epochs without a better validation RMSE.",
         show_default=str(DEFAULTS.patience),
     ),
@@ -111,7 +125,8 @@ SeedOption = Annotated[
     typer.Option(
         "--seed",
         min=0,
-        help="The one seed: validation carve-out, initialisation, batches, sampling.",
+        max=MAX_SEED,
+        help="The one seed: validation carve-out, initialisation, batches, sampling (0 to 2**63-1).",
         show_default=str(DEFAULTS.seed),
     ),
 ]
@@ -129,9 +144,9 @@ ConfigOption = Annotated[
 ]
 ModelOption = Annotated[
     Path,
-    typer.Option("--model", "-m", help="Checkpoint written by 'rbm-rec train movielens' (its .json beside it)."),
+    typer.Option("--model", "-m", help="Checkpoint written by 'rbm-rec train movielens'."),
 ]
-TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many movies to list.")]
+TopOption = Annotated[int, typer.Option("--top", "-n", min=1, max=MAX_TOP, help="How many movies to list.")]
 MinRatingsOption = Annotated[
     int,
     typer.Option(
@@ -165,9 +180,10 @@ def read_config_table(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist; check the path, or leave out --config") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {' '.join(str(error).split())}") from None
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"config file {path} is not valid TOML ({reason}); fix that line") from None
     table = data.get(CONFIG_TABLE, {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: '{CONFIG_TABLE}' must be a table")

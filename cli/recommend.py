@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, fail, one_line_errors
+from recsys_rbm_cli.common import console, fail, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import DEFAULT_MODEL, MinRatingsOption, ModelOption, Score, TopOption
 
 if TYPE_CHECKING:
@@ -26,7 +26,10 @@ HIGH_RATING = 4.0  # the P(r ≥ 4) column, and what --score p_high ranks by
 @one_line_errors
 def recommend(
     user: Annotated[
-        int | None, typer.Option("--user", "-u", help="MovieLens user id of a user the model was trained on.")
+        int | None,
+        typer.Option(
+            "--user", "-u", min=0, max=2**63 - 1, help="MovieLens user id of a user the model was trained on."
+        ),
     ] = None,
     ratings: Annotated[
         Path | None,
@@ -68,10 +71,10 @@ def recommend(
     Example: rbm-rec recommend --user 42 --top 10
     """
     import numpy as np
+    from recsys_rbm.recommender.scoring import ScoringModel
     from recsys_rbm_cli.catalogue import Catalogue, read_ratings_file
 
     from recsys_rbm.recommender import meanfield as mf
-    from recsys_rbm.recommender.scoring import ScoringModel
 
     if (user is None) == (ratings is None):
         raise fail(
@@ -79,6 +82,7 @@ def recommend(
             code=2,
         )
     scoring = ScoringModel.load(model)
+    warn_if_unfinished(scoring.metadata, model)
     catalogue = Catalogue.of(scoring.item_ids.raw_ids, scoring.metadata)
     if user is not None:
         inner = int(scoring.user_ids.to_inner([user])[0])

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, one_line_errors
+from recsys_rbm_cli.common import console, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import DEFAULT_MODEL, MinRatingsOption, ModelOption, TopOption
 
 
@@ -39,11 +39,11 @@ def similar(
     Example: rbm-rec similar --movie "Star Wars" --top 10
     """
     import numpy as np
+    from recsys_rbm.recommender.scoring import ScoringModel
     from recsys_rbm_cli.catalogue import Catalogue
 
-    from recsys_rbm.recommender.scoring import ScoringModel
-
     scoring = ScoringModel.load(model)  # torch-free: a bad model or an unknown title is reported at once
+    warn_if_unfinished(scoring.metadata, model)
     catalogue = Catalogue.of(scoring.item_ids.raw_ids, scoring.metadata)
     item = catalogue.find(movie)
     ids, cosines = scoring.similar_items(item, scoring.n_items)  # every movie, most similar first

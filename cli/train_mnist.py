@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, DeviceOption, console, one_line_errors, progress_bar
+from recsys_rbm_cli.common import (
+    DataDirOption,
+    DeviceOption,
+    OverwriteOption,
+    console,
+    fail,
+    hidden_units_check,
+    one_line_errors,
+    progress_bar,
+)
 from recsys_rbm_cli.mnist_options import (
     BatchSizeOption,
     Binarization,
@@ -27,7 +36,10 @@ from recsys_rbm_cli.mnist_options import (
 @train_app.command("mnist", cls=RbmRecCommand)
 @one_line_errors
 def train_mnist(
-    hidden: Annotated[int, typer.Option("--hidden", min=1, help="Number of hidden units (features).")] = 500,
+    hidden: Annotated[
+        int,
+        typer.Option("--hidden", min=1, callback=hidden_units_check(784), help="Number of hidden units (features)."),
+    ] = 500,
     epochs: EpochsOption = None,
     cd_k: CdKOption = None,
     pcd: PcdOption = None,
@@ -42,24 +54,29 @@ def train_mnist(
         typer.Option(
             "--output",
             "-o",
-            help="Checkpoint path; a .json metadata file is written beside it.",
+            help="Checkpoint path (one .safetensors file, metadata inside).",
             show_default="runs/mnist-h<hidden>.safetensors",
         ),
     ] = None,
+    overwrite: OverwriteOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Train an RBM on MNIST with CD-k or PCD-k and save it after every epoch.
+    """Train an RBM on MNIST with CD-k or PCD-k and save it.
 
     The first 50,000 training images train the model; the last 10,000 are held out to measure
     the free-energy gap (mean F(validation) − mean F(training subset)), which grows when the
-    model overfits. The progress bar shows each epoch's reconstruction error and gap. The
-    checkpoint is rewritten atomically after every epoch, so an interrupted run keeps its last
-    finished epoch.
+    model overfits. The progress bar shows each epoch's reconstruction error and gap. An existing
+    --output is never replaced without --overwrite. Every epoch is saved to a file of the run's
+    own beside --output, moved into place at the end; if the run is interrupted (Ctrl-C, SIGTERM),
+    the last finished epoch goes to --output only when that did not exist before, else it is kept
+    beside it as <name>.partial.safetensors.
 
     Example: rbm-rec train mnist --hidden 500 --epochs 20 --cd-k 1
     """
 
-    from recsys_rbm.mnist_exercise import load_binarized_mnist, train_mnist_rbm
+    from recsys_rbm.checkpoint import tensor_path
+    from recsys_rbm.mnist_exercise import check_training_memory, load_binarized_mnist, train_mnist_rbm
+    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.runtime import resolve_device
 
     settings = train_config(
@@ -71,33 +88,65 @@ def train_mnist(
         learning_rate=learning_rate,
         seed=seed,
     )
-    target = output if output is not None else Path("runs") / f"mnist-h{hidden}.safetensors"
+    target = tensor_path(output if output is not None else Path("runs") / f"mnist-h{hidden}.safetensors")
     torch_device = resolve_device(device)
-    downloads, on_download = download_progress(console)
-    with downloads:
-        data = load_binarized_mnist(data_dir, binarize.value, settings.seed, progress=on_download)
-    method = f"PCD-{settings.cd_k}" if settings.persistent else f"CD-{settings.cd_k}"
-    console.print(
-        f"Training an RBM with {hidden} hidden units by {method} for {settings.epochs} epochs on {torch_device}: "
-        f"MNIST, {data.description}; {data.split_description}."
+    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+        downloads, on_download = download_progress(console)
+        with downloads:
+            data = load_binarized_mnist(data_dir, binarize.value, settings.seed, progress=on_download)
+        check_training_memory(data, hidden, settings)
+        method = f"PCD-{settings.cd_k}" if settings.persistent else f"CD-{settings.cd_k}"
+        console.print(
+            f"Training an RBM with {hidden} hidden units by {method} for {settings.epochs} epochs on {torch_device}: "
+            f"MNIST, {data.description}; {data.split_description}."
+        )
+        bar = progress_bar("metrics")
+        tasks: list = []
+
+        def on_batch_end(batch: int, n_batches: int) -> None:
+            if not tasks or bar.tasks[-1].finished:
+                tasks.append(bar.add_task(f"epoch {len(tasks) + 1}/{settings.epochs}", total=n_batches, metrics=""))
+            bar.update(tasks[-1], completed=batch)
+
+        def on_epoch_end(_trainer, record) -> None:
+            measures = record.measures
+            text = f"reconstruction error {measures['reconstruction_error']:.2f}"
+            if measures.get("validation_reconstruction_error") is not None:
+                text += f" (validation {measures['validation_reconstruction_error']:.2f})"
+            if measures.get("free_energy_gap") is not None:
+                text += f", free-energy gap {measures['free_energy_gap']:+.2f}"
+            bar.update(tasks[-1], metrics=text)
+
+        try:
+            with bar:
+                train_mnist_rbm(data, hidden, settings, torch_device, run.partial, on_epoch_end, on_batch_end)
+        except KeyboardInterrupt as interrupt:
+            raise interrupted(run, interrupt) from None
+        run.commit()
+    console.print(f"Saved the model to {target}.")
+
+
+def interrupted(run, interrupt: KeyboardInterrupt) -> typer.Exit:
+    """The one line for an interrupted training run, after placing or keeping its last saved epoch."""
+    from recsys_rbm.checkpoint_files import read_metadata
+    from recsys_rbm.signals import exit_code_of
+
+    where = run.settle()
+    code = exit_code_of(interrupt)
+    if where is None:
+        state = "left unchanged" if run.existed else "not created"
+        return fail(
+            f"interrupted before the first epoch finished; {run.target} was {state}; run the command again", code
+        )
+    epoch = read_metadata(where).get("epoch")  # what the file holds, whenever the signal came
+    if run.placed:
+        return fail(
+            f"interrupted; saved the last finished epoch ({epoch}) to {run.target}, marked "
+            "unfinished (complete: false); run the command again with --overwrite to train it fully",
+            code,
+        )
+    return fail(
+        f"interrupted; {run.target} was left unchanged, and the last finished epoch ({epoch}) was kept in {where}; "
+        "use that file as the model, or delete it",
+        code,
     )
-    bar = progress_bar("metrics")
-    tasks: list = []
-
-    def on_batch_end(batch: int, n_batches: int) -> None:
-        if not tasks or bar.tasks[-1].finished:
-            tasks.append(bar.add_task(f"epoch {len(tasks) + 1}/{settings.epochs}", total=n_batches, metrics=""))
-        bar.update(tasks[-1], completed=batch)
-
-    def on_epoch_end(_trainer, record) -> None:
-        measures = record.measures
-        text = f"reconstruction error {measures['reconstruction_error']:.2f}"
-        if measures.get("validation_reconstruction_error") is not None:
-            text += f" (validation {measures['validation_reconstruction_error']:.2f})"
-        if measures.get("free_energy_gap") is not None:
-            text += f", free-energy gap {measures['free_energy_gap']:+.2f}"
-        bar.update(tasks[-1], metrics=text)
-
-    with bar:
-        trained = train_mnist_rbm(data, hidden, settings, torch_device, target, on_epoch_end, on_batch_end)
-    console.print(f"Saved the model to {trained.checkpoint} (metadata in {trained.checkpoint.with_suffix('.json')}).")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, console, one_line_errors
+from recsys_rbm_cli.common import DataDirOption, OverwriteOption, console, one_line_errors
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -79,26 +79,31 @@ def train_movielens(
         typer.Option(
             "--output",
             "-o",
-            help="Checkpoint path; a .json metadata file (settings, metrics, the movie table) is written beside it.",
+            help="Checkpoint path (one .safetensors file holding the settings, metrics and movie table too).",
             show_default="runs/movielens-<dataset>.safetensors",
         ),
     ] = None,
+    overwrite: OverwriteOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Train the RBM recommender (Salakhutdinov, Mnih & Hinton 2007) on MovieLens and save its best epoch.
 
     Softmax visible units over the rated movies only, trained by CD-T with T rising; after every
     epoch the progress shows the training and validation RMSE, and each new best epoch is saved at
-    once (so Ctrl-C keeps the best model so far). Training stops when the validation RMSE has not
-    improved for --patience epochs. The summary gives the best epoch, its validation RMSE, the RMSE
-    and MAE on the split's test set, and the seconds per epoch. The checkpoint carries the movie
-    titles, so 'rbm-rec recommend' and 'rbm-rec similar' need no data folder.
+    once to a file of the run's own beside --output, moved into place at the end. Training stops
+    when the validation RMSE has not improved for --patience epochs. An existing --output is never
+    replaced without --overwrite; on Ctrl-C (or SIGTERM) the best model so far goes to --output
+    only if that did not exist before, else it is kept beside it as <name>.partial.safetensors.
+    The summary gives the best epoch, its validation RMSE, the RMSE and MAE on the split's test
+    set, and the seconds per epoch. The checkpoint carries the movie titles, so 'rbm-rec recommend'
+    and 'rbm-rec similar' need no data folder.
 
     Example: rbm-rec train movielens --dataset ml-100k --split u1 --mode item --hidden 100
     """
     from recsys_rbm_cli.mnist_options import download_progress
 
     from recsys_rbm.data.movielens import load_movielens
+    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
 
     settings = recommender_config(
@@ -117,26 +122,26 @@ def train_movielens(
     split_name = split.value if split is not None else ("u1" if dataset is Dataset.ml_100k else "random")
     target = checkpoint_path(output, default_output(dataset.value))
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
-
-    downloads, on_download = download_progress(console)
-    try:  # the display starts with the first download only (entering it with `with` would start it now)
-        data = load_movielens(dataset.value, data_dir, progress=on_download)
-    finally:
-        if downloads.live.is_started:  # stopping an unstarted display would print an empty line
-            downloads.stop()
-    chosen = make_split(data, split_name, settings.seed)
-    ratings = data.ratings
-    console.print(
-        f"MovieLens {data.name}: {len(ratings):,} ratings by {ratings.n_users:,} users of {ratings.n_items:,} "
-        f"movies, ratings {', '.join(f'{v:g}' for v in ratings.rating_values)} (K = {ratings.n_levels}).",
-        highlight=False,
-    )
-    console.print(
-        f"Split {chosen.name}: {chosen.description}; {len(chosen.train):,} training, "
-        f"{len(chosen.validation):,} validation, {len(chosen.test):,} test ratings.",
-        highlight=False,
-    )
-    train_and_save(model, chosen, target, checkpoint_metadata(data))
+    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+        downloads, on_download = download_progress(console)
+        try:  # the display starts with the first download only (entering it with `with` would start it now)
+            data = load_movielens(dataset.value, data_dir, progress=on_download)
+        finally:
+            if downloads.live.is_started:  # stopping an unstarted display would print an empty line
+                downloads.stop()
+        chosen = make_split(data, split_name, settings.seed)
+        ratings = data.ratings
+        console.print(
+            f"MovieLens {data.name}: {len(ratings):,} ratings by {ratings.n_users:,} users of {ratings.n_items:,} "
+            f"movies, ratings {', '.join(f'{v:g}' for v in ratings.rating_values)} (K = {ratings.n_levels}).",
+            highlight=False,
+        )
+        console.print(
+            f"Split {chosen.name}: {chosen.description}; {len(chosen.train):,} training, "
+            f"{len(chosen.validation):,} validation, {len(chosen.test):,} test ratings.",
+            highlight=False,
+        )
+        train_and_save(model, chosen, run, checkpoint_metadata(data))
 
 
 def make_split(data: MovieLensDataset, name: str, seed: int) -> Split:
@@ -161,7 +166,7 @@ def make_split(data: MovieLensDataset, name: str, seed: int) -> Split:
 
 
 def checkpoint_metadata(data: MovieLensDataset) -> dict[str, Any]:
-    """What the checkpoint's sidecar records of the data (the split, metrics and model fields are added by the run)."""
+    """What the checkpoint's metadata records of the data (the split, metrics and model fields are added by the run)."""
     return {
         "dataset": {
             "name": data.name,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, one_line_errors
+from recsys_rbm_cli.common import OverwriteOption, console, one_line_errors
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -116,11 +116,11 @@ def train_ratings(
         typer.Option(
             "--output",
             "-o",
-            help="Checkpoint path; a .json metadata file (settings, metrics, what was read, titles) is written "
-            "beside it.",
+            help="Checkpoint path (one .safetensors file holding the settings, metrics, what was read, titles).",
             show_default="runs/ratings-<file name>.safetensors",
         ),
     ] = None,
+    overwrite: OverwriteOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Train the RBM recommender on your own ratings table and save its best epoch.
@@ -128,11 +128,13 @@ def train_ratings(
     Reads the table (columns picked by name), shows what it read (ratings, users, items, the rating
     scale, implicit or not), holds out a seeded random 10% of the ratings for test and 5% of the
     rest for validation (early stopping), then trains and saves exactly as 'rbm-rec train movielens'
-    does. Every bad row is reported as file:line in one line.
+    does (an existing --output is replaced only with --overwrite). Every bad row is reported as
+    file:line in one line.
 
     Example: rbm-rec train ratings my-ratings.csv --user-col customer --item-col product --scale 1:5
     """
     from recsys_rbm.data.tables import read_items_table, read_ratings_table
+    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import random_split
 
@@ -151,29 +153,30 @@ def train_ratings(
     )
     target = checkpoint_path(output, Path("runs") / f"ratings-{path.stem}.safetensors")
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
-    table = read_ratings_table(
-        path,
-        user_col=user_col,
-        item_col=item_col,
-        rating_col=rating_col,
-        time_col=time_col,
-        implicit=implicit,
-        scale=scale,
-        duplicates=duplicates.value,
-    )
-    show_table(table)
-    movies = read_items_table(items, like=table.ratings.item_ids) if items is not None else None
-    if movies is not None:
-        known = int(movies.contains(table.ratings.item_ids.raw_ids).sum())
-        console.print(f"Items {items}: titles for {known:,} of the {table.ratings.n_items:,} items rated.")
-    check_model_can_train(table)
-    split = random_split(table.ratings, 0, validation_fraction=VALIDATION_FRACTION, seed=settings.seed)
-    console.print(
-        f"Split {split.name}: {split.description}; {len(split.train):,} training, "
-        f"{len(split.validation):,} validation, {len(split.test):,} test ratings.",
-        highlight=False,
-    )
-    train_and_save(model, split, target, checkpoint_metadata(table, movies))
+    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+        table = read_ratings_table(
+            path,
+            user_col=user_col,
+            item_col=item_col,
+            rating_col=rating_col,
+            time_col=time_col,
+            implicit=implicit,
+            scale=scale,
+            duplicates=duplicates.value,
+        )
+        show_table(table)
+        movies = read_items_table(items, like=table.ratings.item_ids) if items is not None else None
+        if movies is not None:
+            known = int(movies.contains(table.ratings.item_ids.raw_ids).sum())
+            console.print(f"Items {items}: titles for {known:,} of the {table.ratings.n_items:,} items rated.")
+        check_model_can_train(table)
+        split = random_split(table.ratings, 0, validation_fraction=VALIDATION_FRACTION, seed=settings.seed)
+        console.print(
+            f"Split {split.name}: {split.description}; {len(split.train):,} training, "
+            f"{len(split.validation):,} validation, {len(split.test):,} test ratings.",
+            highlight=False,
+        )
+        train_and_save(model, split, run, checkpoint_metadata(table, movies))
 
 
 def show_table(table: RatingsTable) -> None:
@@ -216,7 +219,7 @@ def check_model_can_train(table: RatingsTable) -> None:
 
 
 def checkpoint_metadata(table: RatingsTable, movies: Movies | None) -> dict[str, Any]:
-    """What the checkpoint's sidecar records of the data (the split, metrics and model fields are added by the run)."""
+    """What the checkpoint's metadata records of the data (the split, metrics and model fields are added by the run)."""
     metadata: dict[str, Any] = {"dataset": {"name": f"ratings:{Path(table.source).name}", **table.summary()}}
     if movies is not None:
         metadata["movies"] = movies.to_dict()  # titles, years, genres: recommend needs no data folder

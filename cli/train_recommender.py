@@ -2,41 +2,45 @@
 
 ``train movielens`` and ``train ratings`` each read their data and make a split, then call
 :func:`train_and_save`: the progress display (one line per epoch), each new best epoch saved at
-once (Ctrl-C keeps the best so far), the test metrics, the final checkpoint and the summary.
+once to the run's own file (see :class:`recsys_rbm.outputs.RunOutput`; Ctrl-C keeps the best so
+far), the test metrics, the final checkpoint moved into place, and the summary.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
 from recsys_rbm_cli.common import console, fail, progress_bar
 from recsys_rbm_cli.movielens_options import describe_schedule
 
 if TYPE_CHECKING:
+    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import Split
 
 
 def checkpoint_path(output: Path | None, default: Path) -> Path:
-    """Where to save: ``output`` (``.safetensors`` added when missing), else ``default``; its folder is made now."""
-    target = output if output is not None else default
-    target = target if target.suffix == ".safetensors" else target.with_name(target.name + ".safetensors")
-    target.parent.mkdir(parents=True, exist_ok=True)  # fail on an unwritable folder now, not after training
-    return target
+    """Where to save: ``output`` (``.safetensors`` added when missing), else ``default``."""
+    from recsys_rbm.checkpoint_files import tensor_path
+
+    return tensor_path(output if output is not None else default)
 
 
-def train_and_save(model: RBMRecommender, split: Split, target: Path, metadata: dict[str, Any]) -> None:
-    """Fit ``model`` on ``split`` (early stopping on its validation part), saving each best epoch to ``target``.
+def train_and_save(model: RBMRecommender, split: Split, run: RunOutput, metadata: dict[str, Any]) -> None:
+    """Fit ``model`` on ``split`` (early stopping on its validation part), saving each best epoch to the run's
+    own file and moving it onto ``run.target`` at the end (see :class:`recsys_rbm.outputs.RunOutput`).
 
     ``metadata`` (what the data was: ``{"dataset": ..., "movies": ...}``) goes into every
-    checkpoint's sidecar with the split, the metrics so far and whether training completed.
+    checkpoint with the split, the metrics so far and whether training completed. The memory the
+    model needs is checked first.
     """
+    from recsys_rbm.resources import check_recommender_memory
+    from recsys_rbm.signals import deferred_interrupts
+
     settings = model.config
+    check_recommender_memory(settings, split.train.n_users, split.train.n_items, split.train.n_levels)
     console.print(
         f"Training {model.name} with {settings.n_hidden} hidden units on {model.device}: batches of "
         f"{settings.batch_size} cases, learning rate {settings.learning_rate:g}, {describe_schedule(settings)}; "
@@ -48,13 +52,15 @@ def train_and_save(model: RBMRecommender, split: Split, target: Path, metadata: 
 
     def save(metrics: dict[str, Any], complete: bool) -> None:
         extra = {**metadata, **run_metadata(split, metrics, complete)}
-        with deferred_interrupts():  # never leave a half-written pair of files behind
-            model.save(target, extra_metadata=extra)
-        saved.update(epoch=model.best_epoch, validation_rmse=model.best_validation_rmse)
+        with deferred_interrupts():  # the checkpoint and the record of it, whole, before Ctrl-C takes effect
+            model.save(run.partial, extra_metadata=extra)
+            saved.update(epoch=model.best_epoch, validation_rmse=model.best_validation_rmse)
 
     bar = progress_bar(transient=True)
 
     def on_epoch(record: Any) -> None:
+        if record.is_best:  # saved before it is reported as saved
+            save({"validation_rmse": record.validation_rmse}, complete=False)
         validation = "" if record.validation_rmse is None else f"  validation RMSE {record.validation_rmse:.4f}"
         marker = "  [green]best, saved[/]" if record.is_best else ""
         bar.console.print(
@@ -62,8 +68,6 @@ def train_and_save(model: RBMRecommender, split: Split, target: Path, metadata: 
             f"  {record.seconds:.1f} s{marker}",
             highlight=False,
         )
-        if record.is_best:
-            save({"validation_rmse": record.validation_rmse}, complete=False)
         best = (
             ""
             if model.best_validation_rmse is None
@@ -75,22 +79,44 @@ def train_and_save(model: RBMRecommender, split: Split, target: Path, metadata: 
     try:
         with bar:
             model.fit(split.train, split.validation, progress=on_epoch)
-    except KeyboardInterrupt:
-        if saved:
-            raise fail(
-                f"interrupted; kept the best model so far in {target} (epoch {saved['epoch']}, validation RMSE "
-                f"{saved['validation_rmse']:.4f}, no test metrics)",
-                code=130,
-            ) from None
-        raise fail("interrupted before an epoch improved on validation; nothing was saved", code=130) from None
+    except KeyboardInterrupt as interrupt:
+        raise interrupted(run, saved, interrupt) from None
 
     metrics = evaluate_on_test(model, split)
     save(metrics, complete=True)
-    print_summary(model, split, metrics, target)
+    run.commit()
+    print_summary(model, split, metrics, run.target)
+
+
+def interrupted(run: RunOutput, saved: dict[str, Any], interrupt: KeyboardInterrupt) -> typer.Exit:
+    """The one line for an interrupted run, after placing or keeping its best model so far."""
+    from recsys_rbm.signals import exit_code_of
+
+    where = run.settle()
+    code = exit_code_of(interrupt)
+    if where is None:
+        state = "left unchanged" if run.existed else "not created"
+        return fail(
+            f"interrupted before an epoch improved on validation; nothing was saved and {run.target} was {state}; "
+            "run the command again",
+            code,
+        )
+    best = f"epoch {saved['epoch']}, validation RMSE {saved['validation_rmse']:.4f}, no test metrics"
+    if run.placed:
+        return fail(
+            f"interrupted; kept the best model so far in {run.target} ({best}), marked unfinished "
+            "(complete: false); run the command again with --overwrite to train it fully",
+            code,
+        )
+    return fail(
+        f"interrupted; {run.target} was left unchanged, and the best model so far ({best}) was kept in {where}; "
+        "use that file with --model, or delete it",
+        code,
+    )
 
 
 def run_metadata(split: Split, metrics: dict[str, Any], complete: bool) -> dict[str, Any]:
-    """The sidecar's record of this run besides the model's own fields: the split, the metrics, whether complete."""
+    """The checkpoint's record of this run besides the model's own fields: the split, the metrics, whether complete."""
     return {
         "split": {**split.summary(), "description": split.description},
         "metrics": metrics,
@@ -146,21 +172,5 @@ def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Pat
         "time",
         f"{seconds / max(len(history), 1):.2f} s per epoch, {seconds:.1f} s in all, best epoch after {to_best:.1f} s",
     )
-    table.add_row("saved", f"{target} (metadata in {target.with_suffix('.json').name})")
+    table.add_row("saved", str(target))
     console.print(table, highlight=False)
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) while the block runs, then deliver it; a no-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[Any] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-        if received:
-            raise KeyboardInterrupt

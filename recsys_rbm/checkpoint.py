@@ -1,14 +1,13 @@
-"""Checkpoints: tensors in a safetensors file plus a JSON sidecar, written atomically, no pickle.
+"""Checkpoints: one safetensors file holding the tensors and the metadata, written atomically, no pickle.
 
-``model.safetensors`` holds the tensors; ``model.json`` beside it holds everything needed to
-rebuild and describe the model without the training data (kind, configs, seed, epoch, metrics,
-package version, data fingerprint) and the SHA-256 of the tensor file, so a sidecar that belongs
-to another tensor file is caught.
+The metadata (kind, configs, seed, epoch, metrics, package version, data fingerprint: everything
+needed to rebuild and describe the model without the training data) lives in the file's header,
+and one SHA-256 covers it and the tensors together; see :mod:`recsys_rbm.checkpoint_files` for the
+layout. Old two-file checkpoints (a JSON sidecar beside the tensors) are still read.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,8 @@ from safetensors.torch import load_file, save_file
 from recsys_rbm import __version__
 from recsys_rbm.atomic import atomic_path
 from recsys_rbm.checkpoint_files import (
-    FORMAT,
-    FORMAT_VERSION,
+    header_metadata,
     read_verified,
-    sha256_of,
     sidecar_path,
     tensor_path,
 )
@@ -29,32 +26,34 @@ from recsys_rbm.errors import CheckpointError
 from recsys_rbm.model import RBM
 from recsys_rbm.units import visible_units_from_json
 
+__all__ = ["load_checkpoint", "load_rbm", "save_checkpoint", "save_rbm", "sidecar_path", "tensor_path"]
+
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
-    """Write ``tensors`` and ``metadata`` atomically; returns the tensor file's path."""
+    """Write ``tensors`` and ``metadata`` as one checkpoint file, atomically; returns its path.
+
+    The file is written to a temporary name, flushed to disk and renamed into place, so a failure
+    (or Ctrl-C) while writing leaves the previous file intact.
+    """
     target = tensor_path(path)
     cpu_tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    # Both files are written completely to temporary names first, then renamed into place one
-    # after the other, so a failure while writing leaves the previous checkpoint intact.
-    with atomic_path(target) as tensor_temporary, atomic_path(sidecar_path(target)) as sidecar_temporary:
-        save_file(cpu_tensors, str(tensor_temporary))
-        sidecar = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "tensors_sha256": sha256_of(tensor_temporary),
-            "tensor_shapes": {name: list(t.shape) for name, t in cpu_tensors.items()},
-            **metadata,
-        }
-        sidecar_temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+    header = header_metadata(metadata, cpu_tensors, __version__)
+    with atomic_path(target) as temporary:
+        save_file(cpu_tensors, str(temporary), metadata=header)
     return target
 
 
 def load_checkpoint(
     path: str | Path, expected_kind: str | None = None, device: torch.device | str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify a checkpoint; any problem is a one-line :class:`CheckpointError`."""
-    return read_verified(path, expected_kind, lambda file: load_file(file, device=str(device)))
+    """Read and verify a checkpoint; any problem is a one-line :class:`CheckpointError`.
+
+    The tensors are read and verified on the CPU, then moved to ``device``.
+    """
+    tensors, metadata = read_verified(path, expected_kind, lambda file: load_file(file, device="cpu"))
+    if torch.device(device).type != "cpu":
+        tensors = {name: t.to(device) for name, t in tensors.items()}
+    return tensors, metadata
 
 
 def save_rbm(

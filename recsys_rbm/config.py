@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from recsys_rbm.errors import ConfigError
+from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_SEED
 
 T = TypeVar("T")
 
@@ -48,8 +49,11 @@ class TrainConfig:
     seed: int = 0  # the one seed of a run: initialisation, batching and sampling
 
     def __post_init__(self) -> None:
-        _require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+        _require(1 <= self.epochs <= MAX_EPOCHS, f"epochs must lie in 1..{MAX_EPOCHS:,}, got {self.epochs}")
+        _require(
+            1 <= self.batch_size <= MAX_BATCH_SIZE,
+            f"batch_size must lie in 1..{MAX_BATCH_SIZE:,}, got {self.batch_size}",
+        )
         _require(
             math.isfinite(self.learning_rate) and self.learning_rate > 0,
             f"learning_rate must be positive and finite, got {self.learning_rate}",
@@ -58,7 +62,7 @@ class TrainConfig:
             self.lr_schedule in ("constant", "linear"),
             f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}",
         )
-        _require(1 <= self.cd_k <= MAX_CD_STEPS, f"cd_k must lie in 1..{MAX_CD_STEPS}, got {self.cd_k}")
+        _require(1 <= self.cd_k <= MAX_CD_STEPS, f"cd_k must lie in 1..{MAX_CD_STEPS:,}, got {self.cd_k}")
         _require(self.n_chains >= 0, f"n_chains must be 0 (one per case) or more, got {self.n_chains}")
         for name in ("initial_momentum", "final_momentum"):
             value = getattr(self, name)
@@ -70,9 +74,11 @@ class TrainConfig:
         _require(0 <= self.sparsity_decay < 1, f"sparsity_decay must lie in [0, 1), got {self.sparsity_decay}")
         _require(self.monitor_size >= 1, f"monitor_size must be at least 1, got {self.monitor_size}")
         _require(0 <= self.averaging < 1, f"averaging must lie in [0, 1), got {self.averaging}")
-        _require(self.patience >= 0, f"patience must be 0 (off) or more, got {self.patience}")
+        _require(
+            0 <= self.patience <= MAX_EPOCHS, f"patience must be 0 (off) or at most {MAX_EPOCHS:,}, got {self.patience}"
+        )
         _require(self.max_parameter > 0, f"max_parameter must be positive, got {self.max_parameter}")
-        _require(0 <= self.seed < 2**63, f"seed must lie in 0..2^63 - 1, got {self.seed}")
+        _require(0 <= self.seed <= MAX_SEED, f"seed must lie in 0..2**63-1, got {self.seed}")
         object.__setattr__(self, "cd_schedule", parse_cd_schedule(self.cd_schedule))
 
     def momentum(self, epoch: int) -> float:
@@ -90,9 +96,6 @@ class TrainConfig:
         if self.lr_schedule == "linear":
             return self.learning_rate * (1.0 - epoch / self.epochs)
         return self.learning_rate
-
-
-MAX_CD_STEPS = 1000  # more Gibbs steps per update than this is a typing mistake, not a training recipe
 
 
 def parse_cd_schedule(schedule: object) -> tuple[tuple[int, int], ...]:
@@ -120,7 +123,10 @@ def parse_cd_schedule(schedule: object) -> tuple[tuple[int, int], ...]:
     )
     _require(
         all(1 <= k <= MAX_CD_STEPS for _, k in pairs),
-        f"cd_schedule steps k must lie in 1..{MAX_CD_STEPS}, got {list(pairs)}",
+        f"cd_schedule steps k must lie in 1..{MAX_CD_STEPS:,}, got {list(pairs)}",
+    )
+    _require(
+        all(a <= MAX_EPOCHS for a, _ in pairs), f"cd_schedule epochs must be at most {MAX_EPOCHS:,}, got {list(pairs)}"
     )
     return pairs
 
@@ -134,7 +140,9 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        raise ConfigError(
+            f"unknown {cls.__name__} field(s): {', '.join(unknown)}; use the known ones: {', '.join(known)}"
+        )
     converted = {}
     for name, value in values.items():
         default = getattr(cls, name, None)
@@ -155,9 +163,9 @@ def load_toml(path: str | Path, cls: type[T], table: str | None = None) -> T:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist; check the path, or leave out --config") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        raise ConfigError(f"config file {path} is not valid TOML ({error}); fix that line") from None
     if table is not None:
         data = data.get(table, {})
     return config_from_dict(cls, data)

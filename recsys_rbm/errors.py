@@ -26,3 +26,11 @@ class UnknownIdError(RecsysRBMError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class OutputError(RecsysRBMError):
+    """An output path cannot be used: it exists (and may not be replaced), is locked, or cannot be written."""
+
+
+class ResourceError(RecsysRBMError):
+    """A run needs more memory (or another resource) than the machine can give it."""

@@ -18,6 +18,7 @@ Nothing here prints: progress goes to the callbacks of :class:`ExerciseProgress`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from recsys_rbm.checkpoint import load_rbm, save_rbm, tensor_path
 from recsys_rbm.config import TrainConfig, config_from_dict, config_to_dict
 from recsys_rbm.data.download import ProgressCallback
 from recsys_rbm.data.mnist import MnistFiles, binarize, describe_binarization, load_mnist
-from recsys_rbm.errors import CheckpointError, ConfigError, DataError
+from recsys_rbm.errors import CheckpointError, ConfigError, DataError, OutputError
 from recsys_rbm.evaluation.ais import ais_log_partition, default_betas
 from recsys_rbm.evaluation.exact import log_partition
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
@@ -44,7 +45,10 @@ from recsys_rbm.figures import (
     training_curves_figure,
 )
 from recsys_rbm.gibbs import sample_snapshots
+from recsys_rbm.limits import MAX_HIDDEN
 from recsys_rbm.model import RBM
+from recsys_rbm.outputs import OVERWRITE_FLAG, RunOutput, check_new_output
+from recsys_rbm.resources import check_memory, rbm_training_bytes
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.training import DenseObjective, EpochRecord, Trainer
 from recsys_rbm.units import BernoulliUnits
@@ -193,8 +197,7 @@ def train_mnist_rbm(
     saved atomically after every epoch, so an interrupted run keeps its last finished epoch.
     ``config.seed`` must equal ``data.seed`` (the one seed of the run).
     """
-    if n_hidden < 1:
-        raise ConfigError(f"the number of hidden units must be at least 1, got {n_hidden}")
+    check_hidden_sizes([n_hidden])
     if config.seed != data.seed:
         raise ConfigError(f"the training seed {config.seed} differs from the data's seed {data.seed}")
     device = torch.device(device)
@@ -216,6 +219,15 @@ def train_mnist_rbm(
 
     history = trainer.fit(on_epoch_end=after_epoch, on_batch_end=on_batch_end)
     return TrainedModel(rbm, list(history), saved)
+
+
+def check_training_memory(data: MnistData, n_hidden: int, config: TrainConfig) -> None:
+    """Refuse, with the numbers, a model whose training cannot fit in the memory left."""
+    check_memory(
+        rbm_training_bytes(data.train.shape[1], n_hidden, config.batch_size, config.monitor_size),
+        f"training an RBM with {n_hidden:,} hidden units",
+        "use fewer hidden units or a smaller batch size",
+    )
 
 
 def matching_checkpoint(path: str | Path, data: MnistData, n_hidden: int, config: TrainConfig) -> bool:
@@ -446,8 +458,8 @@ def check_hidden_sizes(hidden_sizes: Sequence[int]) -> None:
     if not hidden_sizes:
         raise ConfigError("give at least one hidden size")
     for n_hidden in hidden_sizes:
-        if n_hidden < 1:
-            raise ConfigError(f"the number of hidden units must be at least 1, got {n_hidden}")
+        if not 1 <= n_hidden <= MAX_HIDDEN:
+            raise ConfigError(f"the number of hidden units must lie in 1..{MAX_HIDDEN:,}, got {n_hidden}")
     if len(set(hidden_sizes)) != len(hidden_sizes):
         raise ConfigError(f"hidden sizes repeat: {', '.join(map(str, hidden_sizes))}")
 
@@ -461,6 +473,7 @@ def run_mnist_figures(
     device: torch.device | str = "cpu",
     *,
     retrain: bool = False,
+    overwrite: bool = False,
     evaluation: EvaluationSettings | None = None,
     samples: SampleSettings | None = None,
     progress: ExerciseProgress | None = None,
@@ -471,46 +484,49 @@ def run_mnist_figures(
     ``mnist-fewer-features.png`` (all sizes side by side) and ``mnist-training-curves.png``.
     Checkpoints go to ``checkpoint_dir`` (see :func:`checkpoint_name`) and are reused when they
     match the settings, seed, binarization and data, unless ``retrain``.
+
+    Nothing that exists is replaced unless ``overwrite``: every figure and every checkpoint to be
+    trained is checked (and the checkpoints locked, see :class:`~recsys_rbm.outputs.RunOutput`)
+    before the first model trains. Each model trains into a file of its own and is moved into
+    place when it is finished.
     """
     check_hidden_sizes(hidden_sizes)
     progress = progress or ExerciseProgress()
     samples = samples or SampleSettings()
     output_dir, checkpoint_dir = Path(output_dir), Path(checkpoint_dir)
+    check_figure_outputs(output_dir, hidden_sizes, overwrite)
     described = data.description
     outcomes: list[ModelOutcome] = []
-    for n_hidden in hidden_sizes:
-        path = checkpoint_dir / checkpoint_name(n_hidden, config, data.binarization)
-        reusable = not retrain and matching_checkpoint(path, data, n_hidden, config)
-        progress.model_started(n_hidden, reusable)
-        if reusable:
-            model = load_trained(path, device)
-        else:
-            model = train_mnist_rbm(
-                data,
-                n_hidden,
-                config,
-                device,
-                path,
-                on_epoch_end=lambda _trainer, metrics, h=n_hidden: progress.epoch_done(h, metrics, config.epochs),
-                on_batch_end=lambda batch, total, h=n_hidden: progress.batch_done(h, batch, total),
-            )
-        method = "exact" if n_hidden <= (evaluation or EvaluationSettings()).exact_max_hidden else "AIS"
-        progress.evaluation_started(n_hidden, method)
-        report = evaluate_mnist_rbm(
-            model.rbm,
-            data,
-            evaluation,
-            epochs=len(model.history),
-            progress=lambda done, total, h=n_hidden: progress.ais_step(h, done, total),
-        )
-        report.free_energy_gap = model.history[-1].measures.get("free_energy_gap") if model.history else None
-        progress.sampling_started(n_hidden)
-        snapshots = gibbs_samples(model.rbm, data, samples)
-        filters_path = save_png(filters_figure(model.rbm, described), output_dir / f"mnist-filters-h{n_hidden}.png")
-        samples_path = save_png(
-            samples_figure(snapshots, samples.every, described, n_hidden), output_dir / f"mnist-samples-h{n_hidden}.png"
-        )
-        outcomes.append(ModelOutcome(model, report, snapshots, [filters_path, samples_path]))
+    with contextlib.ExitStack() as claims:
+        runs: dict[int, RunOutput] = {}  # the checkpoints to train, claimed before any training
+        for n_hidden in hidden_sizes:
+            path = checkpoint_dir / checkpoint_name(n_hidden, config, data.binarization)
+            if not retrain and matching_checkpoint(path, data, n_hidden, config):
+                continue
+            if path.exists() and not overwrite:
+                why = "--retrain would replace it" if retrain else "it was trained with other settings or is unfinished"
+                raise OutputError(
+                    f"{path} exists and {why}; pass {OVERWRITE_FLAG} to replace it, or choose another --checkpoint-dir"
+                )
+            check_training_memory(data, n_hidden, config)
+            runs[n_hidden] = claims.enter_context(RunOutput(path, overwrite=overwrite, option="--checkpoint-dir"))
+        for n_hidden in hidden_sizes:
+            run = runs.get(n_hidden)
+            progress.model_started(n_hidden, run is None)
+            if run is None:
+                model = load_trained(checkpoint_dir / checkpoint_name(n_hidden, config, data.binarization), device)
+            else:
+                model = train_mnist_rbm(
+                    data,
+                    n_hidden,
+                    config,
+                    device,
+                    run.partial,
+                    on_epoch_end=lambda _trainer, metrics, h=n_hidden: progress.epoch_done(h, metrics, config.epochs),
+                    on_batch_end=lambda batch, total, h=n_hidden: progress.batch_done(h, batch, total),
+                )
+                model.checkpoint = run.commit()
+            outcomes.append(_evaluated(model, data, evaluation, samples, output_dir, progress))
     entries = [
         ComparisonEntry(
             o.model.rbm, o.snapshots, f"test log p(v) {o.report.test_log_likelihood:.1f} nats ({o.report.method})"
@@ -524,3 +540,46 @@ def run_mnist_figures(
     )
     figures = [path for o in outcomes for path in o.figures] + [comparison, curves]
     return ExerciseResult(outcomes, figures, described, data.split_description)
+
+
+def _evaluated(
+    model: TrainedModel,
+    data: MnistData,
+    evaluation: EvaluationSettings | None,
+    samples: SampleSettings,
+    output_dir: Path,
+    progress: ExerciseProgress,
+) -> ModelOutcome:
+    """One model's test report, Gibbs samples and two figures."""
+    n_hidden = model.rbm.n_hidden
+    method = "exact" if n_hidden <= (evaluation or EvaluationSettings()).exact_max_hidden else "AIS"
+    progress.evaluation_started(n_hidden, method)
+    report = evaluate_mnist_rbm(
+        model.rbm,
+        data,
+        evaluation,
+        epochs=len(model.history),
+        progress=lambda done, total: progress.ais_step(n_hidden, done, total),
+    )
+    report.free_energy_gap = model.history[-1].measures.get("free_energy_gap") if model.history else None
+    progress.sampling_started(n_hidden)
+    snapshots = gibbs_samples(model.rbm, data, samples)
+    described = data.description
+    filters_path = save_png(filters_figure(model.rbm, described), output_dir / f"mnist-filters-h{n_hidden}.png")
+    samples_path = save_png(
+        samples_figure(snapshots, samples.every, described, n_hidden), output_dir / f"mnist-samples-h{n_hidden}.png"
+    )
+    return ModelOutcome(model, report, snapshots, [filters_path, samples_path])
+
+
+def figure_paths(output_dir: str | Path, hidden_sizes: Sequence[int]) -> list[Path]:
+    """Every PNG :func:`run_mnist_figures` writes for these sizes."""
+    output_dir = Path(output_dir)
+    per_model = [output_dir / f"mnist-{kind}-h{n}.png" for n in hidden_sizes for kind in ("filters", "samples")]
+    return [*per_model, output_dir / "mnist-fewer-features.png", output_dir / "mnist-training-curves.png"]
+
+
+def check_figure_outputs(output_dir: str | Path, hidden_sizes: Sequence[int], overwrite: bool) -> None:
+    """Before any work: every figure can be written, and none exists unless ``overwrite``."""
+    for path in figure_paths(output_dir, hidden_sizes):
+        check_new_output(path, overwrite, "--output", "figures")

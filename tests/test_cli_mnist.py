@@ -104,11 +104,17 @@ def test_mnist_figures_writes_figures_and_a_table(runner: CliRunner, fake_mnist:
     assert "log p(v)" in output and "exact" in output and "AIS" in output and "4 runs, 60 intermediate" in output
     assert (fake_mnist / "runs" / "mnist-h30-stochastic-e2-s0.safetensors").is_file()
 
-    again = runner.invoke(app, args)  # same settings: both models are reused
+    refused = runner.invoke(app, args)  # the figures exist: nothing is replaced without --overwrite
+    assert refused.exit_code == 1 and "figs/mnist-filters-h30.png already exists; pass --overwrite" in refused.output
+    again = runner.invoke(app, [*args, "--overwrite"])  # same settings: both models are reused
     assert again.exit_code == 0, again.output
     assert again.output.count("reusing the matching checkpoint") == 2
-    retrained = runner.invoke(app, [*args, "--retrain"])
+    retrained = runner.invoke(app, [*args, "--retrain", "--overwrite"])
     assert retrained.exit_code == 0 and "reusing" not in retrained.output
+    assert sorted(p.name for p in (fake_mnist / "runs").iterdir()) == [
+        "mnist-h30-stochastic-e2-s0.safetensors",
+        "mnist-h6-stochastic-e2-s0.safetensors",
+    ]  # no lock, run or temporary file is left behind
 
 
 @pytest.mark.parametrize(

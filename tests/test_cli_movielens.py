@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_tools import rewrite_metadata, to_legacy
 from movielens_fakes import generated_releases
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.movielens_options import Dataset, parse_cd_schedule
 from recsys_rbm_cli.titles import match_title, split_year, title_words
 from typer.testing import CliRunner
 
+from recsys_rbm.checkpoint_files import read_metadata, sidecar_path
 from recsys_rbm.errors import ConfigError
 
 GENRES = ("unknown", "Action", "Adventure", "Comedy", "Drama", "Sci-Fi")
@@ -161,7 +163,7 @@ def test_train_saves_the_best_epoch_with_titles_split_and_metrics(trained: dict,
         "saved",
     ):
         assert phrase in output
-    metadata = json.loads(trained["user"].with_suffix(".json").read_text())
+    metadata = read_metadata(trained["user"])
     assert metadata["kind"] == "movielens-rbm" and metadata["complete"] is True
     assert metadata["mode"] == "user" and metadata["n_hidden"] == 4 and metadata["seed"] == 1
     assert metadata["config"]["batch_size"] == 10 and metadata["config"]["epochs"] == 2
@@ -179,7 +181,7 @@ def test_train_split_full_has_no_test_set_and_the_config_file_is_overridden(
     config = write(tmp_path / "rbm.toml", "[recommender]\nmode = 'user'\nn_hidden = 7\nlearning_rate = 0.02\n")
     output = train(runner, data_dir, tmp_path / "full.safetensors", "--split", "full", "--config", str(config))
     assert "none: split full has no test set" in output
-    metadata = json.loads((tmp_path / "full.json").read_text())
+    metadata = read_metadata(tmp_path / "full.safetensors")
     assert metadata["n_hidden"] == 4  # --hidden beats the file
     assert metadata["mode"] == "user" and metadata["config"]["learning_rate"] == 0.02  # the file beats the defaults
     assert metadata["split"]["name"] == "full" and "test_rmse" not in metadata["metrics"]
@@ -188,7 +190,7 @@ def test_train_split_full_has_no_test_set_and_the_config_file_is_overridden(
 def test_train_random_split_and_cd_schedule(runner: CliRunner, data_dir: Path, tmp_path: Path) -> None:
     output = train(runner, data_dir, tmp_path / "r", "--split", "random", "--cd-schedule", "0:2,1:3")
     assert "CD-2 from epoch 1, CD-3 from epoch 2" in output and "epoch 2 CD-3" in output
-    metadata = json.loads((tmp_path / "r.json").read_text())  # ".safetensors" is added to the output path
+    metadata = read_metadata(tmp_path / "r.safetensors")  # ".safetensors" is added to the output path
     assert metadata["split"]["name"] == "random-1" and metadata["config"]["cd_schedule"] == [[0, 2], [1, 3]]
 
 
@@ -212,10 +214,12 @@ def test_ctrl_c_keeps_the_best_model_so_far(
     result = runner.invoke(app, [*args, *TINY, "--epochs", "5"])
     assert result.exit_code == 130
     assert "interrupted; kept the best model so far in" in one_error_line(result, quiet=False)
-    metadata = json.loads((tmp_path / "m.json").read_text())
+    metadata = read_metadata(tmp_path / "m.safetensors")
     assert metadata["complete"] is False and metadata["best_epoch"] in (1, 2)
     monkeypatch.undo()
-    assert recommend_json(runner, "--user", "1", "--model", str(tmp_path / "m.safetensors"))["recommendations"]
+    used = runner.invoke(app, ["recommend", "--user", "1", "--model", str(tmp_path / "m.safetensors"), "--json"])
+    assert used.exit_code == 0 and json.loads(used.stdout)["recommendations"]  # usable, but said to be unfinished
+    assert "warning: " in used.stderr and "is an unfinished model" in used.stderr
 
 
 # --- recommend ------------------------------------------------------------------------------------
@@ -231,7 +235,7 @@ def test_recommend_table_shows_the_users_best_rated_movies_then_the_list(runner:
 
 
 def test_recommend_json_ranks_unrated_movies_by_the_chosen_score(runner: CliRunner, trained: dict) -> None:
-    metadata = json.loads(trained["user"].with_suffix(".json").read_text())
+    metadata = read_metadata(trained["user"])
     for model in (trained["user"], trained["item"]):
         data = recommend_json(runner, "--user", "3", "--model", str(model), "--top", "5", "--score", "expected")
         recommendations = data["recommendations"]
@@ -426,13 +430,15 @@ def test_unknown_user_names_the_valid_range(runner: CliRunner, trained: dict) ->
     ("content", "phrase"),
     [
         ("1,5\n999,4\n", "ratings.csv:2: unknown movie id 999; the model's movie ids range over 1..30"),
-        ("1,5\nStar Warz,4\n", "ratings.csv:2: no movie titled 'Star Warz'; did you mean: Star Wars (1977), id 1"),
+        ("1,5\nStar Warz,4\n", "did you mean: Star Wars (1977), id 1? Write the title as listed, or the movie id"),
+        ("jedi,4\n", "ratings.csv:1: no movie titled 'jedi' (a title in a file must match one movie's title"),
+        ("1,5\nStar Wars Return,4\n", "ratings.csv:2: no movie titled 'Star Wars Return'"),
         ("1,5\nheat,4\n", "ratings.csv:2: 'heat' matches several movies"),
         ("1,5\n\n2 5\n", "ratings.csv:3: expected 'movie,rating'"),
         ("1,5\n2,great\n", "ratings.csv:2: rating 'great' is not a number"),
-        ("movie,rating\n1,7\n", "ratings.csv:2: rating 7 is outside the model's scale (1, 2, 3, 4, 5)"),
+        ("movie,rating\n1,7\n", "ratings.csv:2: rating 7 is outside the model's scale; use one of 1, 2, 3, 4, 5"),
         ("1,0\n", "ratings.csv:1: rating 0 is outside the model's scale"),
-        ("1,3.5\n", "ratings.csv:1: rating 3.5 is not on the model's scale (1, 2, 3, 4, 5)"),
+        ("1,3.5\n", "ratings.csv:1: rating 3.5 is not on the model's scale; use one of 1, 2, 3, 4, 5"),
         ("1,5\n2,4\nstar wars,3\n", "ratings.csv:3: Star Wars (1977), id 1 again (first at line 1)"),
         (",5\n", "ratings.csv:1: the movie (an id or a title) is missing"),
         ('1,"5\n', "ratings.csv:1:"),
@@ -457,7 +463,6 @@ def test_missing_ratings_file_and_item_model_fold_in(runner: CliRunner, trained:
 def _copy_model(source: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, folder / source.name)
-    shutil.copy(source.with_suffix(".json"), folder / source.with_suffix(".json").name)
     return folder / source.name
 
 
@@ -471,15 +476,27 @@ def test_missing_and_corrupt_models(runner: CliRunner, trained: dict, tmp_path: 
     data = bytearray(flipped.read_bytes())
     data[-1] ^= 0xFF
     flipped.write_bytes(bytes(data))
-    assert "does not match its metadata file" in one_error_line(runner.invoke(app, [*command, "--model", str(flipped)]))
+    assert "does not match the checksum" in one_error_line(runner.invoke(app, [*command, "--model", str(flipped)]))
 
     garbled = _copy_model(trained["user"], tmp_path / "garbled")
-    garbled.with_suffix(".json").write_text("{not json")
-    assert "is corrupt" in one_error_line(runner.invoke(app, [*command, "--model", str(garbled)]))
+    garbled.write_bytes(b"\xff" * 8 + garbled.read_bytes()[8:])
+    assert "not a safetensors model file" in one_error_line(runner.invoke(app, [*command, "--model", str(garbled)]))
 
-    lonely = _copy_model(trained["user"], tmp_path / "lonely")
-    lonely.with_suffix(".json").unlink()
-    assert "has no metadata file" in one_error_line(runner.invoke(app, [*command, "--model", str(lonely)]))
+    retitled = _copy_model(trained["user"], tmp_path / "retitled")  # the metadata is covered by the hash too
+    rewrite_metadata(retitled, lambda m: m["movies"]["titles"].__setitem__(0, "Star Wars 2"), rehash=False)
+    assert "does not match the checksum" in one_error_line(runner.invoke(app, [*command, "--model", str(retitled)]))
+
+
+@pytest.mark.parametrize("command", [["recommend", "--user", "1"], ["similar", "--movie", "1"]])
+def test_old_two_file_models_still_work_and_fail_clearly(
+    runner: CliRunner, trained: dict, tmp_path: Path, command: list[str]
+) -> None:
+    old = to_legacy(trained["user"], tmp_path / "old.safetensors")
+    assert runner.invoke(app, [*command, "--model", str(old)]).exit_code == 0
+    sidecar_path(old).write_text("{not json")
+    assert "is corrupt" in one_error_line(runner.invoke(app, [*command, "--model", str(old)]))
+    sidecar_path(old).unlink()
+    assert "copy both files together" in one_error_line(runner.invoke(app, [*command, "--model", str(old)]))
 
 
 @pytest.mark.parametrize("command", [["recommend", "--user", "1"], ["similar", "--movie", "1"]])
@@ -496,7 +513,7 @@ def test_models_of_another_kind(runner: CliRunner, trained: dict, tmp_path: Path
     line = one_error_line(runner.invoke(app, [*command, "--model", str(mnist)]))
     assert "holds a 'mnist-rbm' model, but a 'movielens-rbm' model is needed" in line
 
-    forged = tmp_path / "forged.safetensors"  # the right kind in the sidecar, but not the tensors of one
+    forged = tmp_path / "forged.safetensors"  # the right kind in the metadata, but not the tensors of one
     save_checkpoint(forged, {"weights": torch.zeros(3, 2)}, {"kind": "movielens-rbm", "mode": "user", "n_levels": 5})
     assert "not a valid movielens-rbm model" in one_error_line(runner.invoke(app, [*command, "--model", str(forged)]))
 
@@ -591,6 +608,7 @@ def test_title_keys() -> None:
     assert title_words("Usual Suspects, The") == title_words("the usual suspects") == ("usual", "suspects")
     assert title_words("Misérables, Les") == ("miserables",)
     assert title_words("Schindler's List") == ("schindlers", "list")
+    assert title_words("Ægir, Der") == ("ægir",) and title_words("Ōkami") == ("okami",)
     assert title_words("The") == ("the",)
 
 
@@ -614,3 +632,18 @@ def test_match_title_rounds() -> None:
     unknown = match_title("Heatherz", ids, titles)
     assert unknown.ids == () and unknown.suggestions[0] == 3
     assert match_title("!!!", ids, titles).ids == ()
+
+
+def test_strict_matching_takes_only_verbatim_titles_or_one_normalised_key() -> None:
+    ids = [1, 2, 3, 4, 5]
+    titles = ["Heat (1995)", "Heat (1972)", "Star Wars (1977)", "Usual Suspects, The (1995)", "Convent, The (1995)"]
+    assert match_title("Usual Suspects, The (1995)", ids, titles, strict=True).ids == (4,)  # verbatim
+    assert match_title("the usual suspects", ids, titles, strict=True).ids == (4,)  # one movie has this key
+    assert match_title("heat", ids, titles, strict=True).ambiguous  # two do: never guessed
+    assert match_title("heat (1972)", ids, titles, strict=True).ids == (2,)
+    contained = match_title("wars", ids, titles, strict=True)  # tolerant matching would take it
+    assert contained.ids == () and contained.suggestions == (3,)
+    assert match_title("wars", ids, titles).ids == (3,)
+    garbage = match_title("\x8f\x03\xe7onvent\x11", ids, titles, strict=True)  # random bytes read as Latin-1
+    assert garbage.ids == () and garbage.suggestions == ()
+    assert match_title("\x8f\x03\xe7onvent\x11", ids, titles).ids == (5,)  # what tolerant matching made of them

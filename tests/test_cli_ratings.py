@@ -7,7 +7,6 @@ line on stderr with a non-zero exit code.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,8 @@ import polars as pl
 import pytest
 from recsys_rbm_cli.app import app
 from typer.testing import CliRunner
+
+from recsys_rbm.checkpoint_files import read_metadata
 
 N_USERS, N_ITEMS, PER_USER = 40, 24, 10
 TINY = ["--hidden", "4", "--epochs", "2", "--batch-size", "10", "--device", "cpu", "--seed", "1"]
@@ -90,7 +91,7 @@ def test_train_ratings_reads_shows_splits_trains_and_saves(trained: dict) -> Non
         "saved",
     ):
         assert phrase in output
-    metadata = json.loads(trained["model"].with_suffix(".json").read_text())
+    metadata = read_metadata(trained["model"])
     dataset = metadata["dataset"]
     assert dataset["name"] == "ratings:shop.csv" and dataset["ratings"] == n and dataset["items"] == N_ITEMS
     assert dataset["scale"] == "1:5" and dataset["implicit"] is False and len(dataset["fingerprint"]) == 64

@@ -4,8 +4,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from checkpoint_tools import header, rewrite_metadata, to_legacy
+from safetensors.numpy import load_file as numpy_load_file
+from safetensors.numpy import save_file
 from tiny_rbms import random_rbm
 
 from recsys_rbm import checkpoint, checkpoint_files
@@ -20,14 +24,18 @@ from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, as_layer
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"epochs": 0}, "epochs must be at least 1, got 0"),
-        ({"batch_size": -5}, "batch_size must be at least 1"),
+        ({"epochs": 0}, r"epochs must lie in 1\.\.100,000, got 0"),
+        ({"epochs": 10**9}, "epochs must lie in 1..100,000, got 1000000000"),
+        ({"batch_size": -5}, "batch_size must lie in 1.."),
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"learning_rate": float("inf")}, "learning_rate"),
         ({"lr_schedule": "cosine"}, "lr_schedule must be 'constant' or 'linear', got 'cosine'"),
-        ({"cd_k": 0}, r"cd_k must lie in 1\.\.1000, got 0"),
-        ({"cd_schedule": ((0, 1), (5, 5000))}, r"cd_schedule steps k must lie in 1\.\.1000"),
+        ({"cd_k": 0}, r"cd_k must lie in 1\.\.1,000, got 0"),
+        ({"cd_k": 10**20}, "cd_k must lie in 1..1,000"),
+        ({"cd_schedule": ((0, 1), (5, 5000))}, r"cd_schedule steps k must lie in 1\.\.1,000"),
+        ({"cd_schedule": ((0, 1), (10**9, 3))}, "cd_schedule epochs must be at most 100,000"),
         ({"cd_schedule": ((1, 1),)}, "cd_schedule must start at epoch 0"),
+        ({"seed": -1}, r"seed must lie in 0\.\.2\*\*63-1"),
         ({"seed": 2**63}, "seed must lie in"),
         ({"averaging": 1.0}, r"averaging must lie in \[0, 1\)"),
         ({"n_chains": -1}, "n_chains"),
@@ -100,7 +108,7 @@ def test_save_and_load_round_trip_bit_exactly(tmp_path, units, dtype):
     rbm = random_rbm(units).to(dtype=dtype)
     extra = {"velocity.weights": torch.randn(units.size, 5, dtype=dtype)}
     path = save_rbm(tmp_path / "model", rbm, METADATA, extra)
-    assert path == tmp_path / "model.safetensors" and sidecar_path(path).exists()
+    assert path == tmp_path / "model.safetensors" and os.listdir(tmp_path) == ["model.safetensors"]  # one file
     loaded, metadata, tensors = load_rbm(tmp_path / "model", expected_kind="mnist")
     assert loaded.units == as_layer(units)
     for name, tensor in rbm.parameters().items():
@@ -108,58 +116,79 @@ def test_save_and_load_round_trip_bit_exactly(tmp_path, units, dtype):
         assert torch.equal(loaded.parameters()[name], tensor), name
     assert torch.equal(tensors["velocity.weights"], extra["velocity.weights"])
     assert {key: metadata[key] for key in METADATA} == METADATA
-    assert metadata["tensors_sha256"] and metadata["package_version"]
+    assert metadata["format_version"] == 2 and metadata["package_version"] and len(metadata["content_sha256"]) == 64
+
+
+def test_the_metadata_lives_in_the_safetensors_header(tmp_path):
+    path = _saved(tmp_path)
+    stored = header(path)["__metadata__"]
+    assert set(stored) == {"format", "format_version", "metadata", "content_sha256"}
+    assert json.loads(stored["metadata"])["train_config"] == METADATA["train_config"]
+    assert checkpoint_files.read_metadata(path, expected_kind="mnist")["epoch"] == 7
 
 
 def _saved(tmp_path: Path, name: str = "model", seed: int = 0) -> Path:
     return save_rbm(tmp_path / name, random_rbm(BernoulliUnits(7), seed=seed), METADATA)
 
 
-def test_a_missing_model_or_sidecar_is_a_checkpoint_error(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
+def test_a_missing_model_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist; train one first"):
         load_rbm(tmp_path / "nothing")
-    path = _saved(tmp_path)
-    sidecar_path(path).unlink()
-    with pytest.raises(CheckpointError, match="no metadata file"):
+    (tmp_path / "folder.safetensors").mkdir()
+    with pytest.raises(CheckpointError, match="is a folder, not a model file"):
+        load_rbm(tmp_path / "folder.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "not a safetensors model file"),
+        (b"not a safetensors file at all", "not a safetensors model file"),
+        (b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}", "corrupt safetensors header"),
+    ],
+)
+def test_a_file_that_is_not_safetensors_is_a_checkpoint_error(tmp_path, content, message):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
         load_rbm(path)
 
 
-def test_corrupt_json_is_a_checkpoint_error(tmp_path):
-    path = _saved(tmp_path)
-    sidecar_path(path).write_text('{"format": "recsys_rbm.checkp')
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load_rbm(path)
-    sidecar_path(path).write_text("[1, 2, 3]")
-    with pytest.raises(CheckpointError, match="not a recsys_rbm model metadata file"):
+def test_a_safetensors_file_of_another_program_is_a_checkpoint_error(tmp_path):
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(path))
+    with pytest.raises(CheckpointError, match="carries no recsys_rbm metadata"):
         load_rbm(path)
 
 
-def test_truncated_or_altered_tensor_file_is_a_checkpoint_error(tmp_path):
+def test_truncated_or_altered_tensor_bytes_are_a_checkpoint_error(tmp_path):
     path = _saved(tmp_path)
     content = path.read_bytes()
-    path.write_bytes(content[: len(content) // 2])
-    with pytest.raises(CheckpointError, match="does not match its metadata"):
+    path.write_bytes(content[: len(content) - 10])
+    with pytest.raises(CheckpointError, match=r"not a readable safetensors file|corrupt"):
         load_rbm(path)
     path.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
-    with pytest.raises(CheckpointError, match="does not match its metadata"):
+    with pytest.raises(CheckpointError, match="does not match the checksum in its header"):
         load_rbm(path)
 
 
-def test_unreadable_safetensors_with_a_matching_sidecar_is_a_checkpoint_error(tmp_path):
+def test_edited_metadata_is_caught_by_the_one_hash(tmp_path):
     path = _saved(tmp_path)
-    path.write_bytes(b"not a safetensors file at all")
-    metadata = json.loads(sidecar_path(path).read_text())
-    metadata["tensors_sha256"] = checkpoint_files.sha256_of(path)
-    sidecar_path(path).write_text(json.dumps(metadata))
-    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+    rewrite_metadata(path, lambda metadata: metadata.update(epoch=8), rehash=False)
+    with pytest.raises(CheckpointError, match="does not match the checksum in its header"):
         load_rbm(path)
+    with pytest.raises(CheckpointError, match="does not match the checksum"):
+        checkpoint_files.read_verified(path, None, numpy_load_file)  # the torch-free reader checks the same
 
 
-def test_a_sidecar_from_another_model_is_a_checkpoint_error(tmp_path):
-    first, second = _saved(tmp_path, "first", seed=0), _saved(tmp_path, "second", seed=1)
-    sidecar_path(first).write_bytes(sidecar_path(second).read_bytes())
-    with pytest.raises(CheckpointError, match="does not match its metadata"):
-        load_rbm(first)
+def test_a_checkpoint_format_from_the_future_is_refused_with_a_clear_line(tmp_path):
+    path = _saved(tmp_path)
+    arrays = numpy_load_file(str(path))
+    save_file(arrays, str(path), metadata={**header(path)["__metadata__"], "format_version": "3"})
+    with pytest.raises(
+        CheckpointError, match="has checkpoint format 3, but this version of recsys_rbm reads formats 1"
+    ):
+        load_rbm(path)
 
 
 def test_the_wrong_kind_of_model_is_a_checkpoint_error(tmp_path):
@@ -169,10 +198,9 @@ def test_the_wrong_kind_of_model_is_a_checkpoint_error(tmp_path):
 
 
 def test_metadata_that_does_not_describe_an_rbm_is_a_checkpoint_error(tmp_path):
-    path = save_rbm(tmp_path / "model", random_rbm(BernoulliUnits(7)), METADATA)
-    metadata = json.loads(sidecar_path(path).read_text())
-    metadata["visible_units"] = {"kind": "bernoulli", "n_units": 8}  # the weights have 7 rows
-    sidecar_path(path).write_text(json.dumps(metadata))
+    path = _saved(tmp_path)
+    units = {"kind": "bernoulli", "n_units": 8}  # the weights have 7 rows
+    rewrite_metadata(path, lambda metadata: metadata.update(visible_units=units), rehash=True)
     with pytest.raises(CheckpointError, match="does not describe an RBM"):
         load_rbm(path)
 
@@ -180,7 +208,7 @@ def test_metadata_that_does_not_describe_an_rbm_is_a_checkpoint_error(tmp_path):
 def test_saving_leaves_no_temporary_files_and_overwrites_in_place(tmp_path):
     _saved(tmp_path, seed=0)
     path = _saved(tmp_path, seed=1)
-    assert sorted(os.listdir(tmp_path)) == ["model.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]
     assert torch.equal(load_rbm(path)[0].weights, random_rbm(BernoulliUnits(7), seed=1).weights)
 
 
@@ -195,10 +223,48 @@ def test_a_failure_while_writing_leaves_the_old_checkpoint_intact(tmp_path, monk
     monkeypatch.setattr(checkpoint, "save_file", write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         _saved(tmp_path, seed=1)
-    assert sorted(os.listdir(tmp_path)) == ["model.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == ["model.safetensors"]
     assert torch.equal(load_rbm(path)[0].weights, old_weights)
 
 
-def test_tensor_and_sidecar_paths_accept_the_name_with_or_without_suffix(tmp_path):
+def test_checkpoint_paths_accept_the_name_with_or_without_suffix(tmp_path):
     assert tensor_path(tmp_path / "m") == tensor_path(tmp_path / "m.safetensors") == tmp_path / "m.safetensors"
     assert sidecar_path(tmp_path / "m.v2") == tmp_path / "m.v2.json"
+
+
+# --- format 1: two files, still read ---------------------------------------------------------------
+
+
+def _legacy(tmp_path: Path, name: str = "old", seed: int = 0) -> Path:
+    return to_legacy(_saved(tmp_path, f"{name}-source", seed), tmp_path / f"{name}.safetensors")
+
+
+def test_an_old_two_file_checkpoint_still_loads(tmp_path):
+    path = _legacy(tmp_path)
+    rbm, metadata, _ = load_rbm(path, expected_kind="mnist")
+    assert torch.equal(rbm.weights, random_rbm(BernoulliUnits(7), seed=0).weights)
+    assert metadata["format_version"] == 1 and metadata["epoch"] == 7
+
+
+def test_an_old_checkpoint_without_its_sidecar_is_a_checkpoint_error(tmp_path):
+    path = _legacy(tmp_path)
+    sidecar_path(path).unlink()
+    with pytest.raises(CheckpointError, match="copy both files together, or retrain"):
+        load_rbm(path)
+
+
+def test_a_corrupt_old_sidecar_is_a_checkpoint_error(tmp_path):
+    path = _legacy(tmp_path)
+    sidecar_path(path).write_text('{"format": "recsys_rbm.checkp')
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_rbm(path)
+    sidecar_path(path).write_text("[1, 2, 3]")
+    with pytest.raises(CheckpointError, match="not a recsys_rbm model metadata file"):
+        load_rbm(path)
+
+
+def test_an_old_sidecar_of_another_model_is_a_checkpoint_error(tmp_path):
+    first, second = _legacy(tmp_path, "first", seed=0), _legacy(tmp_path, "second", seed=1)
+    sidecar_path(first).write_bytes(sidecar_path(second).read_bytes())
+    with pytest.raises(CheckpointError, match="does not match its metadata"):
+        load_rbm(first)

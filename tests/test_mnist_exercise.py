@@ -73,7 +73,7 @@ def test_checkpoint_every_epoch_and_interrupted_run_keeps_the_last(tmp_path: Pat
     _, metadata, _ = load_rbm(path, expected_kind="mnist-rbm")
     assert metadata["epoch"] == 1 and metadata["complete"] is False and len(metadata["metrics"]) == 1
     assert not matching_checkpoint(path, data, 5, CONFIG)  # unfinished: not reused
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
 
 def test_reuse_only_a_matching_finished_checkpoint(tmp_path: Path, data: MnistData) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_tools import rewrite_metadata
 
 from recsys_rbm import functional as fn
 from recsys_rbm.data.ids import IdMap
@@ -325,21 +326,23 @@ def test_wrong_kind_and_corrupt_files_fail_with_checkpoint_error(data, tmp_path)
     train, _, _ = data
     model = RBMRecommender(small_config("joint", "user", False, epochs=1)).fit(train)
     path = model.save(tmp_path / "model")
+    original = path.read_bytes()
     for loader in (RBMRecommender.load, Scorer.load):
         with pytest.raises(CheckpointError, match="does not exist"):
             loader(tmp_path / "missing")
-    other = tmp_path / "mnist.safetensors"
-    from recsys_rbm.checkpoint import save_rbm
-
-    save_rbm(other, RBM.initialise(BernoulliUnits(12), 3, torch.Generator().manual_seed(0)), {"kind": "mnist-rbm"})
+    rewrite_metadata(path, lambda metadata: metadata.update(kind="mnist-rbm"), rehash=True)
     for loader in (RBMRecommender.load, Scorer.load):
         with pytest.raises(CheckpointError, match="'mnist-rbm' model"):
-            loader(other)
-    data_bytes = bytearray(path.read_bytes())
+            loader(path)
+    data_bytes = bytearray(original)
     data_bytes[-3] ^= 0xFF
     path.write_bytes(bytes(data_bytes))
     for loader in (RBMRecommender.load, Scorer.load):
-        with pytest.raises(CheckpointError):
+        with pytest.raises(CheckpointError, match="does not match the checksum"):
+            loader(path)
+    path.write_bytes(b"{not a model}")
+    for loader in (RBMRecommender.load, Scorer.load):
+        with pytest.raises(CheckpointError, match="not a safetensors model file"):
             loader(path)
 
 

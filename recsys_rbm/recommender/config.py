@@ -18,12 +18,12 @@ from typing import Any
 
 from recsys_rbm.config import TrainConfig, parse_cd_schedule
 from recsys_rbm.errors import ConfigError
+from recsys_rbm.limits import MAX_HIDDEN
 
 MODELS = ("joint", "ratings")
 MODES = ("user", "item")
 GRADIENT_SCALES = ("cases", "raters")
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
-MAX_HIDDEN = 100_000  # more hidden units than this is a typing mistake; memory is checked separately
 
 #: The defaults of each model. ``ratings`` reproduces the I-RBM measured in the README (u1–u5 RMSE
 #: 0.908); ``joint`` was chosen by validation NDCG@10 on ml-100k u1 (see the README's ranking table).
@@ -102,10 +102,12 @@ class RecommenderConfig:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         _require(self.mode in MODES, f"mode must be 'user' or 'item', got {self.mode!r}")
-        _require(_is_int(self.n_hidden), f"n_hidden must be a whole number, got {self.n_hidden!r}")
+        for name in ("n_hidden", "epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            _require(_is_int(value), f"{name} must be a whole number, got {value!r}")
         _require(
             1 <= self.n_hidden <= MAX_HIDDEN,  # type: ignore[operator]
-            f"n_hidden must lie in 1..{MAX_HIDDEN}, got {self.n_hidden}",
+            f"n_hidden must lie in 1..{MAX_HIDDEN:,}, got {self.n_hidden}",
         )
         _require(isinstance(self.conditional, bool), f"conditional must be true or false, got {self.conditional!r}")
         _require(self.weight_std > 0, f"weight_std must be positive, got {self.weight_std}")

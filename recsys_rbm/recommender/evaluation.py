@@ -147,6 +147,7 @@ class EvaluationReport:
     splits: list[dict[str, Any]]  # per split: name, sizes, cold-pair counts (the same for every model)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     notes: dict[str, Any] = field(default_factory=dict)  # free-form context: dataset, seed, versions, configs
+    complete: bool = True  # False: the run was interrupted and ``folds`` holds only those that finished
 
     @property
     def models(self) -> list[str]:
@@ -169,7 +170,8 @@ class EvaluationReport:
         """Plain JSON-ready data: configuration, splits, per-fold results and per-model summaries.
 
         ``summary`` is a list of rows ``{"model": name, "rmse": {"mean", "std", "n"} | None, ...}``
-        in evaluation order, ready for a table.
+        in evaluation order, ready for a table. ``complete`` is false for the report of an
+        interrupted run, which holds the folds that finished.
         """
         summary_rows = [
             {"model": model, **{name: None if s is None else asdict(s) for name, s in metrics.items()}}
@@ -185,6 +187,7 @@ class EvaluationReport:
             "summary": summary_rows,
             "folds": [fold.to_dict() for fold in self.folds],
             "notes": self.notes,
+            "complete": self.complete,
         }
 
     def to_json(self, path: str | Path) -> Path:
@@ -204,6 +207,7 @@ class EvaluationReport:
             splits=list(data["splits"]),
             created=str(data["created"]),
             notes=dict(data.get("notes", {})),
+            complete=bool(data.get("complete", True)),
         )
 
     @classmethod
