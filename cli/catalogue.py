@@ -29,7 +29,7 @@ class MovieLookupError(RecsysRBMError):
 class Catalogue:
     """Display facts of a model's movies, aligned with its inner item indices."""
 
-    raw_ids: np.ndarray  # (n_items,) int64 MovieLens movie ids
+    raw_ids: np.ndarray  # (n_items,) the items' raw ids: int64 (MovieLens movie ids) or text
     titles: list[str]  # as the release spells them, e.g. "Star Wars (1977)"; "movie <id>" when unknown
     years: np.ndarray  # (n_items,) int year, 0 where unknown
     genre_flags: np.ndarray  # (n_items, G) bool
@@ -40,7 +40,7 @@ class Catalogue:
         """Rebuild the movie table saved in a checkpoint's ``metadata["movies"]`` for the model's movies."""
         from recsys_rbm.data.movies import Movies
 
-        raw_ids = np.asarray(raw_ids, dtype=np.int64)
+        raw_ids = np.asarray(raw_ids)
         n = raw_ids.shape[0]
         titles = np.array([f"movie {movie}" for movie in raw_ids.tolist()], dtype=object)
         years = np.zeros(n, dtype=np.int64)
@@ -72,12 +72,12 @@ class Catalogue:
 
     def describe(self, item: int) -> str:
         """``Star Wars (1977), id 50``: unambiguous in messages (no brackets: rich would read them as markup)."""
-        return f"{self.label(item)}, id {int(self.raw_ids[item])}"
+        return f"{self.label(item)}, id {self.raw_ids[item].item()}"
 
     def record(self, item: int) -> dict[str, Any]:
         """Plain data for JSON output."""
         return {
-            "movie_id": int(self.raw_ids[item]),
+            "movie_id": self.raw_ids[item].item(),
             "title": self.titles[item],
             "year": self.year(item),
             "genres": list(self.genres(item)),
@@ -90,20 +90,29 @@ class Catalogue:
         Raises :class:`MovieLookupError` naming the candidates of an ambiguous title or the near
         titles of an unknown one.
         """
-        match = match_title(query, self.raw_ids.tolist(), self.titles, strict=strict)
-        if match.found:
-            return int(np.searchsorted(self.raw_ids, match.ids[0]))
+        from recsys_rbm.data.ids import IdMap
+
         text = query.strip()
+        ids = IdMap(self.raw_ids, "movie")
+        if ids.contains([text])[0]:  # an id first: "42" is movie 42, "sku-7" item sku-7
+            return int(ids.to_inner([text])[0])
+        integer_ids = ids.id_type == "int"
+        if integer_ids and text.isdigit():
+            low, high = int(self.raw_ids.min()), int(self.raw_ids.max())
+            raise MovieLookupError(
+                f"unknown movie id {text}; the model's movie ids range over {low}..{high}; give one of those or a title"
+            )
+        positions = list(range(self.raw_ids.shape[0]))
+        match = match_title(text, positions, self.titles, strict=strict, numbers_are_ids=False)
+        if match.found:
+            return int(match.ids[0])
         if match.ambiguous:
-            items = [int(np.searchsorted(self.raw_ids, movie)) for movie in match.ids]
+            items = [int(position) for position in match.ids]
             return_list = "; ".join(self.describe(item) for item in items)
             raise MovieLookupError(
                 f"{text!r} matches several movies: {return_list}; add the year, e.g. "
                 f"{self.label(items[0])!r}, or give the movie id"
             )
-        if text.isdigit():
-            low, high = int(self.raw_ids.min()), int(self.raw_ids.max())
-            raise MovieLookupError(f"unknown movie id {text}; the model's movie ids range over {low}..{high}")
         if strict and has_control_characters(text):
             raise MovieLookupError(
                 f"{text!r} holds control characters, so it is not a movie title; is the file plain text (UTF-8)? "
@@ -111,7 +120,7 @@ class Catalogue:
             )
         rule = " (a title in a file must match one movie's title, up to case, accents, punctuation and articles)"
         if match.suggestions:
-            near = "; ".join(self.describe(int(np.searchsorted(self.raw_ids, movie))) for movie in match.suggestions)
+            near = "; ".join(self.describe(int(position)) for position in match.suggestions)
             if strict:
                 raise MovieLookupError(
                     f"no movie titled {text!r}{rule}; did you mean: {near}? Write the title as listed, or the movie id"

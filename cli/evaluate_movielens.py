@@ -20,6 +20,7 @@ from recsys_rbm_cli.movielens_options import (
     EpochsOption,
     HiddenOption,
     LearningRateOption,
+    ModelKindOption,
     ModeOption,
     PatienceOption,
     SeedOption,
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 CANONICAL = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 FOLDS = (*CANONICAL, "random")
-MODELS = ("rbm", "global-mean", "biases", "most-popular")
+MODELS = ("rbm", "ease", "global-mean", "biases", "most-popular")
+EASE_MAX_ITEMS = 30_000  # EASE inverts an items × items matrix: beyond this it is left out unless asked for
 VALIDATION_FRACTION = 0.05  # of each training part, for the RBM's early stopping; the baselines train on it too
 THRESHOLD = 4.0  # a test rating this high or higher is relevant for the ranking metrics
 
@@ -77,14 +79,15 @@ def evaluate_movielens(
         list[str] | None,
         typer.Option(
             "--models",
-            help="Models, comma-separated or repeated: rbm, global-mean, biases (damped user + item biases), "
-            "most-popular.",
+            help="Models, comma-separated or repeated: rbm (the --model-kind RBM), ease (Steck 2019, its λ chosen "
+            "on validation), global-mean, biases (damped user + item biases), most-popular.",
             show_default="all",
         ),
     ] = None,
     k: Annotated[
         int, typer.Option("--k", min=1, max=MAX_RANK_K, help="Length of the ranked lists (NDCG@k, P@k …).")
     ] = 10,
+    model_kind: ModelKindOption = None,
     mode: ModeOption = None,
     hidden: HiddenOption = None,
     epochs: EpochsOption = None,
@@ -120,10 +123,11 @@ def evaluate_movielens(
     Example: rbm-rec evaluate movielens --folds u1,u2,u3,u4,u5 --models rbm,biases --k 10
     """
     from recsys_rbm_cli.mnist_options import download_progress
+    from recsys_rbm_cli.train_recommender import describe_measures
 
     from recsys_rbm.data.movielens import load_movielens
     from recsys_rbm.outputs import RunOutput
-    from recsys_rbm.recommender.baselines import BiasBaseline, GlobalMean, MostPopular
+    from recsys_rbm.recommender.baselines import EASE, BiasBaseline, GlobalMean, MostPopular
     from recsys_rbm.recommender.evaluation import TrainOnValidationToo, evaluate
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import canonical_split, random_splits
@@ -136,6 +140,7 @@ def evaluate_movielens(
     settings = recommender_config(
         config,
         cd_schedule=cd_schedule,
+        model=model_kind,
         mode=mode,
         n_hidden=hidden,
         epochs=epochs,
@@ -178,8 +183,7 @@ def evaluate_movielens(
 
             def fit(self, train: Any, validation: Any = None) -> Watched:
                 def on_epoch(record: Any) -> None:
-                    rmse = "" if record.validation_rmse is None else f", validation RMSE {record.validation_rmse:.4f}"
-                    bar.update(task, note=f"epoch {record.epoch}{rmse}")
+                    bar.update(task, note=f"epoch {record.epoch}: {describe_measures(record.measures)}")
 
                 self.model.fit(train, validation, progress=on_epoch)
                 return self
@@ -192,10 +196,20 @@ def evaluate_movielens(
 
         factories = {
             "rbm": (rbm_name, Watched),
+            "ease": ("EASE", lambda: EASE(like_threshold=settings.like_threshold)),
             "global-mean": ("global mean", lambda: TrainOnValidationToo(GlobalMean())),
             "biases": ("user+item biases", lambda: TrainOnValidationToo(BiasBaseline())),
             "most-popular": ("most popular", lambda: TrainOnValidationToo(MostPopular())),
         }
+        if "ease" in model_names and data.ratings.n_items > EASE_MAX_ITEMS:
+            if models:  # asked for by name
+                raise fail(
+                    f"EASE needs an items × items matrix; {data.name} has {data.ratings.n_items:,} items (at most "
+                    f"{EASE_MAX_ITEMS:,} here); leave 'ease' out of --models",
+                    code=2,
+                )
+            model_names.remove("ease")
+            console.print(f"EASE left out: {data.ratings.n_items:,} items is too many for its items × items matrix.")
         chosen = dict(factories[name] for name in model_names)
         finished: list[Any] = []  # the folds done so far, kept for an interrupted run's report
         total = len(splits) * len(chosen)

@@ -16,9 +16,15 @@ from recsys_rbm_cli.common import hidden_units_check
 
 from recsys_rbm.errors import ConfigError
 from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_HIDDEN, MAX_SEED, MAX_TOP
-from recsys_rbm.recommender.config import RecommenderConfig  # light: dataclasses only
+from recsys_rbm.recommender.config import PRESETS, RecommenderConfig  # light: dataclasses only
 
 DEFAULTS = RecommenderConfig()  # only for the defaults shown in --help; the library is the source of truth
+
+
+def per_model(name: str) -> str:
+    """A default that depends on the model, as --help shows it: ``200 (joint), 100 (ratings)``."""
+    return ", ".join(f"{PRESETS[model][name]} ({model})" for model in PRESETS)
+
 
 DEFAULT_MODEL = Path("runs") / "movielens-ml-100k.safetensors"  # what `train movielens` writes by default
 CONFIG_TABLE = "recommender"  # the TOML table --config reads
@@ -36,15 +42,21 @@ class Dataset(StrEnum):
     ml_latest_small = "ml-latest-small"
 
 
+class ModelKind(StrEnum):
+    joint = "joint"
+    ratings = "ratings"
+
+
 class Mode(StrEnum):
     user = "user"
     item = "item"
 
 
 class Score(StrEnum):
-    p_rated_high = "p_rated_high"
-    expected = "expected"
+    p_liked = "p_liked"
+    p_interacted = "p_interacted"
     p_high = "p_high"
+    expected = "expected"
 
 
 def default_output(dataset: str) -> Path:
@@ -52,13 +64,23 @@ def default_output(dataset: str) -> Path:
 
 
 DatasetOption = Annotated[Dataset, typer.Option("--dataset", help="MovieLens release.", case_sensitive=False)]
+ModelKindOption = Annotated[
+    ModelKind | None,
+    typer.Option(
+        "--model-kind",
+        help="joint: one RBM over which items each user picks and how they rate them (ranks best; implicit data "
+        "too); ratings: the RBM of Salakhutdinov, Mnih & Hinton over ratings alone (rates best).",
+        show_default="joint",
+        case_sensitive=False,
+    ),
+]
 ModeOption = Annotated[
     Mode | None,
     typer.Option(
         "--mode",
-        help="item: each movie is a case (I-RBM, the more accurate); user: each user is a case (U-RBM, needed "
-        "to fold in new users with 'recommend --ratings').",
-        show_default=DEFAULTS.mode,
+        help="user: each user is a case (needed to fold in new users with 'recommend --ratings'); item: each "
+        "movie is a case (the ratings model's more accurate I-RBM).",
+        show_default=per_model("mode"),
         case_sensitive=False,
     ),
 ]
@@ -69,7 +91,7 @@ HiddenOption = Annotated[
         min=1,
         callback=hidden_units_check(None),
         help=f"Hidden units (at most {MAX_HIDDEN:,}).",
-        show_default=str(DEFAULTS.n_hidden),
+        show_default=per_model("n_hidden"),
     ),
 ]
 EpochsOption = Annotated[
@@ -79,7 +101,7 @@ EpochsOption = Annotated[
         min=1,
         max=MAX_EPOCHS,
         help="Most passes over the training cases (early stopping may end sooner).",
-        show_default=str(DEFAULTS.epochs),
+        show_default=per_model("epochs"),
     ),
 ]
 CdScheduleOption = Annotated[
@@ -97,18 +119,20 @@ ConditionalOption = Annotated[
         "--conditional/--no-conditional",
         help="The paper's conditional RBM: which units a case rated in training also feeds the hidden units "
         "(never test or validation ratings).",
-        show_default="--conditional" if DEFAULTS.conditional else "--no-conditional",
+        show_default=", ".join(
+            f"{'--conditional' if PRESETS[m]['conditional'] else '--no-conditional'} ({m})" for m in PRESETS
+        ),
     ),
 ]
 BatchSizeOption = Annotated[
     int | None,
     typer.Option(
-        "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Cases per mini-batch.", show_default=str(DEFAULTS.batch_size)
+        "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Cases per mini-batch.", show_default=per_model("batch_size")
     ),
 ]
 LearningRateOption = Annotated[
     float | None,
-    typer.Option("--learning-rate", min=0.0, help="Step per mini-batch.", show_default=str(DEFAULTS.learning_rate)),
+    typer.Option("--learning-rate", min=0.0, help="Step per mini-batch.", show_default=per_model("learning_rate")),
 ]
 PatienceOption = Annotated[
     int | None,
@@ -116,8 +140,9 @@ PatienceOption = Annotated[
         "--patience",
         min=1,
         max=MAX_EPOCHS,
-        help="Stop after this many epochs without a better validation RMSE.",
-        show_default=str(DEFAULTS.patience),
+        help="Stop after this many epochs without a better validation measure (NDCG@10 for the joint model, "
+        "RMSE for the ratings model).",
+        show_default=per_model("patience"),
     ),
 ]
 SeedOption = Annotated[

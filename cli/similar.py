@@ -38,16 +38,16 @@ def similar(
 
     Example: rbm-rec similar --movie "Star Wars" --top 10
     """
-    import numpy as np
-    from recsys_rbm.recommender.scoring import ScoringModel
     from recsys_rbm_cli.catalogue import Catalogue
 
-    scoring = ScoringModel.load(model)  # torch-free: a bad model or an unknown title is reported at once
+    from recsys_rbm.recommender.scorer import Scorer
+
+    scoring = Scorer.load(model)  # torch-free: a bad model or an unknown title is reported at once
     warn_if_unfinished(scoring.metadata, model)
-    catalogue = Catalogue.of(scoring.item_ids.raw_ids, scoring.metadata)
+    catalogue = Catalogue.of(scoring.state.item_ids.raw_ids, scoring.metadata)
     item = catalogue.find(movie)
     ids, cosines = scoring.similar_items(item, scoring.n_items)  # every movie, most similar first
-    popularity = np.bincount(scoring.rated, minlength=scoring.n_items)  # (n_items,) training ratings per movie
+    popularity = scoring.item_counts  # (n_items,) training ratings per movie
     keep = ids >= 0
     ids, cosines = ids[keep], cosines[keep]
     keep = popularity[ids] >= min_ratings

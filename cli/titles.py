@@ -88,6 +88,7 @@ def match_title(
     titles: Sequence[str],
     *,
     strict: bool = False,
+    numbers_are_ids: bool = True,
     max_candidates: int = 8,
     max_suggestions: int = 5,
 ) -> TitleMatch:
@@ -96,10 +97,11 @@ def match_title(
     A whole-number query is looked up as an id (so "1941" is movie 1941; "1941 (1979)" is the
     title). Ambiguous results list at most ``max_candidates`` ids, in catalogue order. With
     ``strict`` only a verbatim title or a key shared by one movie matches; near titles come back
-    as ``suggestions``.
+    as ``suggestions``. With ``numbers_are_ids=False`` a whole number is matched as a title like
+    any other text (for callers that looked ids up themselves).
     """
     text = query.strip()
-    if re.fullmatch(r"\d+", text):
+    if numbers_are_ids and re.fullmatch(r"\d+", text):
         number = int(text)
         return TitleMatch(query, (number,) if number in set(ids) else (), ())
     if strict and has_control_characters(text):

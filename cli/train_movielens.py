@@ -21,6 +21,7 @@ from recsys_rbm_cli.movielens_options import (
     EpochsOption,
     HiddenOption,
     LearningRateOption,
+    ModelKindOption,
     ModeOption,
     PatienceOption,
     SeedOption,
@@ -63,6 +64,7 @@ def train_movielens(
             case_sensitive=False,
         ),
     ] = None,
+    model_kind: ModelKindOption = None,
     mode: ModeOption = None,
     hidden: HiddenOption = None,
     epochs: EpochsOption = None,
@@ -86,19 +88,23 @@ def train_movielens(
     overwrite: OverwriteOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Train the RBM recommender (Salakhutdinov, Mnih & Hinton 2007) on MovieLens and save its best epoch.
+    """Train the RBM recommender on MovieLens and save its best epoch.
 
-    Softmax visible units over the rated movies only, trained by CD-T with T rising; after every
-    epoch the progress shows the training and validation RMSE, and each new best epoch is saved at
-    once to a file of the run's own beside --output, moved into place at the end. Training stops
-    when the validation RMSE has not improved for --patience epochs. An existing --output is never
+    The joint model (the default) learns, per user, which movies they pick (a Bernoulli unit per
+    movie) and how they rate them (a softmax unit per rated movie) through one hidden layer; the
+    ratings model (--model-kind ratings) is the RBM of Salakhutdinov, Mnih & Hinton (2007) over
+    ratings alone. Both train by CD-T; after every epoch the progress shows the training and
+    validation measures, and each new best epoch is saved at once to a file of the run's own beside
+    --output, moved into place at the end. Training stops when the validation measure (NDCG@10 for
+    the joint model, RMSE for the ratings model) has not improved for --patience epochs. An existing --output is never
     replaced without --overwrite; on Ctrl-C (or SIGTERM) the best model so far goes to --output
     only if that did not exist before, else it is kept beside it as <name>.partial.safetensors.
-    The summary gives the best epoch, its validation RMSE, the RMSE and MAE on the split's test
-    set, and the seconds per epoch. The checkpoint carries the movie titles, so 'rbm-rec recommend'
-    and 'rbm-rec similar' need no data folder.
+    The summary gives the best epoch, its validation measures beside a simple baseline's, the
+    split's test metrics (RMSE and MAE, NDCG@10, precision and coverage) and the seconds per epoch,
+    and warns when the model is worse than the baseline or was still improving. The checkpoint
+    carries the movie titles, so 'rbm-rec recommend' and 'rbm-rec similar' need no data folder.
 
-    Example: rbm-rec train movielens --dataset ml-100k --split u1 --mode item --hidden 100
+    Example: rbm-rec train movielens --dataset ml-100k --split u1 --model-kind ratings
     """
     from recsys_rbm_cli.mnist_options import download_progress
 
@@ -109,6 +115,7 @@ def train_movielens(
     settings = recommender_config(
         config,
         cd_schedule=cd_schedule,
+        model=model_kind,
         mode=mode,
         n_hidden=hidden,
         epochs=epochs,

@@ -19,14 +19,13 @@ from recsys_rbm_cli.movielens_options import (
     EpochsOption,
     HiddenOption,
     LearningRateOption,
+    ModelKindOption,
     ModeOption,
     PatienceOption,
     SeedOption,
     recommender_config,
 )
 from recsys_rbm_cli.train_recommender import checkpoint_path, train_and_save
-
-from recsys_rbm.errors import DataError
 
 if TYPE_CHECKING:
     from recsys_rbm.data.movies import Movies
@@ -101,6 +100,7 @@ def train_ratings(
             case_sensitive=False,
         ),
     ] = Duplicates.error,
+    model_kind: ModelKindOption = None,
     mode: ModeOption = None,
     hidden: HiddenOption = None,
     epochs: EpochsOption = None,
@@ -141,6 +141,7 @@ def train_ratings(
     settings = recommender_config(
         config,
         cd_schedule=cd_schedule,
+        model=model_kind,
         mode=mode,
         n_hidden=hidden,
         epochs=epochs,
@@ -169,7 +170,6 @@ def train_ratings(
         if movies is not None:
             known = int(movies.contains(table.ratings.item_ids.raw_ids).sum())
             console.print(f"Items {items}: titles for {known:,} of the {table.ratings.n_items:,} items rated.")
-        check_model_can_train(table)
         split = random_split(table.ratings, 0, validation_fraction=VALIDATION_FRACTION, seed=settings.seed)
         console.print(
             f"Split {split.name}: {split.description}; {len(split.train):,} training, "
@@ -194,28 +194,6 @@ def show_table(table: RatingsTable) -> None:
         console.print(f"Dropped {table.dropped_repeats:,} repeated (user, item) rows.", highlight=False)
     for note in table.notes:
         console.print(f"Note: {note}.", highlight=False)
-
-
-def check_model_can_train(table: RatingsTable) -> None:
-    """Refuse, in one line, what this version's RBM model cannot train on yet (before any training time is spent).
-
-    The model's softmax units need K >= 2 rating values (implicit feedback is K = 1), and its
-    checkpoint stores raw ids as int64 (text ids cannot be saved). Remove each check once the
-    model accepts it.
-    """
-    r = table.ratings
-    if r.is_implicit:
-        raise DataError(
-            f"{table.source} is implicit feedback (K = 1), which this version's RBM cannot train yet: its softmax "
-            "rating units need at least 2 rating values; give a table with a rating column (--rating-col)"
-        )
-    for kind, ids in (("user", r.user_ids), ("item", r.item_ids)):
-        if ids.id_type == "str":
-            example = str(ids.raw_ids[0])
-            raise DataError(
-                f"{table.source} has text {kind} ids (e.g. {example!r}), which this version's RBM checkpoints cannot "
-                f"store yet (integer ids only); map the {kind} ids to integers for now"
-            )
 
 
 def checkpoint_metadata(table: RatingsTable, movies: Movies | None) -> dict[str, Any]:

@@ -48,31 +48,27 @@ def train_and_save(model: RBMRecommender, split: Split, run: RunOutput, metadata
         highlight=False,
     )
 
-    saved: dict[str, Any] = {}  # the last checkpoint written: epoch, validation RMSE
+    saved: dict[str, Any] = {}  # the last checkpoint written: epoch, its validation measures
 
     def save(metrics: dict[str, Any], complete: bool) -> None:
         extra = {**metadata, **run_metadata(split, metrics, complete)}
         with deferred_interrupts():  # the checkpoint and the record of it, whole, before Ctrl-C takes effect
             model.save(run.partial, extra_metadata=extra)
-            saved.update(epoch=model.best_epoch, validation_rmse=model.best_validation_rmse)
+            record = model.best_record
+            saved.update(epoch=model.best_epoch, measures={} if record is None else dict(record.measures))
 
     bar = progress_bar(transient=True)
 
     def on_epoch(record: Any) -> None:
         if record.is_best:  # saved before it is reported as saved
-            save({"validation_rmse": record.validation_rmse}, complete=False)
-        validation = "" if record.validation_rmse is None else f"  validation RMSE {record.validation_rmse:.4f}"
+            save({"validation": dict(record.measures)}, complete=False)
         marker = "  [green]best, saved[/]" if record.is_best else ""
         bar.console.print(
-            f"epoch {record.epoch:>3}  CD-{record.cd_steps}  train RMSE {record.train_rmse:.4f}{validation}"
+            f"epoch {record.epoch:>3}  CD-{record.cd_steps}  {describe_measures(record.measures)}"
             f"  {record.seconds:.1f} s{marker}",
             highlight=False,
         )
-        best = (
-            ""
-            if model.best_validation_rmse is None
-            else f"best {model.best_validation_rmse:.4f} (epoch {model.best_epoch})"
-        )
+        best = "" if model.best_epoch is None else f"best {describe_best(model)}"
         bar.update(task, completed=record.epoch, note=best)
 
     task = bar.add_task("epochs", total=settings.epochs, note="")
@@ -88,6 +84,27 @@ def train_and_save(model: RBMRecommender, split: Split, run: RunOutput, metadata
     print_summary(model, split, metrics, run.target)
 
 
+MEASURE_NAMES = {
+    "train_rmse": "train RMSE",
+    "validation_rmse": "validation RMSE",
+    "validation_ndcg": "validation NDCG@10",
+}
+
+
+def describe_measures(measures: dict[str, float | None]) -> str:
+    """``train RMSE 0.8534  validation RMSE 1.0031  validation NDCG@10 0.1869``: what an epoch measured."""
+    return "  ".join(
+        f"{MEASURE_NAMES.get(name, name)} {value:.4f}" for name, value in measures.items() if value is not None
+    )
+
+
+def describe_best(model: Any) -> str:
+    """``validation NDCG@10 0.1913 (epoch 75)``: the kept epoch by the measure early stopping watches."""
+    if model.best_measure is None:
+        return f"epoch {model.best_epoch}"
+    return f"{MEASURE_NAMES[model.validation_measure]} {model.best_measure:.4f} (epoch {model.best_epoch})"
+
+
 def interrupted(run: RunOutput, saved: dict[str, Any], interrupt: KeyboardInterrupt) -> typer.Exit:
     """The one line for an interrupted run, after placing or keeping its best model so far."""
     from recsys_rbm.signals import exit_code_of
@@ -101,7 +118,7 @@ def interrupted(run: RunOutput, saved: dict[str, Any], interrupt: KeyboardInterr
             "run the command again",
             code,
         )
-    best = f"epoch {saved['epoch']}, validation RMSE {saved['validation_rmse']:.4f}, no test metrics"
+    best = f"epoch {saved['epoch']}, {describe_measures(saved['measures']) or 'no validation'}, no test metrics"
     if run.placed:
         return fail(
             f"interrupted; kept the best model so far in {run.target} ({best}), marked unfinished "
@@ -125,27 +142,94 @@ def run_metadata(split: Split, metrics: dict[str, Any], complete: bool) -> dict[
 
 
 def evaluate_on_test(model: Any, split: Split) -> dict[str, Any]:
-    """Validation RMSE of the best epoch and, when the split has a test set, test RMSE and MAE (all and warm pairs)."""
+    """The kept epoch's validation measures, the same baseline's on validation, and the test metrics.
+
+    Test metrics, when the split has a test set: RMSE and MAE (all pairs and warm pairs) when the
+    data has ratings; ranking at k = 10 (relevant: rated at least the like threshold; candidates:
+    every item not seen in training or validation) for every model.
+    """
+    from recsys_rbm.recommender.config import like_threshold
+    from recsys_rbm.recommender.evaluation import concatenate, rank_users
     from recsys_rbm.recommender.metrics import mae, rmse
 
-    metrics: dict[str, Any] = {"validation_rmse": model.best_validation_rmse}
+    record = model.best_record
+    metrics: dict[str, Any] = {"validation": {} if record is None else dict(record.measures)}
+    metrics["baseline"] = validation_baseline(model, split)
     test = split.test
     if len(test) == 0:
         return metrics
-    predicted = model.predict(test.users, test.items)
-    cold = split.cold
-    warm = cold.warm
-    metrics |= {
-        "test_ratings": len(test),
-        "test_rmse": rmse(predicted, test.values),
-        "test_mae": mae(predicted, test.values),
-        "test_cold_ratings": cold.n_cold,
-        "test_rmse_warm": rmse(predicted[warm], test.values[warm]) if warm.any() else None,
+    metrics["test_ratings"] = len(test)
+    metrics["test_cold_ratings"] = split.cold.n_cold
+    if not split.train.is_implicit:
+        predicted = model.predict(test.users, test.items)
+        warm = split.cold.warm
+        metrics |= {
+            "test_rmse": rmse(predicted, test.values),
+            "test_mae": mae(predicted, test.values),
+            "test_rmse_warm": rmse(predicted[warm], test.values[warm]) if warm.any() else None,
+        }
+    seen = split.train if len(split.validation) == 0 else concatenate(split.train, split.validation)
+    threshold = like_threshold(split.train.rating_values, model.config.like_threshold)
+    ranking = rank_users(model, seen, test, k=10, threshold=threshold)
+    metrics["test_ranking"] = {
+        "k": 10,
+        "threshold": threshold,
+        "ndcg": ranking.ndcg,
+        "precision": ranking.precision,
+        "recall": ranking.recall,
+        "coverage": ranking.coverage,
+        "users": ranking.n_users_evaluated,
     }
     return metrics
 
 
+def validation_baseline(model: Any, split: Split) -> dict[str, Any] | None:
+    """The simple baseline of the model's job on the same validation data: the user+item biases' RMSE for the
+    ratings model, most-popular's NDCG@10 for the joint model (None without validation data)."""
+    from recsys_rbm.recommender.baselines import BiasBaseline, MostPopular
+    from recsys_rbm.recommender.config import like_threshold
+    from recsys_rbm.recommender.evaluation import rank_users
+    from recsys_rbm.recommender.metrics import rmse
+
+    validation = split.validation
+    if len(validation) == 0:
+        return None
+    if model.validation_measure == "validation_rmse":
+        biases = BiasBaseline().fit(split.train)
+        value = rmse(biases.predict(validation.users, validation.items), validation.values)
+        return {"name": "user+item biases", "measure": "validation_rmse", "value": value}
+    threshold = like_threshold(split.train.rating_values, model.config.like_threshold)
+    popular = MostPopular().fit(split.train)
+    value = rank_users(popular, split.train, validation, k=10, threshold=threshold).ndcg
+    return {"name": "most popular", "measure": "validation_ndcg", "value": value}
+
+
+def training_warnings(model: Any, metrics: dict[str, Any]) -> list[str]:
+    """What the summary must not hide: a model no better than the simple baseline, or one still improving."""
+    warnings = []
+    baseline = metrics.get("baseline")
+    measure = model.validation_measure
+    value = metrics.get("validation", {}).get(measure)
+    if baseline is not None and value is not None:
+        worse = value > baseline["value"] if measure == "validation_rmse" else value < baseline["value"]
+        if worse:
+            warnings.append(
+                f"the model is worse than the {baseline['name']} baseline on validation "
+                f"({MEASURE_NAMES[measure]} {value:.4f} against {baseline['value']:.4f}); train longer "
+                "(--epochs) or change the settings before using it"
+            )
+    history = model.history
+    if history and model.best_epoch == len(history) and len(history) >= model.config.epochs:
+        warnings.append(
+            f"the validation measure was still improving at the last epoch ({len(history)}); "
+            "more --epochs would likely give a better model"
+        )
+    return warnings
+
+
 def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Path) -> None:
+    from recsys_rbm_cli.common import error_console
+    from rich.markup import escape
     from rich.table import Table
 
     history = model.history
@@ -156,21 +240,33 @@ def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Pat
     table.add_column()
     stopped = " (early stopping)" if len(history) < model.config.epochs else ""
     table.add_row("best epoch", f"{model.best_epoch} of {len(history)}{stopped}")
-    if metrics.get("validation_rmse") is not None:
-        table.add_row("validation RMSE", f"{metrics['validation_rmse']:.4f}")
+    if metrics.get("validation"):
+        table.add_row("validation", describe_measures(metrics["validation"]))
+    baseline = metrics.get("baseline")
+    if baseline is not None:
+        table.add_row("baseline", f"{baseline['name']}: {MEASURE_NAMES[baseline['measure']]} {baseline['value']:.4f}")
+    cold = metrics.get("test_cold_ratings", 0)
+    note = f"; {cold:,} cold, predicted by the fallback" if cold else ""
     if "test_rmse" in metrics:
-        cold = metrics["test_cold_ratings"]
-        note = f"; {cold:,} cold, predicted by the fallback" if cold else ""
         table.add_row(
             "test RMSE / MAE",
             f"{metrics['test_rmse']:.4f} / {metrics['test_mae']:.4f} on {metrics['test_ratings']:,} {split.name} "
             f"test ratings{note}",
         )
-    else:
-        table.add_row("test RMSE / MAE", f"none: split {split.name} has no test set")
+    ranking = metrics.get("test_ranking")
+    if ranking is not None:
+        table.add_row(
+            "test ranking",
+            f"NDCG@10 {ranking['ndcg']:.4f}, P@10 {ranking['precision']:.4f}, coverage@10 {ranking['coverage']:.4f} "
+            f"over {ranking['users']:,} users (relevant: rated ≥ {ranking['threshold']:g})",
+        )
+    if "test_ratings" not in metrics:
+        table.add_row("test", f"none: split {split.name} has no test set")
     table.add_row(
         "time",
         f"{seconds / max(len(history), 1):.2f} s per epoch, {seconds:.1f} s in all, best epoch after {to_best:.1f} s",
     )
     table.add_row("saved", str(target))
     console.print(table, highlight=False)
+    for warning in training_warnings(model, metrics):
+        error_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

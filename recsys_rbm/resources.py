@@ -71,14 +71,19 @@ def rbm_training_bytes(n_visible: int, n_hidden: int, batch_size: int, monitor_c
     return FLOAT_BYTES * n_hidden * (5 * n_visible + 3 * max(batch_size, monitor_cases))
 
 
-def recommender_training_bytes(n_units: int, n_levels: int, n_cases: int, n_hidden: int, batch_size: int) -> int:
-    """A lower bound on what training the MovieLens RBM needs beyond its data.
+def recommender_training_bytes(
+    n_units: int, n_levels: int, n_cases: int, n_hidden: int, batch_size: int, interactions: bool = False
+) -> int:
+    """A lower bound on what training the recommender RBM needs beyond its data.
 
-    Four copies (parameters, velocity, running average, update) of the softmax weights
-    (units·K × hidden) and the conditional weights (units × hidden), every case's hidden state
-    (for monitoring and the item-based fast path) and a batch of hidden activations.
+    Four copies (parameters, velocity, running average, update) of the weights (units·(K + 1) ×
+    hidden: the rating rows and the interaction or conditional rows), every case's hidden state
+    (for monitoring and the item-based fast path) and a batch of hidden activations; with the
+    joint model's interaction block, four dense batch × units tensors (both phases, their
+    probabilities and the stacked product).
     """
-    return FLOAT_BYTES * n_hidden * (4 * n_units * (n_levels + 1) + 2 * n_cases + batch_size)
+    dense_block = 4 * batch_size * n_units if interactions else 0
+    return FLOAT_BYTES * (n_hidden * (4 * n_units * (n_levels + 1) + 2 * n_cases + batch_size) + dense_block)
 
 
 _TORCH_BYTES = re.compile(r"tried to allocate (\d+) bytes", re.IGNORECASE)
@@ -109,12 +114,13 @@ def allocation_failure(error: BaseException) -> int | None:
 
 
 def check_recommender_memory(config: Any, n_users: int, n_items: int, n_levels: int) -> None:
-    """Refuse, with the numbers, a MovieLens RBM (a ``RecommenderConfig``) whose training cannot fit."""
+    """Refuse, with the numbers, a recommender RBM (a ``RecommenderConfig``) whose training cannot fit."""
     item_based = config.mode == "item"  # each movie a case over the users' units, or the other way round
     n_units, n_cases = (n_users, n_items) if item_based else (n_items, n_users)
+    joint = config.model == "joint"
     check_memory(
-        recommender_training_bytes(n_units, n_levels, n_cases, config.n_hidden, config.batch_size),
-        f"training the {config.mode}-based RBM with {config.n_hidden:,} hidden units "
-        f"({n_units:,} softmax units of {n_levels} levels)",
-        "use fewer --hidden units",
+        recommender_training_bytes(n_units, n_levels, n_cases, config.n_hidden, config.batch_size, joint),
+        f"training the {config.mode}-based {config.model} RBM with {config.n_hidden:,} hidden units "
+        f"({n_units:,} units, {n_levels} rating levels)",
+        "use fewer --hidden units or a smaller --batch-size",
     )

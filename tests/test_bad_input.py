@@ -58,7 +58,7 @@ class World:
     root: Path  # everything shared lives here; snapshotted around every case
     data: Path  # a generated ml-100k in data/ml-100k
     mnist: Path  # a generated MNIST in mnist-data/mnist
-    user: Path  # a user-based movielens-rbm checkpoint
+    user: Path  # a user-based recommender-rbm checkpoint
     item: Path  # an item-based one
 
 
@@ -315,14 +315,14 @@ CASES = [
               patched("recsys_rbm.checkpoint.save_file", raising(OSError(errno.ENOSPC, "No space left", "m"))))),
     # --- inputs that used to end in a traceback -----------------------------------------------------------------
     Case("user-id-beyond-int64", "traceback", [*RECOMMEND, "{user}", "--user", "99999999999999999999999"], 2,
-         "Invalid value for '--user'"),
-    Case("negative-user-id", "traceback", ["recommend", "--model", "{user}", "--user", "-1"], 2, "'--user'"),
+         "--user '99999999999999999999999' is not a user id"),
+    Case("negative-user-id", "traceback", ["recommend", "--model", "{user}", "--user", "-1"], 1, "unknown user -1"),
     Case("seed-beyond-64-bits", "traceback", [*TRAIN_ML, "--seed", "99999999999999999999"], 2,
          "Invalid value for '--seed'"),
     Case("mnist-seed-negative", "traceback", [*TRAIN_MNIST, "--seed", "-1"], 2, "'--seed'"),
     Case("mnist-figures-seed-beyond-64-bits", "traceback", [*FIGURES, "--seed", str(2**64)], 2, "'--seed'"),
     Case("seed-beyond-64-bits-in-a-config-file", "traceback", [*TRAIN_ML[:4], "--config", "{tmp}/c.toml"], 1,
-         "seed must be a whole number in 0..2**63-1", file("c.toml", "[recommender]\nseed = 99999999999999999999\n")),
+         "seed must lie in 0..2**63-1", file("c.toml", "[recommender]\nseed = 99999999999999999999\n")),
     Case("a-billion-hidden-units-movielens", "traceback", [*TRAIN_ML[:2], "--hidden", "1000000000"], 2,
          "1,000,000,000 hidden units is more than the 100,000 allowed (the weights alone would take 4.0 TB"),
     Case("a-billion-hidden-units-mnist", "traceback", ["train", "mnist", "--hidden", "1000000000"], 2,
@@ -341,11 +341,11 @@ CASES = [
          patched("recsys_rbm_cli.catalogue.Catalogue.of", raising(ZeroDivisionError("division by zero")))),
     # --- garbage finite values: every number has an upper bound --------------------------------------------------
     Case("cd-steps-beyond-any-use", "bounds", [*TRAIN_ML, "--cd-schedule", "0:99999999999999999999"], 1,
-         "cd_schedule steps T must be at most 1,000"),
+         "cd_schedule steps k must lie in 1..1,000"),
     Case("cd-schedule-epoch-beyond-any-use", "bounds", [*TRAIN_ML, "--cd-schedule", "0:1,99999999999:3"], 1,
          "cd_schedule epochs must be at most 100,000"),
     Case("cd-steps-in-a-config-file", "bounds", [*TRAIN_ML, "--config", "{tmp}/c.toml"], 1,
-         "cd_schedule steps T must be at most", file("c.toml", "[recommender]\ncd_schedule = [[0, 5000]]\n")),
+         "cd_schedule steps k must lie in 1..1,000", file("c.toml", "[recommender]\ncd_schedule = [[0, 5000]]\n")),
     Case("mnist-cd-k-beyond-any-use", "bounds", [*TRAIN_MNIST, "--cd-k", "100000"], 2, "'--cd-k'"),
     Case("mnist-cd-k-in-a-config-file", "bounds", [*TRAIN_MNIST, "--config", "{tmp}/c.toml"], 1,
          "cd_k must lie in 1..1,000", file("c.toml", "[train]\ncd_k = 100000\n")),
@@ -422,7 +422,7 @@ CASES = [
     Case("model-missing", "integrity", [*RECOMMEND, "{tmp}/none.safetensors"], 1,
          "does not exist; train one first or pass the right --model path"),
     Case("model-of-another-kind", "integrity", [*RECOMMEND, "{tmp}/mnist.safetensors"], 1,
-         "holds a 'mnist-rbm' model, but a 'movielens-rbm' model is needed here", mnist_model),
+         "holds a 'mnist-rbm' model, but a 'recommender-rbm' model is needed here", mnist_model),
     Case("model-format-from-the-future", "integrity", [*RECOMMEND, "{tmp}/m.safetensors"], 1,
          "has checkpoint format 3, but this version of recsys_rbm reads formats 1 and 2; upgrade",
          copied_model("m.safetensors", change=future_format)),
@@ -465,8 +465,8 @@ CASES = [
     Case("config-unknown-field", "usage", [*TRAIN_ML, "--config", "{tmp}/c.toml"], 1,
          "unknown RecommenderConfig field(s): hidden_units; use the known ones",
          file("c.toml", "[recommender]\nhidden_units = 3\n")),
-    Case("config-wrong-type", "usage", [*TRAIN_ML[:4], "--config", "{tmp}/c.toml"], 1, "n_hidden must be a number",
-         file("c.toml", "[recommender]\nn_hidden = 'many'\n")),
+    Case("config-wrong-type", "usage", [*TRAIN_ML[:4], "--config", "{tmp}/c.toml"], 1,
+         "n_hidden must be a whole number", file("c.toml", "[recommender]\nn_hidden = 'many'\n")),
     Case("unknown-command", "usage", ["train", "imagenet"], 2, "No such command 'imagenet'"),
     Case("unknown-global-option", "usage", ["--verbose", "train"], 2, "No such option: --verbose"),
     Case("unknown-command-option", "usage", [*TRAIN_ML, "--hiden", "5"], 2, "No such option: --hiden"),
@@ -653,7 +653,7 @@ def test_sigterm_is_handled_like_sigint_and_leaves_no_temporary_files(world: Wor
     assert code == 143
     assert f"interrupted; kept the best model so far in {target}" in one_line(stderr)
     assert [p.name for p in target.parent.iterdir()] == ["new.safetensors"]  # no .tmp, run file or lock
-    metadata = read_metadata(target, "movielens-rbm")
+    metadata = read_metadata(target, "recommender-rbm")
     assert metadata["complete"] is False and metadata["best_epoch"] >= 2
 
 
@@ -728,7 +728,7 @@ def test_readers_never_see_a_torn_checkpoint_while_another_process_saves_it(worl
     reads, saves = 0, set()
     try:
         while process.poll() is None:
-            _, metadata = read_verified(target, "movielens-rbm", load_file)  # the recommend path's reader
+            _, metadata = read_verified(target, "recommender-rbm", load_file)  # the recommend path's reader
             saves.add(json.dumps(metadata["history"]))
             reads += 1
     finally:

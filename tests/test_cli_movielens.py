@@ -108,10 +108,11 @@ def train(runner: CliRunner, data_dir: Path, output: Path, *options: str) -> str
 
 @pytest.fixture(scope="module")
 def trained(runner: CliRunner, data_dir: Path) -> dict[str, object]:
-    """A user-based and an item-based model on the tiny release, with the train command's output."""
+    """The joint model (user-based, the default) and the item-based ratings model on the tiny release, with
+    the train command's output."""
     folder = data_dir.parent / "runs"
-    user_output = train(runner, data_dir, folder / "user.safetensors", "--mode", "user")
-    item_output = train(runner, data_dir, folder / "item.safetensors", "--mode", "item")
+    user_output = train(runner, data_dir, folder / "user.safetensors")
+    item_output = train(runner, data_dir, folder / "item.safetensors", "--model-kind", "ratings", "--mode", "item")
     return {
         "user": folder / "user.safetensors",
         "item": folder / "item.safetensors",
@@ -157,19 +158,26 @@ def test_train_saves_the_best_epoch_with_titles_split_and_metrics(trained: dict,
         "Split u1",
         "train RMSE",
         "validation RMSE",
+        "validation NDCG@10",
         "best epoch",
+        "baseline most popular: validation NDCG@10",
         "test RMSE / MAE",
+        "test ranking NDCG@10",
+        "coverage@10",
         "s per epoch",
         "saved",
     ):
-        assert phrase in output
+        assert phrase in output, phrase
+    assert "baseline user+item biases: validation RMSE" in trained["item_output"]
     metadata = read_metadata(trained["user"])
-    assert metadata["kind"] == "movielens-rbm" and metadata["complete"] is True
+    assert metadata["kind"] == "recommender-rbm" and metadata["complete"] is True
+    assert metadata["model"] == "joint" and metadata["validation_measure"] == "validation_ndcg"
     assert metadata["mode"] == "user" and metadata["n_hidden"] == 4 and metadata["seed"] == 1
     assert metadata["config"]["batch_size"] == 10 and metadata["config"]["epochs"] == 2
     assert metadata["dataset"]["name"] == "ml-100k" and len(metadata["dataset"]["fingerprint"]) == 64
     assert metadata["split"]["name"] == "u1" and metadata["split"]["test"] == 108
     assert metadata["metrics"]["test_ratings"] == 108 and 0 < metadata["metrics"]["test_rmse"] < 4
+    assert 0 <= metadata["metrics"]["test_ranking"]["ndcg"] <= 1
     assert metadata["best_epoch"] in (1, 2) and len(metadata["history"]) == 2
     assert metadata["movies"]["titles"][0] == "Star Wars (1977)"
     assert "Misérables, Les (1995)" in metadata["movies"]["titles"]  # Latin-1 in u.item
@@ -230,8 +238,12 @@ def test_recommend_table_shows_the_users_best_rated_movies_then_the_list(runner:
     assert result.exit_code == 0, result.output
     output = flat(result.output)
     assert "Best rated by user 3" in output
-    assert "Recommended for user 3 (U-RBM (conditional), ml-100k, by (training ratings + 1)·P(rating ≥ 4))" in output
-    assert "expected" in output and "P(≥4★)" in output and "(19" in output  # titles carry their year
+    assert (
+        "Recommended for user 3 (joint RBM (user-based), ml-100k; score = P(picks it)·P(rates it ≥ 4 | picks it))"
+        in output
+    )
+    assert "pick: P(picks it); ≥4★: P(rates it ≥ 4 | picks it); mean★: expected rating." in output
+    assert "(19" in output  # titles carry their year
 
 
 def test_recommend_json_ranks_unrated_movies_by_the_chosen_score(runner: CliRunner, trained: dict) -> None:
@@ -242,14 +254,22 @@ def test_recommend_json_ranks_unrated_movies_by_the_chosen_score(runner: CliRunn
         assert (
             data["user"] == 3 and len(recommendations) == 5 and [r["rank"] for r in recommendations] == [1, 2, 3, 4, 5]
         )
+        assert all(r["score"] == r["expected_rating"] for r in recommendations)
         expected = [r["expected_rating"] for r in recommendations]
         assert expected == sorted(expected, reverse=True)
         rated = {r["movie_id"] for r in data["best_rated"]}
         assert not rated & {r["movie_id"] for r in recommendations}
-        assert all(r["title"] in metadata["movies"]["titles"] and 0 <= r["p_high"] <= 1 for r in recommendations)
+        assert all(r["title"] in metadata["movies"]["titles"] and 0 <= r["p_like"] <= 1 for r in recommendations)
     by_p_high = recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--score", "p_high")
-    p_high = [r["p_high"] for r in by_p_high["recommendations"]]
+    p_high = [r["p_like"] for r in by_p_high["recommendations"]]
     assert p_high == sorted(p_high, reverse=True) and len(p_high) == 10
+    liked = recommend_json(runner, "--user", "3", "--model", str(trained["user"]))  # the default: p_liked
+    assert liked["score"] == "p_liked" and liked["score_meaning"] == "P(picks it)·P(rates it ≥ 4 | picks it)"
+    for entry in liked["recommendations"]:
+        assert entry["p_interacted_from"] == "model"
+        assert entry["score"] == pytest.approx(entry["p_interacted"] * entry["p_like"], rel=1e-5)
+    popular = recommend_json(runner, "--user", "3", "--model", str(trained["item"]))  # a ratings-only model
+    assert {entry["p_interacted_from"] for entry in popular["recommendations"]} == {"popularity"}
 
 
 def test_recommend_never_lists_what_the_user_rated_in_training(
@@ -263,10 +283,10 @@ def test_recommend_never_lists_what_the_user_rated_in_training(
 
 
 def test_min_ratings_leaves_out_rarely_rated_movies(runner: CliRunner, trained: dict) -> None:
-    from recsys_rbm.recommender.scoring import ScoringModel
+    from recsys_rbm.recommender.scorer import Scorer
 
-    model = ScoringModel.load(trained["user"])
-    counts = dict(zip(model.item_ids.raw_ids.tolist(), np.bincount(model.rated, minlength=model.n_items), strict=True))
+    model = Scorer.load(trained["user"])
+    counts = dict(zip(model.state.item_ids.raw_ids.tolist(), model.item_counts, strict=True))
     every = recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--top", "30")["recommendations"]
     some = recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--top", "30", "--min-ratings", "13")
     assert any(counts[r["movie_id"]] < 13 for r in every)
@@ -299,11 +319,11 @@ def test_fold_in_by_id_and_by_title(runner: CliRunner, trained: dict, tmp_path: 
 def test_fold_in_of_a_training_users_ratings_matches_their_recommendations(
     runner: CliRunner, trained: dict, tmp_path: Path
 ) -> None:
-    from recsys_rbm.recommender.scoring import ScoringModel
+    from recsys_rbm.recommender.scorer import Scorer
 
-    model = ScoringModel.load(trained["user"])
-    items, levels = model.rated_items(int(model.user_ids.to_inner([7])[0]))  # what the model trained on
-    movies, values = model.item_ids.raw_ids[items], model.rating_values[levels]
+    model = Scorer.load(trained["user"])
+    items, levels = model.rated_items(int(model.state.user_ids.to_inner([7])[0]))  # what the model trained on
+    movies, values = model.state.item_ids.raw_ids[items], model.rating_values[levels]
     ratings = write(tmp_path / "user7.csv", "".join(f"{m},{v:g}\n" for m, v in zip(movies, values, strict=True)))
     folded = recommend_json(runner, "--ratings", str(ratings), "--model", str(trained["user"]))
     trained_user = recommend_json(runner, "--user", "7", "--model", str(trained["user"]))
@@ -377,13 +397,14 @@ def test_evaluate_prints_the_rbm_against_the_baselines_and_writes_json(
         "--json-out",
         str(target),
     ]
-    result = runner.invoke(app, [*args, *TINY, "--mode", "user"])
+    result = runner.invoke(app, [*args, *TINY])
     assert result.exit_code == 0, result.output
     output = flat(result.output)
     for phrase in (
         "Rating prediction (one fold)",
         "Top-5 ranking",
-        "U-RBM",
+        "joint RBM",
+        "EASE",
         "global mean",
         "user+item biases",
         "most popular",
@@ -398,7 +419,8 @@ def test_evaluate_prints_the_rbm_against_the_baselines_and_writes_json(
         assert phrase in output, phrase
     report = json.loads(target.read_text())
     assert report["k"] == 5 and report["models"] == [
-        "U-RBM (conditional)",
+        "joint RBM (user-based)",
+        "EASE",
         "global mean",
         "user+item biases",
         "most popular",
@@ -511,11 +533,11 @@ def test_models_of_another_kind(runner: CliRunner, trained: dict, tmp_path: Path
     mnist = tmp_path / "mnist.safetensors"
     save_rbm(mnist, RBM.initialise(BernoulliUnits(12), 3, make_generator(0)), {"kind": "mnist-rbm"})
     line = one_error_line(runner.invoke(app, [*command, "--model", str(mnist)]))
-    assert "holds a 'mnist-rbm' model, but a 'movielens-rbm' model is needed" in line
+    assert "holds a 'mnist-rbm' model, but a 'recommender-rbm' model is needed" in line
 
     forged = tmp_path / "forged.safetensors"  # the right kind in the metadata, but not the tensors of one
     save_checkpoint(forged, {"weights": torch.zeros(3, 2)}, {"kind": "movielens-rbm", "mode": "user", "n_levels": 5})
-    assert "not a valid movielens-rbm model" in one_error_line(runner.invoke(app, [*command, "--model", str(forged)]))
+    assert "not a valid recommender model" in one_error_line(runner.invoke(app, [*command, "--model", str(forged)]))
 
 
 @pytest.mark.parametrize(

@@ -191,9 +191,15 @@ class IdMap:
             return f"unknown {self.kind} {shown}: the model knows no {self.kind}s"
         if self.id_type == "int":
             low, high = int(self.raw_ids[0]), int(self.raw_ids[-1])
-            return f"unknown {self.kind} {shown}; known {self.kind} ids range over {low}..{high} ({len(self)} of them)"
+            return (
+                f"unknown {self.kind} {shown}; known {self.kind} ids range over {low}..{high} ({len(self)} of them); "
+                "give one of those"
+            )
         examples = ", ".join(repr(str(value)) for value in self.raw_ids[:3].tolist())
-        return f"unknown {self.kind} {shown}; the {len(self):,} known {self.kind} ids are text, e.g. {examples}"
+        return (
+            f"unknown {self.kind} {shown}; the {len(self):,} known {self.kind} ids are text, e.g. {examples}; "
+            "give one of those"
+        )
 
     # --- serialisation --------------------------------------------------------------------------
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:

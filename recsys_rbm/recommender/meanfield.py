@@ -34,6 +34,14 @@ MODEL, ITEM_DISTRIBUTION, USER_DISTRIBUTION, GLOBAL_DISTRIBUTION = range(4)
 #: Ranking scores (see :func:`ranking_score`); the first is the default.
 SCORES = ("p_liked", "p_interacted", "p_high", "expected")
 
+#: What each score is, in words, for tables and JSON (``{t}``: the like threshold).
+SCORE_MEANINGS = {
+    "p_liked": "P(picks it)·P(rates it ≥ {t} | picks it)",
+    "p_interacted": "P(picks it)",
+    "p_high": "P(rates it ≥ {t} | picks it)",
+    "expected": "expected rating",
+}
+
 #: Strength (in pseudo-ratings) of the global rating distribution mixed into each user's and each
 #: item's empirical distribution, for the visible biases and the fallbacks.
 PRIOR_STRENGTH = 2.0

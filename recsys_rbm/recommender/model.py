@@ -141,7 +141,13 @@ class RBMRecommender:
             model, matrix, config, measure, None if validation is None else self.validation_measure, baseline
         )
         trainer = Trainer(objective, config.train_config(), generator)
-        trainer.fit(on_epoch_end=None if progress is None else (lambda _trainer, record: progress(record)))
+
+        def on_epoch(trainer: Trainer, record: EpochRecord) -> None:  # the model can be saved from ``progress``
+            self.history, self.best_epoch, self.best_measure = trainer.history, trainer.best_epoch, trainer.best_measure
+            if progress is not None:
+                progress(record)
+
+        trainer.fit(on_epoch_end=on_epoch)
         self.history = trainer.history
         self.best_epoch = trainer.best_epoch if validation is not None else len(trainer.history)
         self.best_measure = trainer.best_measure
@@ -191,7 +197,7 @@ class RBMRecommender:
             baseline = float(np.sqrt(np.mean((validation.values - train.values.mean()) ** 2)))
 
         def measure() -> dict[str, float | None]:
-            scorer = self._scorer_of(model)
+            scorer = self.scorer = self._scorer_of(model)  # current for this epoch's callbacks (and saves)
             measures: dict[str, float | None] = {}
             if monitor is not None:
                 measures["train_rmse"] = _rmse(scorer, monitor)
@@ -263,7 +269,7 @@ class RBMRecommender:
         return distribution
 
     def score_items(self, users: np.ndarray, score: str = mf.SCORES[0]) -> np.ndarray:
-        """Ranking score of every item per user, higher is better (``meanfield.ranking_score``); (B,) -> (B, n_items)."""
+        """Ranking score of every item per user, higher is better (see ``meanfield.ranking_score``); (B,) -> (B, I)."""
         with torch.no_grad():
             return self._require_fitted().score_items(users, score)
 

@@ -38,6 +38,17 @@ class Catalogue:
     interaction_model: bool  # whether p_interacted comes from the model (else the popularity prior)
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One user's top items, best first, with what each score is made of (NumPy, inner ids)."""
+
+    items: np.ndarray  # (n,) inner item ids
+    score: np.ndarray  # (n,) the ranking score
+    p_interacted: np.ndarray  # (n,) P(the user picks the item): the model's, or the popularity prior
+    p_like: np.ndarray | None  # (n,) P(rating ≥ threshold | picked); None for implicit data
+    expected: np.ndarray | None  # (n,) the expected rating; None for implicit data
+
+
 class Scorer:
     """Inference over a :class:`ModelState`; see the module docstring."""
 
@@ -79,7 +90,10 @@ class Scorer:
         """A scorer over a checkpoint's arrays, checked for kind and consistency."""
         kind = metadata.get("kind")
         if kind != KIND and kind not in LEGACY_KINDS:
-            raise CheckpointError(f"{path} holds a {kind!r} model, but a {KIND!r} model is needed here")
+            raise CheckpointError(
+                f"{path} holds a {kind!r} model, but a {KIND!r} model is needed here; give a model saved by "
+                "'rbm-rec train movielens' or 'rbm-rec train ratings'"
+            )
         try:
             state = from_tensors(tensors, metadata, to_numpy, xp)
         except (KeyError, ValueError, TypeError, IndexError) as error:
@@ -278,16 +292,34 @@ class Scorer:
         scores[:, self.item_counts < min_ratings] = -np.inf
         return top_n(scores, n)
 
-    def rank(
-        self, scores: np.ndarray, exclude: np.ndarray, n: int, min_ratings: int = 0
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` of one row of ``scores`` (n_items,), leaving out ``exclude`` and rarely rated items."""
-        scores = np.array(scores, dtype=np.float64)
+    def top(
+        self,
+        catalogue: Catalogue,
+        row: int = 0,
+        exclude: Any = (),
+        n: int = 10,
+        min_ratings: int = 0,
+        score: str = mf.SCORES[0],
+    ) -> Ranked:
+        """The best ``n`` items of one row of ``catalogue``, leaving out ``exclude`` (inner ids) and items with
+        fewer than ``min_ratings`` training ratings; each with its score and the parts it is made of."""
+        one_row = Catalogue(
+            catalogue.p_interacted[row : row + 1], _row(catalogue.distribution, row), catalogue.interaction_model
+        )
+        scores = self.scores(one_row, score)[0]
         scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
         scores[self.item_counts < min_ratings] = -np.inf
         ids, best = top_n(scores[None, :], n)
         keep = best[0] > -np.inf
-        return ids[0][keep], best[0][keep]
+        items = ids[0][keep]
+        distribution = None if catalogue.distribution is None else catalogue.distribution[row, items]
+        return Ranked(
+            items,
+            best[0][keep],
+            np.asarray(catalogue.p_interacted[row, items], dtype=np.float64),
+            None if distribution is None else mf.probability_at_least(distribution, self.rating_values, self.threshold),
+            None if distribution is None else mf.expected_rating(distribution, self.rating_values),
+        )
 
     # --- pair predictions -------------------------------------------------------------------------
     def predict_distribution(self, users: Any, items: Any) -> np.ndarray:
@@ -376,6 +408,10 @@ class Scorer:
 
 
 # --- checks and top-N, shared by every caller -------------------------------------------------------
+def _row(array: np.ndarray | None, row: int) -> np.ndarray | None:
+    return None if array is None else array[row : row + 1]
+
+
 def csr_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The entry positions of the given CSR rows, concatenated, and each row's length: ``(positions, lengths)``."""
     rows = np.asarray(rows, dtype=np.int64)
