@@ -1,21 +1,27 @@
 """Training cost at MovieLens-25M scale: seconds per epoch and peak memory on generated data.
 
 Run:  python benchmarks/movielens_scale.py [--ratings 25000000] [--device cpu] [--max-cases 20000]
+      [--models ratings,joint]
 
 Generates a long-tailed ratings set with the shape of MovieLens 25M (162,000 users, 59,000
-movies, 25 million half-star ratings; ``recsys_rbm.recommender.synthetic``), trains the
-user-based RBM for one epoch (or on the first ``--max-cases`` users of it, scaled up to a full
-epoch, when a full CPU epoch would take too long) and prints seconds per epoch and the peak
-resident memory. A dense users × movies × levels tensor would need 162,000 × 59,000 × 10 floats
-(382 GB); the point is that memory follows the number of ratings. ``--ratings`` at several sizes
-shows the growth.
+movies, 25 million half-star ratings; ``recsys_rbm.recommender.synthetic``), then trains each
+model for one epoch, user-based, side by side: the ratings model (softmax units at rated entries
+only) and the joint model (the same plus a Bernoulli "picked" unit for every movie). Each runs in
+its own forked process, so each peak resident memory is that model's (the generated data, shared
+at the fork, included). With ``--max-cases`` an epoch covers the first users only and is scaled
+up to a full epoch. A dense users × movies × levels tensor would need 162,000 × 59,000 × 10
+floats (382 GB): the ratings model's memory follows the number of ratings. The joint model's
+interaction block is dense over movies: a batch holds batch × movies values, so its memory stays
+bounded by the batch, while its work per epoch grows with users × movies × hidden units.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import time
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +35,22 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def train_one_epoch(model: str, train: Any, args: argparse.Namespace, results: Any) -> None:
+    """In a forked child: one epoch of ``model``; puts (seconds, peak GB) on ``results``."""
+    config = RecommenderConfig(
+        model=model,
+        mode="user",
+        n_hidden=args.hidden,
+        batch_size=args.batch_size,
+        epochs=1,
+        device=args.device,
+        monitor_ratings=10_000,
+    )
+    started = time.perf_counter()
+    RBMRecommender(config).fit(train)
+    results.put((time.perf_counter() - started, peak_memory_gb()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=162_000)
@@ -36,6 +58,8 @@ def main() -> None:
     parser.add_argument("--ratings", type=int, default=25_000_000)
     parser.add_argument("--max-cases", type=int, default=0, help="train on this many users only (0: all)")
     parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--models", default="ratings,joint", help="comma-separated: ratings, joint")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
@@ -46,29 +70,30 @@ def main() -> None:
         f"generated {len(ratings):,} ratings of {ratings.n_users:,} users × {ratings.n_items:,} movies, "
         f"K = {ratings.n_levels}, in {generated:.1f} s; peak memory so far {peak_memory_gb():.2f} GB"
     )
-
     train = ratings
     fraction = 1.0
     if args.max_cases and args.max_cases < ratings.n_users:
-        keep = ratings.users < args.max_cases
-        train = ratings.subset(keep)
+        train = ratings.subset(ratings.users < args.max_cases)
         fraction = len(train) / len(ratings)
         print(f"timing on the first {args.max_cases:,} users ({len(train):,} ratings, {fraction:.1%} of them)")
 
-    config = RecommenderConfig(mode="user", n_hidden=args.hidden, epochs=1, device=args.device, monitor_ratings=10_000)
-    model = RBMRecommender(config)
-    started = time.perf_counter()
-    model.fit(train)
-    seconds = time.perf_counter() - started
-    per_epoch = seconds / fraction
+    context = multiprocessing.get_context("fork")
     print(
-        f"one epoch (CD-1, {args.hidden} hidden, user-based) on {config.device}: {seconds:.1f} s for "
-        f"{len(train):,} ratings → {per_epoch:.1f} s per full epoch "
-        f"({len(train) / seconds / 1e6:.2f} M ratings/s)"
+        f"{'model':<10} {'s/epoch':>9} {'M ratings/s':>12} {'peak GB':>8}  (user-based, CD-1, {args.hidden} hidden, "
+        f"batches of {args.batch_size} users, on {args.device})"
     )
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        results = context.Queue()
+        child = context.Process(target=train_one_epoch, args=(model, train, args, results))
+        child.start()
+        seconds, peak = results.get()
+        child.join()
+        per_epoch = seconds / fraction
+        print(f"{model:<10} {per_epoch:>9.1f} {len(ratings) / per_epoch / 1e6:>12.2f} {peak:>8.2f}", flush=True)
     print(
-        f"peak memory: {peak_memory_gb():.2f} GB (a dense users × movies × levels float32 tensor: "
-        f"{args.users * args.movies * ratings.n_levels * 4 / 1e9:,.0f} GB)"
+        f"a dense users × movies × levels float32 tensor would take "
+        f"{args.users * args.movies * ratings.n_levels * 4 / 1e9:,.0f} GB; the joint model's dense block per batch "
+        f"{args.batch_size * args.movies * 4 / 1e6:,.0f} MB"
     )
     rated_per_user = np.bincount(ratings.users, minlength=ratings.n_users)
     print(f"ratings per user: median {int(np.median(rated_per_user))}, max {int(rated_per_user.max())}")

@@ -96,13 +96,13 @@ class SurpriseAdapter:
         self.n_items = train.n_items
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         predict = self.algorithm.predict
         return np.array([predict(int(u), int(i)).est for u, i in zip(users, items, strict=True)], dtype=np.float64)
 
     def score_items(self, users: np.ndarray) -> np.ndarray:
         items = np.arange(self.n_items)
-        return np.stack([self.predict(np.full(self.n_items, u), items) for u in users])  # (B, n_items)
+        return np.stack([self.predict_indices(np.full(self.n_items, u), items) for u in users])  # (B, n_items)
 
 
 class ImplicitALSAdapter:
@@ -149,7 +149,7 @@ class ImplicitALSAdapter:
         self.item_factors = np.asarray(model.item_factors, dtype=np.float64)  # (n_items, f)
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.full(np.asarray(users).shape, np.nan)
 
     def score_items(self, users: np.ndarray) -> np.ndarray:

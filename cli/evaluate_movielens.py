@@ -188,8 +188,8 @@ def evaluate_movielens(
                 self.model.fit(train, validation, progress=on_epoch)
                 return self
 
-            def predict(self, users: Any, items: Any) -> Any:
-                return self.model.predict(users, items)
+            def predict_indices(self, users: Any, items: Any) -> Any:
+                return self.model.predict_indices(users, items)
 
             def score_items(self, users: Any) -> Any:
                 return self.model.score_items(users)

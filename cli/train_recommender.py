@@ -161,7 +161,7 @@ def evaluate_on_test(model: Any, split: Split) -> dict[str, Any]:
     metrics["test_ratings"] = len(test)
     metrics["test_cold_ratings"] = split.cold.n_cold
     if not split.train.is_implicit:
-        predicted = model.predict(test.users, test.items)
+        predicted = model.predict_indices(test.users, test.items)
         warm = split.cold.warm
         metrics |= {
             "test_rmse": rmse(predicted, test.values),
@@ -196,7 +196,7 @@ def validation_baseline(model: Any, split: Split) -> dict[str, Any] | None:
         return None
     if model.validation_measure == "validation_rmse":
         biases = BiasBaseline().fit(split.train)
-        value = rmse(biases.predict(validation.users, validation.items), validation.values)
+        value = rmse(biases.predict_indices(validation.users, validation.items), validation.values)
         return {"name": "user+item biases", "measure": "validation_rmse", "value": value}
     threshold = like_threshold(split.train.rating_values, model.config.like_threshold)
     popular = MostPopular().fit(split.train)

@@ -24,7 +24,7 @@ from recsys_rbm.evaluation.ais import _softplus_increment
 from recsys_rbm.model import RBM
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.training import train_dense
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
+from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -91,6 +91,16 @@ def test_ais_of_a_float32_model_accumulates_in_float64(trained):
 
 def test_ais_on_softmax_units_matches_enumeration():
     rbm = random_rbm(SoftmaxUnits(6, 4), n_hidden=10, seed=2, weight_scale=1.0)
+    exact = log_partition(rbm)
+    result = ais_log_partition(rbm, make_generator(0), n_runs=100, betas=default_betas(500))
+    assert result.lower <= exact <= result.upper
+    assert result.log_z == pytest.approx(exact, abs=0.2)
+
+
+def test_ais_on_a_mixed_layer_matches_enumeration():
+    """Bernoulli units beside softmax groups, as in the joint recommender: AIS needs nothing unit-specific."""
+    layer = VisibleLayer((BernoulliUnits(5), SoftmaxUnits(4, 3)))
+    rbm = random_rbm(layer, n_hidden=8, seed=3, weight_scale=1.0)
     exact = log_partition(rbm)
     result = ais_log_partition(rbm, make_generator(0), n_runs=100, betas=default_betas(500))
     assert result.lower <= exact <= result.upper

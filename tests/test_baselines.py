@@ -70,14 +70,14 @@ def test_baselines_implement_the_protocol(model: Recommender) -> None:
     assert isinstance(model, Recommender)
     ratings, _, _ = planted()
     model.fit(ratings)
-    assert model.predict(np.array([0, 1]), np.array([2, 3])).shape == (2,)
+    assert model.predict_indices(np.array([0, 1]), np.array([2, 3])).shape == (2,)
     assert model.score_items(np.array([0, 1, 2])).shape == (3, ratings.n_items)
 
 
 def test_global_mean() -> None:
     ratings = make_ratings([0, 0, 1], [0, 1, 1], np.array([1.0, 2.0, 5.0]), 2, 3)
     model = GlobalMean().fit(ratings)
-    np.testing.assert_allclose(model.predict(np.array([0, 1]), np.array([2, 0])), [8 / 3, 8 / 3])
+    np.testing.assert_allclose(model.predict_indices(np.array([0, 1]), np.array([2, 0])), [8 / 3, 8 / 3])
 
 
 def test_one_bias_pass_by_hand() -> None:
@@ -111,7 +111,7 @@ def test_biases_recover_planted_offsets_on_noisy_sparse_data() -> None:
     assert np.corrcoef(model.user_bias, b_user)[0, 1] > 0.85
     # and it predicts better than the global mean on fresh draws from the same model
     test, _, _ = planted(seed=3, noise=0.5)
-    assert np.sqrt(np.mean((model.predict(test.users, test.items) - test.values) ** 2)) < np.std(test.values)
+    assert np.sqrt(np.mean((model.predict_indices(test.users, test.items) - test.values) ** 2)) < np.std(test.values)
 
 
 def test_damping_shrinks_rarely_rated_items_towards_zero() -> None:
@@ -127,9 +127,9 @@ def test_damping_shrinks_rarely_rated_items_towards_zero() -> None:
 def test_bias_predictions_are_clipped_and_unknown_ids_fall_back() -> None:
     ratings, _, _ = planted()
     model = BiasBaseline(lambda_item=0.0, lambda_user=0.0).fit(ratings)
-    predictions = model.predict(np.repeat(np.arange(ratings.n_users), 3), np.tile([0, 1, 2], ratings.n_users))
+    predictions = model.predict_indices(np.repeat(np.arange(ratings.n_users), 3), np.tile([0, 1, 2], ratings.n_users))
     assert predictions.min() >= 1.0 and predictions.max() <= 5.0
-    unknown = model.predict(np.array([ratings.n_users + 5]), np.array([ratings.n_items + 5]))
+    unknown = model.predict_indices(np.array([ratings.n_users + 5]), np.array([ratings.n_items + 5]))
     assert unknown[0] == pytest.approx(np.clip(model.mean, 1, 5))
 
 
@@ -148,12 +148,12 @@ def test_most_popular_ranks_by_training_count() -> None:
     assert np.argsort(-scores[0], kind="stable").tolist() == [2, 0, 1, 3]
     np.testing.assert_array_equal(scores[0], scores[1])
     mu = 16 / 6
-    np.testing.assert_allclose(model.predict(np.array([0, 0, 0, 0]), np.array([0, 1, 2, 3])), [5, 3, 1, mu])
+    np.testing.assert_allclose(model.predict_indices(np.array([0, 0, 0, 0]), np.array([0, 1, 2, 3])), [5, 3, 1, mu])
 
 
 def test_unfitted_models_say_so() -> None:
     with pytest.raises(RuntimeError, match="fitted"):
-        BiasBaseline().predict(np.array([0]), np.array([0]))
+        BiasBaseline().predict_indices(np.array([0]), np.array([0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class NoRatings:
         self.n_items = train.n_items
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.full(np.asarray(users).shape, np.nan)
 
     def score_items(self, users: np.ndarray) -> np.ndarray:

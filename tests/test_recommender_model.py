@@ -14,8 +14,16 @@ from checkpoint_tools import rewrite_metadata
 
 from recsys_rbm import functional as fn
 from recsys_rbm.data.ids import IdMap
+from recsys_rbm.data.movies import Movies
 from recsys_rbm.data.ratings import Ratings
-from recsys_rbm.errors import CheckpointError, ConfigError, DataError, RecsysRBMError, TrainingDiverged
+from recsys_rbm.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    RecsysRBMError,
+    TrainingDiverged,
+    UnknownIdError,
+)
 from recsys_rbm.gibbs import Chain
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender import meanfield as mf
@@ -114,15 +122,17 @@ class TestContract:
 
     def test_distributions_are_proper(self, fitted, data):
         _, _, test = data
-        distribution = fitted.predict_distribution(test.users, test.items)
+        distribution = fitted.scorer.predict_distribution(test.users, test.items)
         assert distribution.shape == (len(test), 5)
         assert (distribution >= 0).all()
         np.testing.assert_allclose(distribution.sum(1), 1.0, atol=1e-9)
-        expected = fitted.predict(test.users, test.items)
+        expected = fitted.predict_indices(test.users, test.items)
         assert ((expected >= 1.0) & (expected <= 5.0)).all()
         np.testing.assert_allclose(expected, distribution @ STARS)
-        np.testing.assert_allclose(fitted.probability_at_least(test.users, test.items), distribution[:, 3:].sum(1))
-        catalogue = fitted.catalogue(np.arange(fitted.n_users))
+        np.testing.assert_allclose(
+            fitted.scorer.probability_at_least(test.users, test.items), distribution[:, 3:].sum(1)
+        )
+        catalogue = fitted.scorer.catalogue(np.arange(fitted.n_users))
         np.testing.assert_allclose(catalogue.distribution.sum(-1), 1.0, atol=1e-9)
         assert catalogue.p_interacted.shape == (fitted.n_users, fitted.n_items)
         assert ((catalogue.p_interacted > 0) & (catalogue.p_interacted < 1)).all()
@@ -133,10 +143,12 @@ class TestContract:
         train, _, test = data
         users = np.arange(fitted.n_users)
         expected = fitted.score_items(users, score="expected")
-        np.testing.assert_allclose(expected[test.users, test.items], fitted.predict(test.users, test.items), atol=1e-6)
+        np.testing.assert_allclose(
+            expected[test.users, test.items], fitted.predict_indices(test.users, test.items), atol=1e-6
+        )
         high = fitted.score_items(users, score="p_high")
         np.testing.assert_allclose(
-            high[test.users, test.items], fitted.probability_at_least(test.users, test.items), atol=1e-6
+            high[test.users, test.items], fitted.scorer.probability_at_least(test.users, test.items), atol=1e-6
         )
         interacted = fitted.score_items(users, score="p_interacted")
         if fitted.config.model == "ratings":
@@ -158,12 +170,12 @@ class TestContract:
 
     def test_fold_in_reproduces_training_prediction(self, fitted):
         user = 7
-        items, levels = fitted.rated_items(user)
+        items, levels = fitted.scorer.rated_items(user)
         if fitted.config.mode == "item":
             with pytest.raises(RecsysRBMError, match="user-based model"):
-                fitted.fold_in(items, levels)
+                fitted.scorer.fold_in(items, levels)
             return
-        folded, trained = fitted.fold_in(items, levels), fitted.catalogue(np.asarray([user]))
+        folded, trained = fitted.scorer.fold_in(items, levels), fitted.scorer.catalogue(np.asarray([user]))
         np.testing.assert_allclose(folded.distribution, trained.distribution, atol=1e-6)
         np.testing.assert_allclose(folded.p_interacted, trained.p_interacted, atol=1e-6)
 
@@ -172,7 +184,7 @@ class TestContract:
         fast = Scorer.load(path)
         assert fast.xp is np
         users = np.arange(fitted.n_users)
-        fast_catalogue, torch_catalogue = fast.catalogue(users), fitted.catalogue(users)
+        fast_catalogue, torch_catalogue = fast.catalogue(users), fitted.scorer.catalogue(users)
         np.testing.assert_allclose(fast_catalogue.distribution, torch_catalogue.distribution, atol=1e-5, rtol=0)
         np.testing.assert_allclose(fast_catalogue.p_interacted, torch_catalogue.p_interacted, atol=1e-5, rtol=0)
         for score in mf.SCORES:
@@ -180,15 +192,15 @@ class TestContract:
                 fast.score_items(users[:5], score), fitted.score_items(users[:5], score), atol=1e-5
             )
         _, scores_fast = fast.recommend(users[:5], n=5)
-        _, scores_torch = fitted.recommend(users[:5], n=5)
+        _, scores_torch = fitted.scorer.recommend(users[:5], n=5)
         np.testing.assert_allclose(scores_fast, scores_torch, atol=1e-5)
         _, cosines_fast = fast.similar_items(0, n=5)
-        _, cosines_torch = fitted.similar_items(0, n=5)
+        _, cosines_torch = fitted.scorer.similar_items(0, n=5)
         np.testing.assert_allclose(cosines_fast, cosines_torch, atol=1e-5)
         if fitted.config.mode == "user":
             items, levels = np.asarray([0, 3, 8]), np.asarray([4, 0, 2])
             np.testing.assert_allclose(
-                fast.fold_in(items, levels).p_interacted, fitted.fold_in(items, levels).p_interacted, atol=1e-5
+                fast.fold_in(items, levels).p_interacted, fitted.scorer.fold_in(items, levels).p_interacted, atol=1e-5
             )
         else:
             with pytest.raises(RecsysRBMError, match="user-based model"):
@@ -196,10 +208,12 @@ class TestContract:
 
     def test_save_load_round_trip(self, fitted, data, tmp_path):
         _, _, test = data
-        movies = {"1": {"title": "One (1990)", "genres": ["Drama"]}}
+        movies = Movies.from_rows([1, 2], ["One (1990)", "Two (1991)"], [["Drama"], []]).to_dict()
         path = fitted.save(tmp_path / "model", {"dataset": "generated", "movies": movies})
         loaded = RBMRecommender.load(path)
-        np.testing.assert_array_equal(loaded.predict(test.users, test.items), fitted.predict(test.users, test.items))
+        np.testing.assert_array_equal(
+            loaded.predict_indices(test.users, test.items), fitted.predict_indices(test.users, test.items)
+        )
         np.testing.assert_array_equal(loaded.score_items(np.arange(4)), fitted.score_items(np.arange(4)))
         assert loaded.config == fitted.config
         assert loaded.best_epoch == fitted.best_epoch
@@ -213,33 +227,112 @@ class TestContract:
         train, _, test = data
         if fitted.config.model == "ratings":
             global_mean = rmse(np.full(len(test), train.values.mean()), test)
-            model = rmse(fitted.predict(test.users, test.items), test)
+            model = rmse(fitted.predict_indices(test.users, test.items), test)
             assert model < 0.8 * global_mean, (model, global_mean)
         users = np.arange(fitted.n_users)
-        ids, _ = fitted.recommend(users, n=5)
+        ids, _ = fitted.scorer.recommend(users, n=5)
         same_group = (ids % 2) == (users[:, None] % 2)  # dense_tastes: users like the items of their own parity
         assert same_group.mean() > 0.8
         assert fitted.best_record is not None and len(fitted.history) >= fitted.best_epoch
 
     def test_recommend(self, fitted):
         users = np.arange(4)
-        ids, scores = fitted.recommend(users, n=6)
+        ids, scores = fitted.scorer.recommend(users, n=6)
         assert ids.shape == scores.shape == (4, 6)
         assert (np.diff(scores, axis=1) <= 0).all()
         for row, user in enumerate(users):
-            rated, _ = fitted.rated_items(user)
+            rated, _ = fitted.scorer.rated_items(user)
             assert not set(ids[row]) & set(rated)
-        everything, everything_scores = fitted.recommend(users[:1], n=10_000)
-        n_candidates = fitted.n_items - fitted.rated_items(0)[0].size
+        everything, everything_scores = fitted.scorer.recommend(users[:1], n=10_000)
+        n_candidates = fitted.n_items - fitted.scorer.rated_items(0)[0].size
         assert everything.shape[1] == fitted.n_items
         assert (everything[0, n_candidates:] == -1).all() and np.isneginf(everything_scores[0, n_candidates:]).all()
-        unfiltered, _ = fitted.recommend(users[:1], n=fitted.n_items, filter_rated=False)
+        unfiltered, _ = fitted.scorer.recommend(users[:1], n=fitted.n_items, exclude_rated=False)
         assert sorted(unfiltered[0]) == list(range(fitted.n_items))
 
     def test_similar_items_follow_the_taste_groups(self, fitted):
-        ids, cosines = fitted.similar_items(0, n=5)
+        ids, cosines = fitted.scorer.similar_items(0, n=5)
         assert 0 not in ids and (np.diff(cosines) <= 0).all()
         assert (ids % 2 == 0).mean() >= 0.8  # items of the same group (even ids) are closest
+
+
+# --- the public API: the data's own ids -----------------------------------------------------------
+def text_id_frame(seed: int = 0) -> tuple[list[str], list[str], list[float]]:
+    """dense_tastes as columns with text ids: users "u0"…, items "i00"…; users like items of their parity."""
+    values, observed = dense_tastes(seed)
+    users, items = np.nonzero(observed)
+    return [f"u{u}" for u in users], [f"i{i:02d}" for i in items], values[users, items].tolist()
+
+
+@pytest.fixture(scope="module")
+def public() -> RBMRecommender:
+    users, items, ratings = text_id_frame()
+    import polars as pl
+
+    frame = pl.DataFrame({"user": users, "item": items, "rating": ratings})
+    titles = Movies.from_rows([f"i{i:02d}" for i in range(40)], [f"Item {i} ({1980 + i})" for i in range(40)])
+    return RBMRecommender(small_config("joint", "user", False)).fit(frame, items=titles)
+
+
+def test_fit_takes_a_dataframe_and_every_method_speaks_raw_ids(public):
+    assert public.users.dtype.kind == "U" and "u7" in public.users.tolist()
+    assert len(public.history) >= 1 and public.best_record.measures["validation_ndcg"] is not None  # 5% held out
+    predicted = public.predict(["u0", "u1"], ["i00", "i00"])
+    assert predicted.shape == (2,) and ((predicted >= 1) & (predicted <= 5)).all()
+    assert predicted[0] > predicted[1]  # u0 likes even items, u1 odd ones
+    recommendations = public.recommend("u0", n=5)
+    assert len(recommendations) == 5 and all(isinstance(r.item, str) for r in recommendations)
+    assert sum(int(r.item[1:]) % 2 == 0 for r in recommendations) >= 4
+    first = recommendations[0]
+    assert first.title.startswith("Item ") and first.score == pytest.approx(first.p_interacted * first.p_like)
+    assert first.because and all(item in public.items_known.tolist() for item in first.because)
+    with pytest.raises(UnknownIdError, match="unknown user 'nobody'"):
+        public.recommend("nobody")
+    with pytest.raises(UnknownIdError, match="unknown item 'i99'"):
+        public.predict(["u0"], ["i99"])
+    with pytest.raises(UnknownIdError):
+        public.predict([0], [0])  # inner indices are not ids here: the mistake the issue describes
+
+
+def test_recommend_new_user_folds_in_raw_ratings_and_checks_the_scale(public):
+    likes_even = public.recommend_new_user({"i00": 5, "i02": 5, "i04": 5, "i01": 1, "i03": 1}, n=5)
+    assert {r.item for r in likes_even}.isdisjoint({"i00", "i01", "i02", "i03", "i04"})
+    assert sum(int(r.item[1:]) % 2 == 0 for r in likes_even) >= 4
+    with pytest.raises(DataError, match="off the model's scale"):
+        public.recommend_new_user({"i00": 7})
+    with pytest.raises(UnknownIdError):
+        public.recommend_new_user([("i99", 5)])
+
+
+def test_similar_and_explain_speak_raw_ids(public):
+    similar = public.similar("i00", n=5)
+    assert len(similar) == 5 and sum(int(entry.item[1:]) % 2 == 0 for entry in similar) >= 4
+    reasons = public.explain("u0", "i06", n=3)
+    assert len(reasons) == 3 and abs(reasons[0].effect) >= abs(reasons[-1].effect)
+    rated = set(public.items_known[public.scorer.rated_items(0)[0]].tolist())
+    assert {r.item for r in reasons} <= rated and all(r.rating in STARS for r in reasons)
+
+
+def test_explanations_are_leave_one_out_differences_of_the_score():
+    """The effect of a rating is log score(profile) − log score(profile without it), checked by refolding."""
+    train, validation, _ = split_three(ratings_from_dense(*dense_tastes()))
+    model = RBMRecommender(small_config("joint", "user", False, epochs=10)).fit(train, validation)
+    scorer = model.scorer
+    units, levels = scorer.rated_items(3)
+    effects = scorer.explain(units, levels, [10, 11])  # (2, M)
+    full = scorer.scores(scorer.fold_in(units, levels))[0]
+    for j in (0, 4):
+        keep = np.arange(units.size) != j
+        without = scorer.scores(scorer.fold_in(units[keep], levels[keep]))[0]
+        np.testing.assert_allclose(effects[:, j], np.log(full[[10, 11]]) - np.log(without[[10, 11]]), rtol=1e-4)
+
+
+def test_the_package_exports_the_recommender_lazily():
+    code = (
+        "import sys, recsys_rbm; assert 'torch' not in sys.modules; "
+        "from recsys_rbm import RBMRecommender; assert RBMRecommender.__name__ == 'RBMRecommender'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
 
 
 # --- implicit feedback ---------------------------------------------------------------------------
@@ -266,11 +359,11 @@ def test_implicit_data_trains_the_interaction_block_alone_and_ranks_by_it():
     assert model.scorer.layout == Layout(40, 0, interactions=True)
     assert "validation_ndcg" in model.best_record.measures and "validation_rmse" not in model.best_record.measures
     users = np.arange(model.n_users)
-    ids, _ = model.recommend(users, n=5)
+    ids, _ = model.scorer.recommend(users, n=5)
     assert ((ids % 2) == (users[:, None] % 2)).mean() > 0.8
     np.testing.assert_allclose(model.score_items(users), model.score_items(users, "p_interacted"))
     with pytest.raises(RecsysRBMError, match="implicit data"):
-        model.predict(np.asarray([0]), np.asarray([0]))
+        model.predict_indices(np.asarray([0]), np.asarray([0]))
     with pytest.raises(DataError, match="joint model"):
         RBMRecommender(small_config("ratings", "item", False)).fit(train)
 
@@ -283,14 +376,14 @@ def test_fallbacks_for_users_and_items_without_training_ratings():
     train = ratings_from_dense(values, observed)
     model = RBMRecommender(small_config("ratings", "user", False, epochs=2)).fit(train)
     users, items = np.asarray([0, 3, 0, 3]), np.asarray([1, 1, 5, 5])
-    codes = model.fallback(users, items)
+    codes = model.scorer.fallback(users, items)
     assert [mf.FALLBACK_NAMES[c] for c in codes] == [
         "model",
         "item_distribution",
         "user_distribution",
         "global_distribution",
     ]
-    distribution = model.predict_distribution(users, items)
+    distribution = model.scorer.predict_distribution(users, items)
     scorer = model.scorer
     np.testing.assert_allclose(distribution[1], scorer.item_distribution[1])
     np.testing.assert_allclose(distribution[2], scorer.user_distribution[0])
@@ -298,7 +391,7 @@ def test_fallbacks_for_users_and_items_without_training_ratings():
     counts = np.bincount(train.levels[train.items == 1], minlength=5)
     global_dist = scorer.global_distribution
     np.testing.assert_allclose(scorer.item_distribution[1], (counts + 2.0 * global_dist) / (counts.sum() + 2.0))
-    catalogue = model.catalogue_distribution(np.asarray([0, 3]))
+    catalogue = model.scorer.catalogue(np.asarray([0, 3])).distribution
     np.testing.assert_allclose(catalogue[:, [1, 5]].reshape(4, 5), distribution[[0, 2, 1, 3]], atol=1e-6)
 
 
@@ -306,13 +399,13 @@ def test_unknown_indices_and_bad_input_are_one_line_errors(data):
     train, _, _ = data
     model = RBMRecommender(small_config("joint", "user", False, epochs=1)).fit(train)
     with pytest.raises(DataError, match="out of range"):
-        model.predict(np.asarray([0]), np.asarray([10_000]))
+        model.predict_indices(np.asarray([0]), np.asarray([10_000]))
     with pytest.raises(DataError, match="pair up"):
-        model.predict(np.asarray([0, 1]), np.asarray([0]))
+        model.predict_indices(np.asarray([0, 1]), np.asarray([0]))
     with pytest.raises(DataError, match="levels must lie"):
-        model.fold_in(np.asarray([0]), np.asarray([7]))
+        model.scorer.fold_in(np.asarray([0]), np.asarray([7]))
     with pytest.raises(DataError, match="twice"):
-        model.fold_in(np.asarray([0, 0]), np.asarray([1, 2]))
+        model.scorer.fold_in(np.asarray([0, 0]), np.asarray([1, 2]))
     with pytest.raises(RecsysRBMError, match="unknown ranking score"):
         model.score_items(np.asarray([0]), score="best")
     with pytest.raises(RecsysRBMError, match="not trained"):
@@ -371,7 +464,7 @@ def test_early_stopping_restores_the_best_epoch(data):
     best = min(r.measures["validation_rmse"] for r in model.history)
     assert model.best_validation_rmse == pytest.approx(best)
     assert len(model.history) - model.best_epoch == 3
-    predicted = model.predict(validation.users, validation.items)
+    predicted = model.predict_indices(validation.users, validation.items)
     assert rmse(predicted, validation) == pytest.approx(best, abs=1e-12)
 
 

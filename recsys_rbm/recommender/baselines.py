@@ -50,7 +50,7 @@ class GlobalMean:
         self.n_items = train.n_items
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         _require_fitted(self, "mean")
         return np.full(np.asarray(items).shape, self.mean, dtype=np.float64)
 
@@ -139,7 +139,7 @@ class BiasBaseline:
         self.rating_range = (float(train.rating_values[0]), float(train.rating_values[-1]))
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         _require_fitted(self, "mean")
         assert self.user_bias is not None and self.item_bias is not None and self.mean is not None
         estimate = self.mean + _lookup(self.user_bias, users, 0.0) + _lookup(self.item_bias, items, 0.0)
@@ -178,7 +178,7 @@ class MostPopular:
         self.item_mean = np.where(counts > 0, sums / np.maximum(counts, 1), self.mean)
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         _require_fitted(self, "item_mean")
         assert self.item_mean is not None
         return _lookup(self.item_mean, items, self.mean)
@@ -231,7 +231,7 @@ class EASE:
         self.weights = _ease_weights(x_train, self.chosen_lambda)
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.full(np.asarray(users).shape, np.nan)
 
     def score_items(self, users: np.ndarray) -> np.ndarray:

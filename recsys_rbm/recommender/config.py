@@ -92,7 +92,7 @@ class RecommenderConfig:
     patience: int | None = None  # stop after this many epochs without a better validation measure
     like_threshold: float | None = None  # "liked" means rating ≥ this; None: the first value ≥ 3/4 up the scale
     validation_users: int = 5000  # users ranked per epoch for the joint model's validation NDCG@10
-    monitor_ratings: int = 100_000  # training ratings sampled (by case) for the per-epoch train RMSE
+    monitor_ratings: int = 20_000  # training ratings sampled (by case) for the per-epoch train RMSE
     seed: int = 0  # the one seed: initialisation, batch order and Gibbs sampling
     device: str = "cpu"  # where training runs: "cpu", "cuda", "cuda:N", or "auto" (CUDA when there is one)
 

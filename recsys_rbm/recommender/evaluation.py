@@ -261,8 +261,8 @@ class TrainOnValidationToo:
         self.model.fit(train if validation is None or len(validation) == 0 else concatenate(train, validation), None)
         return self
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self.model.predict(users, items)
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.model.predict_indices(users, items)
 
     def score_items(self, users: np.ndarray) -> np.ndarray:
         return self.model.score_items(users)
@@ -375,7 +375,7 @@ def evaluate_split(
     stage("predict")
     test = split.test
     started = time.perf_counter()
-    predicted = np.asarray(model.predict(test.users, test.items), dtype=np.float64)
+    predicted = np.asarray(model.predict_indices(test.users, test.items), dtype=np.float64)
     predict_seconds = time.perf_counter() - started
     if predicted.shape != (len(test),):
         raise ValueError(f"{model.name}.predict returned shape {predicted.shape}, expected {(len(test),)}")

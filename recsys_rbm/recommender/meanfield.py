@@ -62,7 +62,7 @@ def softmax(a: Array, xp: ModuleType) -> Array:
 def segment_sum(table: Array, rows: Array, lengths: Array, xp: ModuleType) -> Array:
     """``Σ`` of ``table`` rows per segment: ``rows`` (E,) cut into consecutive segments of ``lengths`` (B,); -> (B, H).
 
-    The one operation spelled differently in NumPy (``add.reduceat``) and torch (``index_add``).
+    The one operation spelled differently in NumPy (``add.reduceat``) and torch (``embedding_bag``).
     Empty segments give 0.
     """
     n_segments, width = int(lengths.shape[0]), int(table.shape[1])
@@ -73,9 +73,8 @@ def segment_sum(table: Array, rows: Array, lengths: Array, xp: ModuleType) -> Ar
             starts = (xp.cumsum(lengths) - lengths)[nonempty]
             out[nonempty] = xp.add.reduceat(table[rows], starts, axis=0)
         return out
-    segment = xp.repeat_interleave(xp.arange(n_segments, device=table.device), lengths)
-    out = xp.zeros((n_segments, width), dtype=table.dtype, device=table.device)
-    return out.index_add_(0, segment, table[rows])
+    offsets = xp.cumsum(lengths, 0) - lengths
+    return xp.nn.functional.embedding_bag(rows, table, offsets, mode="sum")
 
 
 def hidden_probability(summed_input: Array, hidden_bias: Array, xp: ModuleType) -> Array:

@@ -9,7 +9,20 @@ joint model, RMSE for the ratings model. Every prediction then goes through a
 command line runs over NumPy arrays. ``save`` writes the scorer's state (one place names the
 tensors: :mod:`recsys_rbm.recommender.state`).
 
-All ids here are inner indices (see :class:`~recsys_rbm.data.ids.IdMap`).
+Its public methods take and return the data's own ids (integers or text, as the ratings had
+them) with titles where known: :meth:`RBMRecommender.predict`, :meth:`~RBMRecommender.recommend`,
+:meth:`~RBMRecommender.recommend_new_user`, :meth:`~RBMRecommender.similar` and
+:meth:`~RBMRecommender.explain`. Inner indices (tensor rows) stay behind ``model.scorer`` and the
+evaluation harness's two methods ``predict_indices`` and ``score_items``.
+
+Example::
+
+    model = RBMRecommender().fit("ratings.csv")          # a path, or a pandas or polars DataFrame
+    model.predict(["alice"], ["sku-17"])                 # expected ratings
+    model.recommend("alice", n=5)                        # [Recommendation(item=..., title=..., score=...)]
+    model.recommend_new_user({"sku-17": 5, "sku-3": 2})  # fold-in, no retraining
+    model.save("shop.safetensors")
+    RBMRecommender.load("shop.safetensors").similar("sku-17")
 
 Conditional RBM (``config.conditional``): the rated-set vector of a case is the set of units it
 rated **in the training ratings passed to** :meth:`fit`, never test or validation ratings, nor
@@ -32,8 +45,9 @@ import torch
 from recsys_rbm.checkpoint import load_checkpoint, save_checkpoint
 from recsys_rbm.config import config_from_dict, config_to_dict
 from recsys_rbm.data.fingerprint import ratings_fingerprint
+from recsys_rbm.data.movies import Movies
 from recsys_rbm.data.ratings import Ratings
-from recsys_rbm.errors import DataError, RecsysRBMError
+from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
@@ -47,6 +61,39 @@ from recsys_rbm.training import EpochRecord, Trainer
 
 ProgressCallback = Callable[[EpochRecord], None]
 VALIDATION_K = 10  # the joint model's early stopping watches NDCG@10
+TABLE_VALIDATION_FRACTION = 0.05  # held out for early stopping when fit() gets a table without validation
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item, in the data's own ids, with its score and what the score is made of."""
+
+    item: Any  # raw item id
+    title: str | None
+    score: float  # the ranking score (by default P(picks it)·P(rates it ≥ threshold | picks it))
+    p_interacted: float  # P(the user picks it): the model's, or the popularity prior of a ratings-only model
+    p_like: float | None  # P(rating ≥ threshold | picks it); None for implicit data
+    expected_rating: float | None  # None for implicit data
+    because: tuple[Any, ...] = ()  # the user's own items that push this one up most (raw ids), strongest first
+
+
+@dataclass(frozen=True)
+class Similar:
+    """An item close to another by the cosine of their learned vectors."""
+
+    item: Any
+    title: str | None
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One of the user's ratings and how much it moves an item's score (log of the score with / without it)."""
+
+    item: Any
+    title: str | None
+    rating: float
+    effect: float
 
 
 class RBMRecommender:
@@ -62,6 +109,7 @@ class RBMRecommender:
         self.fingerprint: str | None = None
         self.metadata: dict[str, Any] = {}  # extra metadata read back by load (e.g. item titles)
         self.scorer: Scorer | None = None
+        self.items: Movies | None = None  # titles and genres by raw item id, when given
         self._train: Ratings | None = None
         self._arrays: _TrainingArrays | None = None
 
@@ -115,13 +163,34 @@ class RBMRecommender:
         return self._require_fitted().state.item_ids
 
     # --- fitting ----------------------------------------------------------------------------------
-    def fit(self, train: Ratings, validation: Ratings | None = None, progress: ProgressCallback | None = None) -> Self:
+    def fit(
+        self,
+        train: Ratings | Any,
+        validation: Ratings | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        items: Any = None,
+    ) -> Self:
         """Train on ``train``; with ``validation`` (same id space), keep the best epoch and stop early.
 
-        ``history`` gets one :class:`~recsys_rbm.training.EpochRecord` per epoch; ``progress`` is
-        called with each.
+        ``train`` is :class:`~recsys_rbm.data.ratings.Ratings`, or a ratings table: a CSV, TSV or
+        Parquet path, or a pandas or polars DataFrame, read by
+        :func:`~recsys_rbm.data.tables.read_ratings_table` (columns recognised by name). A table
+        given without ``validation`` has 5% of its ratings (seeded) held out for early stopping.
+        ``items`` (a Movies table, or a path or DataFrame of ids and titles) gives results their
+        titles. ``history`` gets one :class:`~recsys_rbm.training.EpochRecord` per epoch;
+        ``progress`` is called with each.
         """
         config = self.config
+        if not isinstance(train, Ratings):
+            from recsys_rbm.data.tables import read_ratings_table
+            from recsys_rbm.recommender.splits import carve_validation
+
+            train = read_ratings_table(train).ratings
+            if validation is None:
+                train, validation = carve_validation(train, TABLE_VALIDATION_FRACTION, config.seed)
+        if items is not None:
+            self.items = _items_table(items, train)
         _check_ratings(train, "training", config.model)
         if validation is not None and len(validation) > 0:
             _check_same_space(train, validation)
@@ -236,62 +305,188 @@ class RBMRecommender:
                 state.case_hidden = scorer.hidden_of_profiles(*arrays.by_item())
         return scorer
 
-    # --- prediction (through the scorer) --------------------------------------------------------
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Expected ratings ``Σ_k P(r = k)·value_k`` on the data's scale; (N,), (N,) -> (N,)."""
+    # --- the public API: the data's own ids ---------------------------------------------------------
+    @property
+    def users(self) -> np.ndarray:
+        """The raw ids of the users the model was trained on."""
+        return self.user_ids.raw_ids
+
+    @property
+    def items_known(self) -> np.ndarray:
+        """The raw ids of the items the model knows."""
+        return self.item_ids.raw_ids
+
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        """Expected ratings for (user, item) pairs of raw ids (scalars or sequences of equal length); (N,).
+
+        Unknown ids are a one-line :class:`~recsys_rbm.errors.UnknownIdError`; pairs of a known user
+        and item without training ratings get the documented fallback distribution.
+        """
+        inner_users, inner_items = self._inner_pairs(users, items)
+        return self.predict_indices(inner_users, inner_items)
+
+    def recommend(
+        self,
+        user: Any,
+        n: int = 10,
+        *,
+        exclude_rated: bool = True,
+        min_ratings: int = 1,
+        score: str = mf.SCORES[0],
+        explain: bool = True,
+    ) -> list[Recommendation]:
+        """The ``n`` best items for a training user (raw id), best first, each with its score's parts and,
+        for user-based models (``explain``), the user's own items that push it up most."""
+        scorer = self._require_fitted()
+        inner = int(self.user_ids.to_inner([user])[0])
+        units, levels = scorer.rated_items(inner)
+        with torch.no_grad():
+            catalogue = scorer.catalogue([inner])
+        exclude = units if exclude_rated else ()
+        return self._recommendations(catalogue, units, levels, exclude, n, min_ratings, score, explain)
+
+    def recommend_new_user(
+        self,
+        ratings: Any,
+        n: int = 10,
+        *,
+        min_ratings: int = 1,
+        score: str = mf.SCORES[0],
+        explain: bool = True,
+    ) -> list[Recommendation]:
+        """The ``n`` best items for a new user from their ratings, by fold-in (no retraining; user-based models).
+
+        ``ratings`` maps raw item ids to ratings on the model's scale (a dict, or (item, rating)
+        pairs); for a model trained on implicit data, a sequence of item ids is enough.
+        """
+        scorer = self._require_fitted()
+        units, levels = self._profile(ratings)
+        with torch.no_grad():
+            catalogue = scorer.fold_in(units, levels)
+        return self._recommendations(catalogue, units, levels, units, n, min_ratings, score, explain)
+
+    def similar(self, item: Any, n: int = 10, *, min_ratings: int = 1) -> list[Similar]:
+        """The ``n`` items closest to ``item`` (raw id) by the cosine of their learned vectors."""
+        scorer = self._require_fitted()
+        inner = int(self.item_ids.to_inner([item])[0])
+        ids, cosines = scorer.similar_items(inner, self.n_items)
+        keep = (ids >= 0) & (scorer.item_counts[np.maximum(ids, 0)] >= min_ratings)
+        ids, cosines = ids[keep][:n], cosines[keep][:n]
+        return [Similar(self._raw_item(i), self._title(i), float(c)) for i, c in zip(ids, cosines, strict=True)]
+
+    def explain(self, user: Any, item: Any, n: int = 5, *, score: str = mf.SCORES[0]) -> list[Reason]:
+        """Which of ``user``'s own ratings push ``item``'s score up or down most (raw ids), strongest first.
+
+        Each :class:`Reason` carries the effect ``log s(profile) − log s(profile without that rating)``
+        through the hidden units (see :meth:`Scorer.explain`); positive effects raise the item.
+        """
+        scorer = self._require_fitted()
+        inner_user = int(self.user_ids.to_inner([user])[0])
+        target = int(self.item_ids.to_inner([item])[0])
+        units, levels = scorer.rated_items(inner_user)
+        if units.size == 0:
+            return []
+        with torch.no_grad():
+            effects = scorer.explain(units, levels, [target], score)[0]
+        order = np.argsort(-np.abs(effects), kind="stable")[:n]
+        return [
+            Reason(
+                self._raw_item(units[j]),
+                self._title(units[j]),
+                float(scorer.rating_values[levels[j]]),
+                float(effects[j]),
+            )
+            for j in order
+        ]
+
+    def _recommendations(
+        self,
+        catalogue: Catalogue,
+        units: np.ndarray,
+        levels: np.ndarray,
+        exclude: Any,
+        n: int,
+        min_ratings: int,
+        score: str,
+        explain: bool,
+    ) -> list[Recommendation]:
+        scorer = self._require_fitted()
+        ranked = scorer.top(catalogue, 0, exclude=exclude, n=n, min_ratings=min_ratings, score=score)
+        reasons: list[tuple[Any, ...]] = [() for _ in ranked.items]
+        if explain and scorer.mode == "user" and units.size and ranked.items.size:
+            with torch.no_grad():
+                effects = scorer.explain(units, levels, ranked.items, score)  # (n, M)
+            for row, item_effects in enumerate(effects):
+                order = np.argsort(-item_effects, kind="stable")[:2]
+                reasons[row] = tuple(self._raw_item(units[j]) for j in order if item_effects[j] > 0)
+        out = []
+        for row, item in enumerate(ranked.items.tolist()):
+            out.append(
+                Recommendation(
+                    self._raw_item(item),
+                    self._title(item),
+                    float(ranked.score[row]),
+                    float(ranked.p_interacted[row]),
+                    None if ranked.p_like is None else float(ranked.p_like[row]),
+                    None if ranked.expected is None else float(ranked.expected[row]),
+                    reasons[row],
+                )
+            )
+        return out
+
+    def _profile(self, ratings: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A new user's ratings (raw item id -> rating) as inner ids and levels, checked against the scale."""
+        scorer = self._require_fitted()
+        if isinstance(ratings, dict):
+            pairs = list(ratings.items())
+        else:
+            pairs = [(entry, None) if not isinstance(entry, (tuple, list)) else tuple(entry) for entry in ratings]
+        items = [item for item, _ in pairs]
+        if scorer.is_implicit:
+            values = np.ones(len(pairs))
+        else:
+            if any(len(pair) != 2 or pair[1] is None for pair in pairs):
+                raise DataError("a new user's ratings are (item, rating) pairs, or a dict of item -> rating")
+            values = np.asarray([float(value) for _, value in pairs], dtype=np.float64)
+        units = self.item_ids.to_inner(items) if items else np.zeros(0, dtype=np.int64)
+        scale = self._train.scale if self._train is not None else None
+        from recsys_rbm.data.scale import RatingScale
+
+        scale = scale or RatingScale(tuple(scorer.rating_values.tolist()))
+        levels, on_scale = scale.levels(values)
+        if not on_scale.all():
+            bad = values[~on_scale][0]
+            raise DataError(
+                f"rating {bad:g} is off the model's scale ({', '.join(f'{v:g}' for v in scorer.rating_values)}); "
+                "use one of those values"
+            )
+        return np.asarray(units, dtype=np.int64), levels
+
+    def _inner_pairs(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        users, items = np.atleast_1d(np.asarray(users)), np.atleast_1d(np.asarray(items))
+        if users.shape != items.shape:
+            raise DataError(f"users and items must pair up, got {users.shape[0]} users and {items.shape[0]} items")
+        return self.user_ids.to_inner(users), self.item_ids.to_inner(items)
+
+    def _raw_item(self, inner: Any) -> Any:
+        return self.item_ids.raw_ids[int(inner)].item()
+
+    def _title(self, inner: Any) -> str | None:
+        if self.items is None:
+            return None
+        raw = self.item_ids.raw_ids[int(inner)]
+        return str(self.items.title(raw)) if bool(self.items.contains([raw])[0]) else None
+
+    # --- the evaluation harness's interface and inference on inner indices --------------------------
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Expected ratings ``Σ_k P(r = k)·value_k`` on the data's scale for inner indices; (N,), (N,) -> (N,)."""
         with torch.no_grad():
             return self._require_fitted().predict(users, items)
-
-    def predict_distribution(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Mean-field ``P(r = k)`` for each (user, item) pair, with fallbacks; (N,), (N,) -> (N, K)."""
-        with torch.no_grad():
-            return self._require_fitted().predict_distribution(users, items)
-
-    def probability_at_least(self, users: np.ndarray, items: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        """``P(r ≥ threshold)`` for each pair (the model's like threshold by default); (N,) -> (N,)."""
-        with torch.no_grad():
-            return self._require_fitted().probability_at_least(users, items, threshold)
-
-    def fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Per pair, which rating prediction it gets: an index into :data:`meanfield.FALLBACK_NAMES`."""
-        return self._require_fitted().fallback(users, items)
-
-    def catalogue(self, users: np.ndarray) -> Catalogue:
-        """Every item's ``P(interacted)`` and rating distribution for each user; see :class:`Catalogue`."""
-        with torch.no_grad():
-            return self._require_fitted().catalogue(users)
-
-    def catalogue_distribution(self, users: np.ndarray) -> np.ndarray:
-        """``P(r = k)`` of every item for each user, with fallbacks; (B,) -> (B, n_items, K)."""
-        distribution = self.catalogue(users).distribution
-        if distribution is None:
-            raise RecsysRBMError("this model was trained on implicit data: it predicts no ratings")
-        return distribution
 
     def score_items(self, users: np.ndarray, score: str = mf.SCORES[0]) -> np.ndarray:
         """Ranking score of every item per user, higher is better (see ``meanfield.ranking_score``); (B,) -> (B, I)."""
         with torch.no_grad():
             return self._require_fitted().score_items(users, score)
-
-    def recommend(
-        self, users: np.ndarray, n: int = 10, filter_rated: bool = True, score: str = mf.SCORES[0]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` items per user, best first: ``(item inner ids (B, n), scores (B, n))``."""
-        with torch.no_grad():
-            return self._require_fitted().recommend(users, n, exclude_rated=filter_rated, score=score)
-
-    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` items closest to ``item`` by the cosine of their learned vectors: ``(ids, cosines)``."""
-        return self._require_fitted().similar_items(item, n)
-
-    def fold_in(self, items: np.ndarray, levels: np.ndarray) -> Catalogue:
-        """Predictions of every item for a new user from their ratings, without retraining (user-based models)."""
-        with torch.no_grad():
-            return self._require_fitted().fold_in(items, levels)
-
-    def rated_items(self, user: int) -> tuple[np.ndarray, np.ndarray]:
-        """A user's training ratings: ``(item inner ids, levels)``."""
-        return self._require_fitted().rated_items(user)
 
     # --- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path, extra_metadata: dict[str, Any] | None = None) -> Path:
@@ -316,6 +511,8 @@ class RBMRecommender:
             "fit_seconds": self.fit_seconds,
             "history": [record.as_dict() for record in self.history],
         }
+        if self.items is not None and "movies" not in (extra_metadata or {}):
+            own["movies"] = self.items.to_dict()
         clash = sorted(set(own) & set(extra_metadata or {}))
         if clash:
             raise RecsysRBMError(f"extra_metadata may not override the model's own fields: {', '.join(clash)}")
@@ -340,6 +537,11 @@ class RBMRecommender:
         model.best_measure = metadata.get("best_validation")
         model.fit_seconds = metadata.get("fit_seconds")
         model.fingerprint = metadata.get("training_fingerprint")
+        if metadata.get("movies") is not None:
+            try:
+                model.items = Movies.from_dict(metadata["movies"])
+            except (KeyError, TypeError, ValueError, IndexError) as error:
+                raise CheckpointError(f"{path}: the item table is corrupt ({error}); retrain it") from None
         return model
 
     def _require_fitted(self) -> Scorer:
@@ -378,6 +580,15 @@ def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     return indptr
+
+
+def _items_table(items: Any, train: Ratings) -> Movies:
+    """Titles (and genres) by raw item id: a :class:`Movies` as given, or read from a path or DataFrame."""
+    if isinstance(items, Movies):
+        return items
+    from recsys_rbm.data.tables import read_items_table
+
+    return read_items_table(items, like=train.item_ids)
 
 
 def _layout(train: Ratings, config: RecommenderConfig) -> Layout:

@@ -11,7 +11,11 @@ from recsys_rbm.data.ratings import Ratings
 
 @runtime_checkable
 class Recommender(Protocol):
-    """A model fitted on training ratings that predicts ratings and ranks items, in inner indices."""
+    """A model fitted on training ratings that predicts ratings and ranks items, in inner indices.
+
+    This is the evaluation harness's interface (tensor rows ``0..n-1`` of the split's id maps);
+    people use a model's own API with their raw ids (e.g. ``RBMRecommender.predict``).
+    """
 
     name: str
 
@@ -19,7 +23,7 @@ class Recommender(Protocol):
         """Learn from ``train``; ``validation`` (same id space) may drive early stopping."""
         ...
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Expected ratings (on the data's scale, e.g. 1..5) for the (user, item) pairs; ``(N,) -> (N,)``."""
         ...
 

@@ -170,7 +170,7 @@ class Scorer:
             first = last
         if not parts:
             return self.xp.zeros((0, self.state.n_hidden), dtype=self.state.weights.dtype)
-        return parts[0] if len(parts) == 1 else self.xp.concatenate(parts) if self.xp is np else self.xp.cat(parts)
+        return parts[0] if len(parts) == 1 else self.xp.concatenate(parts)
 
     # --- the catalogue: every item for some users ----------------------------------------------
     def catalogue(self, users: Any) -> Catalogue:
@@ -242,14 +242,21 @@ class Scorer:
         return Catalogue(p_interacted, distribution, model)
 
     def _with_fallbacks(self, distribution: np.ndarray, user_known: np.ndarray, user_dist: np.ndarray) -> np.ndarray:
-        """Rows of users or items without training ratings get the smoothed empirical distributions."""
+        """Rows of users or items without training ratings get the smoothed empirical distributions.
+
+        Only the affected rows and columns are touched (the codes of :func:`meanfield.fallback_codes`):
+        an unseen item gets the user's distribution, an unseen user the item's, both unseen the global one.
+        """
         distribution = distribution.astype(np.float64)
-        if user_known.all() and self.item_known.all():
-            return distribution
-        codes = mf.fallback_codes(user_known[:, None], self.item_known[None, :])  # (B, n_items)
-        return mf.apply_fallbacks(
-            distribution, codes, user_dist[:, None, :], self.item_distribution[None], self.global_distribution, np
-        )
+        unseen_items = np.flatnonzero(~self.item_known)
+        if unseen_items.size:
+            distribution[:, unseen_items] = user_dist[:, None, :]
+        unseen_users = np.flatnonzero(~user_known)
+        if unseen_users.size:
+            distribution[unseen_users] = self.item_distribution[None]
+            if unseen_items.size:
+                distribution[np.ix_(unseen_users, unseen_items)] = self.global_distribution
+        return distribution
 
     # --- ranking ----------------------------------------------------------------------------------
     def scores(self, catalogue: Catalogue, score: str = mf.SCORES[0]) -> np.ndarray:
@@ -346,15 +353,31 @@ class Scorer:
         return out
 
     def _model_pairs(self, cases: np.ndarray, units: np.ndarray) -> np.ndarray:
-        """``softmax_k(b[g, k] + W_r[g, k]·p̂_c)`` for (case, unit) pairs; -> (N, K), in chunks."""
+        """``softmax_k(b[g, k] + W_r[g, k]·p̂_c)`` for (case, unit) pairs; -> (N, K), in chunks.
+
+        Two routes to the same numbers: with many pairs per case, each case's full row of logits
+        ``b + p̂_c W_rᵀ`` is one dense product and the pairs are read from it; with few, each pair
+        gathers its own ``K`` weight rows. The cheaper one (by multiply-adds) is taken.
+        """
         state, layout, xp = self.state, self.layout, self.xp
-        k = layout.n_levels
+        k, width = layout.n_levels, layout.n_units * layout.n_levels
         unique_cases, inverse = np.unique(cases, return_inverse=True)
         if self.mode == "user":
             hidden = self.user_hidden(unique_cases)
         else:
             hidden = state.case_hidden[self._to_xp(unique_cases.astype(np.int64))]
         out = np.empty((cases.shape[0], k), dtype=np.float64)
+        rating_rows = slice(layout.rating_offset, layout.rating_offset + width)
+        if unique_cases.shape[0] * width < cases.shape[0] * k:  # dense rows are cheaper than gathers
+            order = np.argsort(inverse, kind="stable")
+            step = max(1, PAIR_BUDGET // max(width, 1))
+            bounds = np.searchsorted(inverse[order], np.arange(0, unique_cases.shape[0] + step, step))
+            for chunk, start in enumerate(range(0, unique_cases.shape[0], step)):
+                rows = order[bounds[chunk] : bounds[chunk + 1]]
+                logits = hidden[start : start + step] @ state.weights[rating_rows].T + state.visible_bias[rating_rows]
+                logits = self._to_numpy(logits).reshape(-1, layout.n_units, k)
+                out[rows] = mf.softmax(logits[inverse[rows] - start, units[rows]], np)
+            return out
         step = max(1, PAIR_BUDGET // (k * state.n_hidden))
         for start in range(0, cases.shape[0], step):
             chunk = slice(start, start + step)
@@ -386,6 +409,58 @@ class Scorer:
         return users, items
 
     # --- similar items and explanations ---------------------------------------------------------
+    def explain(self, units: Any, levels: Any, items: Any, score: str = mf.SCORES[0]) -> np.ndarray:
+        """How much each of a profile's ratings pushes each target item's score: ``(targets, ratings)``, NumPy.
+
+        The effect of rating ``j`` on item ``t`` is ``log s_t(p̂) − log s_t(p̂_{−j})``: the score
+        with the whole profile against the score with that one rating left out (``p̂_{−j}`` drops
+        ``j``'s weight rows from the hidden input, as if it had never been rated). Positive means
+        the rating raises the item's score. The profile is ``units`` and ``levels`` (M,) of a
+        user-based model; item-based models have no per-user hidden state to explain through.
+        """
+        if self.mode != "user":
+            raise RecsysRBMError(
+                "explanations need a user-based model (its hidden units are computed from the user's own ratings); "
+                "train one with --mode user (the joint model's default)"
+            )
+        check_score(score)
+        state, layout, xp = self.state, self.layout, self.xp
+        units = np.asarray(units, dtype=np.int64)
+        levels = np.asarray(levels, dtype=np.int64)
+        targets = check_ids(items, self.n_items, "item")
+        units_x = self._to_xp(units)
+        parts = []
+        if layout.interactions:
+            parts.append(state.weights[units_x])
+        if layout.ratings:
+            parts.append(state.weights[self._to_xp(layout.rating_offset + units * layout.n_levels + levels)])
+        if state.conditional is not None:
+            parts.append(state.conditional[units_x])
+        each = sum(parts[1:], parts[0])  # (M, H): each rating's weight rows
+        total = each.sum(0) + state.hidden_bias  # (H,): the whole profile's hidden input
+        hidden = mf.sigmoid(xp.concatenate([total[None], total[None] - each]), xp)  # (M + 1, H)
+        scores = self._target_scores(hidden, targets, score)  # (M + 1, T)
+        return (np.log(scores[:1]) - np.log(scores[1:])).T  # (T, M)
+
+    def _target_scores(self, hidden: Any, targets: np.ndarray, score: str) -> np.ndarray:
+        """Ranking scores of the ``targets`` only, for each row of hidden states; (R, H) -> (R, T), NumPy."""
+        state, layout, xp = self.state, self.layout, self.xp
+        t = self._to_xp(targets)
+        if layout.interactions:
+            p_x = self._to_numpy(mf.interaction_probability(hidden, state.weights[t], state.visible_bias[t], xp))
+        else:
+            p_x = np.broadcast_to(mf.popularity_prior(self.item_counts)[targets], (hidden.shape[0], targets.shape[0]))
+        distribution = None
+        if layout.ratings:
+            k = layout.n_levels
+            rows = self._to_xp((layout.rating_offset + targets[:, None] * k + np.arange(k)).reshape(-1))
+            dist = mf.rating_distribution(hidden, state.weights[rows], state.visible_bias[rows], k, xp)
+            distribution = self._to_numpy(dist)
+        scores = mf.ranking_score(
+            score, np.asarray(p_x, dtype=np.float64), distribution, self.rating_values, self.threshold
+        )
+        return np.maximum(np.asarray(scores, dtype=np.float64), 1e-300)
+
     def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` items closest to ``item`` by the cosine of their learned vectors: ``(ids, cosines)``."""
         item = int(check_ids([item], self.n_items, "item")[0])
