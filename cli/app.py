@@ -23,8 +23,20 @@ evaluate_app = typer.Typer(help="Evaluate models against baselines.", no_args_is
 app.add_typer(evaluate_app, name="evaluate")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from recsys_rbm import __version__
+
+        typer.echo(f"rbm-rec {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def global_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option(

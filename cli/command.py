@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from recsys_rbm_cli.common import fail
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 try:  # Typer ≥ 0.2x vendors Click; older releases use the click package
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -31,17 +31,34 @@ def reflow(text: str | None) -> str | None:
 
 
 class RbmRecCommand(TyperCommand):
-    """A Typer command whose parsing errors print as ``error: <what> (see '<command> --help')``, exit 2."""
+    """A Typer command whose parsing errors print as ``error: <what> (see '<command> --help')``, exit 2.
+
+    Its help is made uniform here, once for every command: a flag shows no ``<bool>`` type, and a
+    default described in words (``show_default="…"``, which Typer prints in parentheses) reads
+    ``[default: …]`` like every other default.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = reflow(self.help)
+        for param in self.params:
+            if isinstance(param, TyperOption):
+                uniform_help(param)
 
     def parse_args(self, ctx: Any, args: list[str]) -> Any:
         try:
             return super().parse_args(ctx, args)
         except UsageError as error:
             raise _one_line(error, ctx) from None
+
+
+def uniform_help(option: TyperOption) -> None:
+    """Flags show no type column; a default given in words is written like a value default."""
+    if option.is_flag:
+        option.metavar = ""
+    if isinstance(option.show_default, str):
+        option.help = f"{option.help or ''} \\[default: {option.show_default}]".strip()  # \\[: not rich markup
+        option.show_default = False
 
 
 class RbmRecGroup(TyperGroup):

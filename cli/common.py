@@ -39,7 +39,10 @@ DataDirOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[
-    str, typer.Option("--device", help="auto (CUDA when available), cpu or cuda.", show_default=True)
+    str,
+    typer.Option(
+        "--device", help="Where to compute: auto (CUDA when available), cpu, cuda or cuda:N.", show_default=True
+    ),
 ]
 OverwriteOption = Annotated[
     bool,

@@ -97,7 +97,7 @@ def evaluate_movielens(
     learning_rate: LearningRateOption = None,
     patience: PatienceOption = None,
     seed: SeedOption = None,
-    device: DeviceOption = None,
+    device: DeviceOption = "auto",
     data_dir: DataDirOption = None,
     json_out: Annotated[
         Path | None,

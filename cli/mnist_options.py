@@ -84,7 +84,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="TOML file whose 'train' table holds training settings (the fields of recsys_rbm.config.TrainConfig); "
+        help="TOML file whose \\[train] table holds training settings (the fields of recsys_rbm.config.TrainConfig); "
         "options given on the command line override it.",
         show_default=False,
     ),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from recsys_rbm_cli.common import DeviceOption as CommonDeviceOption
 from recsys_rbm_cli.common import hidden_units_check
 
 from recsys_rbm.errors import ConfigError
@@ -26,7 +27,7 @@ def per_model(name: str) -> str:
     return ", ".join(f"{PRESETS[model][name]} ({model})" for model in PRESETS)
 
 
-DEFAULT_MODEL = Path("runs") / "movielens-ml-100k.safetensors"  # what `train movielens` writes by default
+MODELS_HELP = "$RBM_REC_MODELS, else ~/.local/share/rbm-rec/models"  # recsys_rbm.data.paths.models_dir
 CONFIG_TABLE = "recommender"  # the TOML table --config reads
 
 
@@ -60,7 +61,17 @@ class Score(StrEnum):
 
 
 def default_output(dataset: str) -> Path:
-    return Path("runs") / f"movielens-{dataset}.safetensors"
+    """Where ``train movielens`` saves without --output: the models folder, whatever the working folder."""
+    from recsys_rbm.data.paths import models_dir
+
+    return models_dir() / f"movielens-{dataset}.safetensors"
+
+
+def model_path(model: Path | None) -> Path:
+    """The --model to read: as given, else the default model (see :func:`recsys_rbm.data.paths.default_model`)."""
+    from recsys_rbm.data.paths import default_model
+
+    return model if model is not None else default_model()
 
 
 DatasetOption = Annotated[Dataset, typer.Option("--dataset", help="MovieLens release.", case_sensitive=False)]
@@ -155,21 +166,24 @@ SeedOption = Annotated[
         show_default=str(DEFAULTS.seed),
     ),
 ]
-DeviceOption = Annotated[
-    str | None, typer.Option("--device", help="auto (CUDA when available), cpu, cuda or cuda:N.", show_default="auto")
-]
+DeviceOption = CommonDeviceOption
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help=f"TOML file whose [{CONFIG_TABLE}] table holds model settings (the fields of "
+        help=f"TOML file whose \\[{CONFIG_TABLE}] table holds model settings (the fields of "
         "recsys_rbm.recommender.config.RecommenderConfig); options given on the command line override it.",
         show_default=False,
     ),
 ]
 ModelOption = Annotated[
-    Path,
-    typer.Option("--model", "-m", help="Checkpoint written by 'rbm-rec train movielens'."),
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Checkpoint written by 'rbm-rec train movielens' or 'rbm-rec train ratings'.",
+        show_default=f"movielens-ml-100k.safetensors in the models folder ({MODELS_HELP})",
+    ),
 ]
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, max=MAX_TOP, help="How many movies to list.")]
 MinRatingsOption = Annotated[

@@ -15,7 +15,7 @@ import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
 from recsys_rbm_cli.common import console, fail, one_line_errors, warn_if_unfinished
-from recsys_rbm_cli.movielens_options import DEFAULT_MODEL, MinRatingsOption, ModelOption, Score, TopOption
+from recsys_rbm_cli.movielens_options import MinRatingsOption, ModelOption, Score, TopOption, model_path
 
 if TYPE_CHECKING:
     from recsys_rbm_cli.catalogue import Catalogue
@@ -42,7 +42,7 @@ def recommend(
         ),
     ] = None,
     top: TopOption = 10,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = None,
     score: Annotated[
         Score,
         typer.Option(
@@ -81,6 +81,7 @@ def recommend(
             "give either --user ID (a training user) or --ratings FILE (a new user) (see 'rbm-rec recommend --help')",
             code=2,
         )
+    model = model_path(model)
     scorer = Scorer.load(model)
     warn_if_unfinished(scorer.metadata, model)
     catalogue = Catalogue.of(scorer.state.item_ids.raw_ids, scorer.metadata)

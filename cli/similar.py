@@ -8,7 +8,7 @@ import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
 from recsys_rbm_cli.common import console, one_line_errors, warn_if_unfinished
-from recsys_rbm_cli.movielens_options import DEFAULT_MODEL, MinRatingsOption, ModelOption, TopOption
+from recsys_rbm_cli.movielens_options import MinRatingsOption, ModelOption, TopOption, model_path
 
 
 @app.command("similar", cls=RbmRecCommand)
@@ -23,7 +23,7 @@ def similar(
         ),
     ],
     top: TopOption = 10,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = None,
     min_ratings: MinRatingsOption = 1,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (ids, titles, similarities) instead of a table.")
@@ -42,6 +42,7 @@ def similar(
 
     from recsys_rbm.recommender.scorer import Scorer
 
+    model = model_path(model)
     scoring = Scorer.load(model)  # torch-free: a bad model or an unknown title is reported at once
     warn_if_unfinished(scoring.metadata, model)
     catalogue = Catalogue.of(scoring.state.item_ids.raw_ids, scoring.metadata)

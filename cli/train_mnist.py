@@ -55,7 +55,8 @@ def train_mnist(
             "--output",
             "-o",
             help="Checkpoint path (one .safetensors file, metadata inside).",
-            show_default="runs/mnist-h<hidden>.safetensors",
+            show_default="mnist-h<hidden>.safetensors in the models folder ($RBM_REC_MODELS, else "
+            "~/.local/share/rbm-rec/models)",
         ),
     ] = None,
     overwrite: OverwriteOption = False,
@@ -88,7 +89,9 @@ def train_mnist(
         learning_rate=learning_rate,
         seed=seed,
     )
-    target = tensor_path(output if output is not None else Path("runs") / f"mnist-h{hidden}.safetensors")
+    from recsys_rbm.data.paths import models_dir
+
+    target = tensor_path(output if output is not None else models_dir() / f"mnist-h{hidden}.safetensors")
     torch_device = resolve_device(device)
     with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
         downloads, on_download = download_progress(console)

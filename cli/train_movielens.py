@@ -74,7 +74,7 @@ def train_movielens(
     learning_rate: LearningRateOption = None,
     patience: PatienceOption = None,
     seed: SeedOption = None,
-    device: DeviceOption = None,
+    device: DeviceOption = "auto",
     data_dir: DataDirOption = None,
     output: Annotated[
         Path | None,
@@ -82,7 +82,8 @@ def train_movielens(
             "--output",
             "-o",
             help="Checkpoint path (one .safetensors file holding the settings, metrics and movie table too).",
-            show_default="runs/movielens-<dataset>.safetensors",
+            show_default="movielens-<dataset>.safetensors in the models folder ($RBM_REC_MODELS, else "
+            "~/.local/share/rbm-rec/models)",
         ),
     ] = None,
     overwrite: OverwriteOption = False,

@@ -110,14 +110,15 @@ def train_ratings(
     learning_rate: LearningRateOption = None,
     patience: PatienceOption = None,
     seed: SeedOption = None,
-    device: DeviceOption = None,
+    device: DeviceOption = "auto",
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
             "-o",
             help="Checkpoint path (one .safetensors file holding the settings, metrics, what was read, titles).",
-            show_default="runs/ratings-<file name>.safetensors",
+            show_default="ratings-<file name>.safetensors in the models folder ($RBM_REC_MODELS, else "
+            "~/.local/share/rbm-rec/models)",
         ),
     ] = None,
     overwrite: OverwriteOption = False,
@@ -152,7 +153,9 @@ def train_ratings(
         seed=seed,
         device=device,
     )
-    target = checkpoint_path(output, Path("runs") / f"ratings-{path.stem}.safetensors")
+    from recsys_rbm.data.paths import models_dir
+
+    target = checkpoint_path(output, models_dir() / f"ratings-{path.stem}.safetensors")
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
     with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
         table = read_ratings_table(

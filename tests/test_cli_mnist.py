@@ -77,7 +77,9 @@ def test_train_mnist_config_file_is_overridden_by_options(runner: CliRunner, fak
     args = ["train", "mnist", "--hidden", "4", "--epochs", "1", "--config", "train.toml", "--device", "cpu"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    _, metadata, _ = load_rbm(fake_mnist / "runs" / "mnist-h4.safetensors")  # the documented default path
+    from recsys_rbm.data.paths import models_dir
+
+    _, metadata, _ = load_rbm(models_dir() / "mnist-h4.safetensors")  # the documented default: the models folder
     assert metadata["train_config"]["epochs"] == 1  # the option wins
     assert metadata["train_config"]["learning_rate"] == 0.01 and metadata["train_config"]["batch_size"] == 40
 

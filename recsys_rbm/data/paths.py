@@ -17,3 +17,23 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     if from_environment:
         return Path(from_environment).expanduser()
     return DEFAULT_DATA_DIR
+
+
+MODELS_VARIABLE = "RBM_REC_MODELS"
+DEFAULT_MODEL_NAME = "movielens-ml-100k.safetensors"  # what `rbm-rec train movielens` writes with its defaults
+
+
+def models_dir() -> Path:
+    """Where trained models live by default, whatever the working folder: ``$RBM_REC_MODELS``, else
+    ``$XDG_DATA_HOME/rbm-rec/models``, else ``~/.local/share/rbm-rec/models``."""
+    from_environment = os.environ.get(MODELS_VARIABLE)
+    if from_environment:
+        return Path(from_environment).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home).expanduser() / "rbm-rec" / "models"
+
+
+def default_model() -> Path:
+    """The model ``recommend``, ``similar``, ``explain`` and friends read without ``--model``: what
+    ``rbm-rec train movielens`` writes with its defaults."""
+    return models_dir() / DEFAULT_MODEL_NAME
