@@ -45,6 +45,13 @@ class RbmRecCommand(TyperCommand):
             if isinstance(param, TyperOption):
                 uniform_help(param)
 
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # the --help option is added here, after __init__
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
     def parse_args(self, ctx: Any, args: list[str]) -> Any:
         try:
             return super().parse_args(ctx, args)

@@ -2,6 +2,9 @@
 
 from recsys_rbm_cli import (  # noqa: F401
     evaluate_movielens,
+    explain,
+    info,
+    interactive,
     mnist_figures,
     recommend,
     similar,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, fail, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import OverwriteOption, console, fail, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import MinRatingsOption, ModelOption, Score, TopOption, model_path
 
 if TYPE_CHECKING:
@@ -27,11 +27,23 @@ if TYPE_CHECKING:
 @one_line_errors
 def recommend(
     user: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--user", "-u", help="Id of a user the model was trained on (as in the ratings data).", show_default=False
+            "--user",
+            "-u",
+            help="Id of a user the model was trained on (as in the ratings data); repeat it for several users.",
+            show_default=False,
         ),
     ] = None,
+    users_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--users", help="A file of user ids, one per line (a first line 'user' is a header).", show_default=False
+        ),
+    ] = None,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Every user the model was trained on (with --output).")
+    ] = False,
     ratings: Annotated[
         Path | None,
         typer.Option(
@@ -58,6 +70,17 @@ def recommend(
         int,
         typer.Option("--context", min=0, max=1000, help="How many of the user's own best-rated movies to show first."),
     ] = 5,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the lists to this file, one row per (user, item): user,item,rank,score,title. The format "
+            "follows the extension: .csv, .parquet or .jsonl.",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: OverwriteOption = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (ids, titles, scores and their parts) instead of tables.")
     ] = False,
@@ -66,28 +89,67 @@ def recommend(
 
     For a training user (--user) the model's mean-field pass gives each item's chance of being
     picked and its rating distribution; --ratings FILE does the same for a new user from their
-    ratings, with no retraining. The table shows each item's score and what it is made of, under
-    the user's own best-rated items for context. Items with fewer than --min-ratings training
-    ratings are not recommended. No data folder is needed: titles come from the checkpoint.
+    ratings, with no retraining. The table shows each item's score and what it is made of, and
+    "because": the user's own rated item that raises it most (user-based models), under the
+    user's own best-rated items for context. Several --user values give one table each; --users
+    FILE or --all-users with --output write every list to a CSV, Parquet or JSON-lines file, in
+    batches, with a progress bar. Items with fewer than --min-ratings training ratings are not
+    recommended. No data folder is needed: titles come from the checkpoint.
 
     Example: rbm-rec recommend --user 42 --top 10
     """
-    from recsys_rbm_cli.catalogue import Catalogue, read_ratings_file
+    from recsys_rbm_cli.catalogue import Catalogue
 
     from recsys_rbm.recommender.scorer import Scorer
 
-    if (user is None) == (ratings is None):
+    sources = [bool(user), users_file is not None, all_users, ratings is not None]
+    if sum(sources) != 1:
         raise fail(
-            "give either --user ID (a training user) or --ratings FILE (a new user) (see 'rbm-rec recommend --help')",
+            "give one of --user ID (training users), --users FILE, --all-users, or --ratings FILE (a new user) "
+            "(see 'rbm-rec recommend --help')",
             code=2,
         )
+    if (users_file is not None or all_users) and output is None:
+        raise fail("--users and --all-users write a file: add --output recs.csv (or .parquet, .jsonl)", code=2)
+    if output is not None:
+        if ratings is not None:
+            raise fail("--output writes the lists of training users; give --user, --users or --all-users", code=2)
+        check_output_format(output)
+        from recsys_rbm.outputs import check_new_output
+
+        check_new_output(output, overwrite, example="recs.csv")  # before any work
     model = model_path(model)
     scorer = Scorer.load(model)
     warn_if_unfinished(scorer.metadata, model)
     catalogue = Catalogue.of(scorer.state.item_ids.raw_ids, scorer.metadata)
-    raw_user: Any = None
-    if user is not None:
-        raw_user = typed_user(scorer, user)
+    if output is not None or (user is not None and len(user) > 1):
+        chosen = _chosen_users(scorer, user, users_file, all_users)
+        if output is not None:
+            write_lists(scorer, catalogue, chosen, output, top, min_ratings, score, as_json)
+            return
+        for raw in chosen:
+            _one_user(scorer, catalogue, model, raw, None, top, min_ratings, score, context, as_json)
+        return
+    raw_user = None if not user else typed_user(scorer, user[0])
+    _one_user(scorer, catalogue, model, raw_user, ratings, top, min_ratings, score, context, as_json)
+
+
+def _one_user(
+    scorer: Scorer,
+    catalogue: Catalogue,
+    model: Path,
+    raw_user: Any,
+    ratings: Path | None,
+    top: int,
+    min_ratings: int,
+    score: Score,
+    context: int,
+    as_json: bool,
+) -> None:
+    """The table (or JSON) for one training user (``raw_user``) or for the new user of a ratings file."""
+    from recsys_rbm_cli.catalogue import read_ratings_file
+
+    if raw_user is not None:
         inner = int(scorer.state.user_ids.to_inner([raw_user])[0])
         rated, levels = scorer.rated_items(inner)
         predictions = scorer.catalogue([inner])
@@ -96,15 +158,134 @@ def recommend(
         rated, levels = read_ratings_file(ratings, catalogue, scorer.rating_values)
         predictions = scorer.fold_in(rated, levels)
     ranked = scorer.top(predictions, 0, exclude=rated, n=top, min_ratings=min_ratings, score=score.value)
+    because = reasons(scorer, rated, levels, ranked.items, score)
 
     values = scorer.rating_values[levels]
     order = sorted(range(len(rated)), key=lambda i: (-values[i], catalogue.titles[int(rated[i])]))[:context]
     own = [(int(rated[i]), float(values[i])) for i in order]
-    who = f"user {user}" if user is not None else f"the ratings in {ratings.name}"
+    who = f"user {raw_user}" if raw_user is not None else f"the ratings in {ratings.name}"  # type: ignore[union-attr]
     if as_json:
-        _print_json(scorer, catalogue, model, raw_user, ratings, score, len(rated), own, ranked)
+        _print_json(scorer, catalogue, model, raw_user, ratings, score, len(rated), own, ranked, because)
         return
-    _print_tables(scorer, catalogue, who, score, len(rated), own, ranked)
+    _print_tables(scorer, catalogue, who, score, len(rated), own, ranked, because)
+
+
+def reasons(scorer: Scorer, rated: Any, levels: Any, items: Any, score: Score) -> list[list[int]]:
+    """For each recommended item, the user's own items that raise its score most (inner ids, at most two).
+
+    Leave-one-out effects through the hidden units (``Scorer.explain``); empty for item-based
+    models, whose hidden states belong to items rather than users.
+    """
+    import numpy as np
+
+    if scorer.mode != "user" or len(rated) == 0 or len(items) == 0:
+        return [[] for _ in items]
+    effects = scorer.explain(rated, levels, items, score.value)  # (n, M)
+    out = []
+    for row in effects:
+        order = np.argsort(-row, kind="stable")[:2]
+        out.append([int(rated[j]) for j in order if row[j] > 0])
+    return out
+
+
+OUTPUT_FORMATS = (".csv", ".parquet", ".jsonl")
+
+
+def check_output_format(path: Path) -> None:
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        raise fail(
+            f"--output {path} has no known format; end it in {', '.join(OUTPUT_FORMATS)} "
+            "(see 'rbm-rec recommend --help')",
+            code=2,
+        )
+
+
+def _chosen_users(scorer: Scorer, user: list[str] | None, users_file: Path | None, all_users: bool) -> list[Any]:
+    """The raw ids of the users asked for, each checked now (an unknown one is one line before any work)."""
+    ids = scorer.state.user_ids
+    if all_users:
+        return ids.raw_ids.tolist()
+    texts = list(user or [])
+    if users_file is not None:
+        from recsys_rbm.errors import DataError
+
+        if not users_file.is_file():
+            raise DataError(f"users file {users_file} does not exist or is not a file; check the path")
+        lines = [line.strip() for line in users_file.read_text(encoding="utf-8-sig").splitlines()]
+        lines = [line.split(",")[0].strip() for line in lines if line and not line.startswith("#")]
+        if lines and lines[0].lower() in ("user", "userid", "user_id"):
+            lines = lines[1:]
+        if not lines:
+            raise DataError(f"users file {users_file} lists no user; write one user id per line")
+        texts = lines
+    raw = [typed_user(scorer, text) for text in texts]
+    ids.to_inner(raw)
+    return raw
+
+
+def write_lists(
+    scorer: Scorer,
+    catalogue: Catalogue,
+    users: list[Any],
+    output: Path,
+    top: int,
+    min_ratings: int,
+    score: Score,
+    as_json: bool,
+) -> None:
+    """Every user's top list, in batches with a progress bar, to ``output`` (CSV, Parquet or JSON lines), atomically."""
+    import time
+
+    import numpy as np
+    import polars as pl
+    from recsys_rbm_cli.common import progress_bar
+
+    from recsys_rbm.atomic import atomic_path
+
+    started = time.perf_counter()
+    inner = scorer.state.user_ids.to_inner(users)
+    batch = max(1, (1 << 22) // max(scorer.n_items * max(scorer.n_levels, 1), 1))
+    frames = []
+    bar = progress_bar()
+    task = bar.add_task("recommending", total=len(users), note="")
+    with bar:
+        for start in range(0, len(users), batch):
+            rows = inner[start : start + batch]
+            ids, scores = scorer.recommend(rows, n=top, min_ratings=min_ratings, score=score.value)
+            keep = ids >= 0
+            owner = np.repeat(np.arange(rows.shape[0]), keep.sum(1))
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "user": scorer.state.user_ids.raw_ids[rows][owner],
+                        "item": scorer.state.item_ids.raw_ids[ids[keep]],
+                        "rank": (np.cumsum(keep, axis=1) - 1)[keep] + 1,
+                        "score": scores[keep],
+                        "title": [catalogue.titles[i] for i in ids[keep].tolist()],
+                    }
+                )
+            )
+            bar.update(task, advance=rows.shape[0])
+    table = pl.concat(frames)
+    with atomic_path(output) as temporary:
+        suffix = output.suffix.lower()
+        if suffix == ".csv":
+            table.write_csv(temporary)
+        elif suffix == ".parquet":
+            table.write_parquet(temporary)
+        else:
+            table.write_ndjson(temporary)
+    seconds = time.perf_counter() - started
+    if as_json:
+        import json
+
+        summary = {"output": str(output), "users": len(users), "rows": table.height, "seconds": round(seconds, 3)}
+        typer.echo(json.dumps(summary))
+        return
+    console.print(
+        f"Wrote {table.height:,} recommendations for {len(users):,} users to {output} in {seconds:.1f} s.",
+        highlight=False,
+    )
 
 
 def typed_user(scorer: Scorer, text: str) -> int | str:
@@ -140,6 +321,7 @@ def _print_tables(
     n_rated: int,
     own: list[tuple[int, float]],
     ranked: Ranked,
+    because: list[list[int]],
 ) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -168,6 +350,9 @@ def _print_tables(
     if ranked.p_like is not None:
         table.add_column(f"≥{scorer.threshold:g}★", justify="right")
         table.add_column("mean★", justify="right")
+    explained = any(because)
+    if explained:
+        table.add_column("because")
     for rank, item in enumerate(ranked.items.tolist()):
         cells = [
             str(rank + 1),
@@ -178,6 +363,8 @@ def _print_tables(
         ]
         if ranked.p_like is not None and ranked.expected is not None:
             cells += [f"{ranked.p_like[rank]:.0%}", f"{ranked.expected[rank]:.2f}"]
+        if explained:
+            cells.append(escape(catalogue.label(because[rank][0])) if because[rank] else "")
         table.add_row(*cells)
     console.print(table)
     if len(ranked.items):
@@ -207,6 +394,7 @@ def _print_json(
     n_rated: int,
     own: list[tuple[int, float]],
     ranked: Ranked,
+    because: list[list[int]],
 ) -> None:
     import json
 
@@ -232,6 +420,7 @@ def _print_json(
                 "p_interacted_from": "model" if scorer.layout.interactions else "popularity",
                 "p_like": optional(ranked.p_like, rank),
                 "expected_rating": optional(ranked.expected, rank),
+                "because": [catalogue.record(other) for other in because[rank]],
             }
             for rank, item in enumerate(ranked.items.tolist())
         ],

@@ -24,17 +24,18 @@ def similar(
     ],
     top: TopOption = 10,
     model: ModelOption = None,
-    min_ratings: MinRatingsOption = 1,
+    min_ratings: MinRatingsOption = 20,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (ids, titles, similarities) instead of a table.")
     ] = False,
 ) -> None:
     """List the movies most similar to one, by the cosine of their learned weight vectors.
 
-    A user-based model compares each movie's expected-rating direction in hidden space, an
-    item-based one each movie's mean-field hidden state. Titles match tolerantly: "star wars",
-    "Usual Suspects" and "the usual suspects (1995)" all work; an ambiguous title lists the
-    candidates, an unknown one suggests near titles.
+    A user-based model compares each movie's learned weights (who picks it, and who rates it
+    highly), an item-based one each movie's hidden input (before the sigmoid, which saturates).
+    Movies with fewer than --min-ratings training ratings are left out: their vectors are noise.
+    Titles match tolerantly: "star wars", "Usual Suspects" and "the usual suspects (1995)" all
+    work; an ambiguous title lists the candidates, an unknown one suggests near titles.
 
     Example: rbm-rec similar --movie "Star Wars" --top 10
     """
@@ -82,3 +83,7 @@ def similar(
     for rank, (other, cosine) in enumerate(zip(ids, cosines, strict=True), start=1):
         table.add_row(str(rank), escape(catalogue.label(other)), ", ".join(catalogue.genres(other)), f"{cosine:.3f}")
     console.print(table)
+    if not ids:
+        console.print(
+            f"No other movie has at least {min_ratings} training ratings; lower --min-ratings to see rarer ones."
+        )

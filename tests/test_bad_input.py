@@ -471,7 +471,7 @@ CASES = [
     Case("unknown-global-option", "usage", ["--verbose", "train"], 2, "No such option: --verbose"),
     Case("unknown-command-option", "usage", [*TRAIN_ML, "--hiden", "5"], 2, "No such option: --hiden"),
     Case("recommend-needs-one-of-user-or-ratings", "usage", ["recommend", "--model", "{user}"], 2,
-         "give either --user ID (a training user) or --ratings FILE"),
+         "give one of --user ID (training users), --users FILE, --all-users, or --ratings FILE"),
     Case("unknown-dataset", "usage", [*TRAIN_ML, "--dataset", "ml-2k"], 2, "'--dataset'"),
     Case("missing-mnist-offline", "usage", [*TRAIN_MNIST, "-o", "{tmp}/m.safetensors", "--data-dir", NOWHERE], 1,
          "to work offline, put the four files"),

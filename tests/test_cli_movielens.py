@@ -9,6 +9,7 @@ title and evaluated. Every bad input must exit non-zero with one line on stderr 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -335,7 +336,8 @@ def test_fold_in_of_a_training_users_ratings_matches_their_recommendations(
 
 @pytest.mark.parametrize("query", ["Star Wars", "star wars", "STAR WARS (1977)", "1", "  star   wars!  "])
 def test_similar_finds_a_movie_by_id_or_tolerant_title(runner: CliRunner, trained: dict, query: str) -> None:
-    result = runner.invoke(app, ["similar", "--movie", query, "--model", str(trained["item"]), "--top", "3"])
+    args = ["similar", "--movie", query, "--model", str(trained["item"]), "--top", "3", "--min-ratings", "1"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     output = flat(result.output)
     assert "Closest to Star Wars (1977), id 1 (I-RBM" in output and output.count("(19") + output.count("(20") >= 4
@@ -354,7 +356,8 @@ def test_similar_finds_a_movie_by_id_or_tolerant_title(runner: CliRunner, traine
     ],
 )
 def test_similar_json_and_title_tolerance(runner: CliRunner, trained: dict, query: str, movie_id: int) -> None:
-    result = runner.invoke(app, ["similar", "--movie", query, "--model", str(trained["user"]), "--json", "--top", "4"])
+    args = ["similar", "--movie", query, "--model", str(trained["user"]), "--json", "--top", "4", "--min-ratings", "1"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["movie"]["movie_id"] == movie_id and len(data["similar"]) == 4
@@ -546,8 +549,8 @@ def test_models_of_another_kind(runner: CliRunner, trained: dict, tmp_path: Path
         (["recommend", "--top", "0", "--user", "1"], "--top"),
         (["recommend", "--user", "1", "--score", "best"], "--score"),
         (["recommend", "--user", "x"], "--user"),
-        (["recommend"], "give either --user ID"),
-        (["recommend", "--user", "1", "--ratings", "r.csv"], "give either --user ID"),
+        (["recommend"], "give one of --user ID"),
+        (["recommend", "--user", "1", "--ratings", "r.csv"], "give one of --user ID"),
         (["similar"], "--movie"),
         (["train", "movielens", "--mode", "both"], "--mode"),
         (["train", "movielens", "--split", "u9"], "--split"),
@@ -669,3 +672,172 @@ def test_strict_matching_takes_only_verbatim_titles_or_one_normalised_key() -> N
     garbage = match_title("\x8f\x03\xe7onvent\x11", ids, titles, strict=True)  # random bytes read as Latin-1
     assert garbage.ids == () and garbage.suggestions == ()
     assert match_title("\x8f\x03\xe7onvent\x11", ids, titles).ids == (5,)  # what tolerant matching made of them
+
+
+# --- lists for everyone, explanations, info, the interactive session ------------------------------
+
+
+def test_several_users_give_one_table_each(runner: CliRunner, trained: dict) -> None:
+    result = runner.invoke(app, ["recommend", "--user", "3", "--user", "5", "--model", str(trained["user"])])
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    assert "Recommended for user 3" in output and "Recommended for user 5" in output
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_all_users_write_every_list_in_the_format_of_the_extension(
+    runner: CliRunner, trained: dict, tmp_path: Path, suffix: str
+) -> None:
+    import polars as pl
+
+    target = tmp_path / f"recs{suffix}"
+    args = ["recommend", "--all-users", "--top", "3", "--model", str(trained["user"]), "--output", str(target)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Wrote 120 recommendations for 40 users" in flat(result.output)
+    read = {".csv": pl.read_csv, ".parquet": pl.read_parquet, ".jsonl": pl.read_ndjson}[suffix]
+    table = read(target)
+    assert table.columns == ["user", "item", "rank", "score", "title"]
+    assert table.height == 120 and table["user"].n_unique() == 40 and sorted(set(table["rank"])) == [1, 2, 3]
+    first = table.filter(pl.col("user") == 3).sort("rank")
+    single = recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--top", "3")
+    assert first["item"].to_list() == [entry["movie_id"] for entry in single["recommendations"]]
+    again = runner.invoke(app, args)  # never overwritten without --overwrite
+    assert "already exists; pass --overwrite" in one_error_line(again)
+
+
+def test_a_users_file_limits_the_lists(runner: CliRunner, trained: dict, tmp_path: Path) -> None:
+    import polars as pl
+
+    users = write(tmp_path / "users.txt", "user\n3\n7\n")
+    target = tmp_path / "some.csv"
+    result = runner.invoke(
+        app, ["recommend", "--users", str(users), "--model", str(trained["user"]), "--output", str(target)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(pl.read_csv(target)["user"].unique().to_list()) == [3, 7]
+    unknown = write(tmp_path / "unknown.txt", "3\n999\n")
+    args = ["recommend", "--users", str(unknown), "--model", str(trained["user"]), "--output", str(tmp_path / "x.csv")]
+    assert "unknown user 999" in one_error_line(runner.invoke(app, args))
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--all-users"], "--users and --all-users write a file: add --output"),
+        (["--user", "3", "--all-users"], "give one of --user ID"),
+        (["--all-users", "--output", "recs.txt"], "has no known format"),
+    ],
+)
+def test_list_options_that_do_not_fit_together(runner: CliRunner, trained: dict, args: list[str], phrase: str) -> None:
+    line = one_error_line(runner.invoke(app, ["recommend", "--model", str(trained["user"]), *args]))
+    assert phrase in line
+
+
+def test_recommend_says_which_of_the_users_ratings_each_item_comes_from(runner: CliRunner, trained: dict) -> None:
+    data = recommend_json(runner, "--user", "3", "--model", str(trained["user"]))
+    rated = {
+        entry["movie_id"]
+        for entry in recommend_json(runner, "--user", "3", "--model", str(trained["user"]), "--context", "100")[
+            "best_rated"
+        ]
+    }
+    reasons = [entry["because"] for entry in data["recommendations"]]
+    assert any(reasons) and all(reason["movie_id"] in rated for entries in reasons for reason in entries)
+    table = runner.invoke(app, ["recommend", "--user", "3", "--model", str(trained["user"])])
+    assert "because" in flat(table.output)
+    item_based = recommend_json(runner, "--user", "3", "--model", str(trained["item"]))  # no user hidden state
+    assert all(entry["because"] == [] for entry in item_based["recommendations"])
+
+
+def test_explain_names_the_ratings_that_move_an_item(runner: CliRunner, trained: dict) -> None:
+    args = ["explain", "--user", "3", "--movie", "star wars", "--model", str(trained["user"]), "--top", "3"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    effects = [abs(reason["effect"]) for reason in data["reasons"]]
+    assert data["item"]["movie_id"] == 1 and len(effects) == 3 and effects == sorted(effects, reverse=True)
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and "What moves it most" in flat(table.output)
+    item_based = runner.invoke(app, ["explain", "--user", "3", "--movie", "1", "--model", str(trained["item"])])
+    assert "explanations need a user-based model" in one_error_line(item_based)
+
+
+def test_info_prints_what_a_checkpoint_holds_and_draws_its_curve(
+    runner: CliRunner, trained: dict, tmp_path: Path
+) -> None:
+    plot = tmp_path / "curve.png"
+    result = runner.invoke(app, ["info", str(trained["user"]), "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    for phrase in ("recommender-rbm", "joint RBM (user-based)", "40 users × 30 items", "best epoch", "Training curve"):
+        assert phrase in output, phrase
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(runner.invoke(app, ["info", str(trained["user"]), "--json"]).stdout)
+    assert data["kind"] == "recommender-rbm" and data["model"] == "joint"
+    assert "already exists" in one_error_line(runner.invoke(app, ["info", str(trained["user"]), "--plot", str(plot)]))
+
+
+def test_the_interactive_session_rates_searches_explains_and_saves(
+    runner: CliRunner, trained: dict, tmp_path: Path
+) -> None:
+    saved = tmp_path / "mine.csv"
+    session = "\n".join(
+        [
+            "help",
+            "search star",
+            "rate star wars 5",
+            "rate usual suspects 1",
+            "rate heat 4",  # ambiguous: two movies are called Heat
+            "rate jedi 9",  # off the scale
+            "why jedi",
+            "ratings",
+            "unrate usual suspects",
+            f"save {saved}",
+            "quit",
+        ]
+    )
+    result = runner.invoke(app, ["interactive", "--model", str(trained["user"]), "--top", "3"], input=session + "\n")
+    assert result.exit_code == 0, result.output
+    output = flat(result.stdout)
+    for phrase in (
+        "Type 'help' for the commands",
+        "Star Wars (1977), id 1",
+        "Rated Star Wars (1977): 5.",
+        "Recommended for you",
+        "What moves Return of the Jedi (1983) in your list",
+        "Took back the rating of Usual Suspects, The (1995)",
+        "Saved 1 rating(s)",
+        "Bye: 1 rating(s) this session.",
+    ):
+        assert phrase in output, phrase
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 2 and "matches several movies" in errors[0] and "rating of 1, 2, 3, 4, 5" in errors[1]
+    assert saved.read_text() == "movie,rating\n1,5\n"
+    folded = recommend_json(runner, "--ratings", str(saved), "--model", str(trained["user"]))
+    assert folded["n_rated"] == 1
+
+
+def test_the_interactive_session_needs_a_user_based_model(runner: CliRunner, trained: dict) -> None:
+    line = one_error_line(runner.invoke(app, ["interactive", "--model", str(trained["item"])], input="quit\n"))
+    assert "needs a user-based model" in line
+
+
+def test_version_and_uniform_help(runner: CliRunner) -> None:
+    from recsys_rbm import __version__
+
+    assert runner.invoke(app, ["--version"]).stdout.strip() == f"rbm-rec {__version__}"
+
+    def help_text(*command: str) -> str:
+        """A command's --help, its panel borders removed and its wrapped lines joined."""
+        return flat(re.sub(r"[│╭╮╰╯─]", " ", runner.invoke(app, [*command, "--help"]).stdout))
+
+    text = help_text("train", "movielens")
+    assert "<bool>" not in text and "[recommender] table" in text and "[default: (" not in text
+    assert "[default: u1 for ml-100k, else random]" in text
+    devices = {
+        flat(runner.invoke(app, [*command, "--help"], terminal_width=200).stdout).count("cuda:N")
+        for command in (["train", "movielens"], ["train", "mnist"], ["evaluate", "movielens"])
+    }
+    assert devices == {1}  # the same --device help everywhere

@@ -204,8 +204,10 @@ def item_vectors(
 
     User-based: the item's interaction weights ``W_x[i]`` ("who picks it", when the model has
     them) beside its expected-rating direction ``Σ_k (value_k − mean value)·W_r[i, k]`` ("who rates
-    it highly"), each standardised over the items. Item-based: an item is a case, its vector the
-    mean-field hidden state ``p̂_i`` with each hidden unit standardised over the rated items.
+    it highly"), each standardised over the items. Item-based: an item is a case, its vector its
+    hidden input ``c + Σ W`` (``item_hidden``: before the sigmoid, which saturates at 0 and 1 for
+    popular items and would make their cosines all 1) with each hidden unit standardised over
+    the rated items.
     """
     if mode == "user":
         parts = []

@@ -302,7 +302,7 @@ class RBMRecommender:
         scorer = Scorer(state, torch, {"config": config_to_dict(config), **self.metadata})
         if config.mode == "item":
             with torch.no_grad():
-                state.case_hidden = scorer.hidden_of_profiles(*arrays.by_item())
+                state.case_input = scorer.inputs_of_profiles(*arrays.by_item())
         return scorer
 
     # --- the public API: the data's own ids ---------------------------------------------------------

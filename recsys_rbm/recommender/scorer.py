@@ -135,6 +135,10 @@ class Scorer:
 
         ``p̂ = sigmoid(c + Σ W_x[unit] + Σ W_r[unit, level] + Σ D[unit])`` over each profile's entries.
         """
+        return mf.sigmoid(self.profile_input(units, levels, lengths), self.xp)
+
+    def profile_input(self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray) -> Any:
+        """The hidden input ``c + Σ W_x[unit] + Σ W_r[unit, level] + Σ D[unit]`` of each profile; (B, H) in ``xp``."""
         state, layout, xp = self.state, self.layout, self.xp
         units_x, lengths_x = self._to_xp(units.astype(np.int64)), self._to_xp(lengths.astype(np.int64))
         total = 0.0
@@ -147,17 +151,18 @@ class Scorer:
             total = total + mf.segment_sum(state.conditional, units_x, lengths_x, xp)
         if isinstance(total, float):
             total = xp.zeros((lengths.shape[0], state.n_hidden), dtype=state.weights.dtype)
-        return mf.hidden_probability(total, state.hidden_bias, xp)
+        return total + state.hidden_bias
 
     def user_hidden(self, users: np.ndarray) -> Any:
         """User-based models: the mean-field hidden state of training users from their training ratings; (B, H)."""
         rows, lengths = csr_rows(self.state.train_indptr, users)
         return self.profile_hidden(self.state.train_items[rows], self.state.train_levels[rows], lengths)
 
-    def hidden_of_profiles(
+    def inputs_of_profiles(
         self, indptr: np.ndarray, units: np.ndarray, levels: np.ndarray, chunk_entries: int = 1 << 20
     ) -> Any:
-        """``p̂`` of every row of a CSR of profiles (e.g. all items of an item-based model); (rows, H).
+        """The hidden input ``c + Σ W`` of every row of a CSR of profiles (e.g. all items of an item-based
+        model); (rows, H).
 
         Rows are taken in chunks of about ``chunk_entries`` entries, so memory stays bounded.
         """
@@ -166,7 +171,7 @@ class Scorer:
             last = int(np.searchsorted(indptr, indptr[first] + chunk_entries, side="right")) - 1
             last = min(max(last, first + 1), n_rows)
             lo, hi = indptr[first], indptr[last]
-            parts.append(self.profile_hidden(units[lo:hi], levels[lo:hi], np.diff(indptr[first : last + 1])))
+            parts.append(self.profile_input(units[lo:hi], levels[lo:hi], np.diff(indptr[first : last + 1])))
             first = last
         if not parts:
             return self.xp.zeros((0, self.state.n_hidden), dtype=self.state.weights.dtype)
@@ -468,7 +473,7 @@ class Scorer:
         weights = self._to_numpy(state.weights).astype(np.float64)
         rating_weights = weights[layout.rating_offset :] if layout.ratings else None
         interaction_weights = weights[: layout.n_units] if layout.interactions else None
-        item_hidden = None if state.case_hidden is None else self._to_numpy(state.case_hidden).astype(np.float64)
+        item_hidden = None if state.case_input is None else self._to_numpy(state.case_input).astype(np.float64)
         vectors = mf.item_vectors(
             self.mode,
             rating_weights,

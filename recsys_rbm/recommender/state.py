@@ -22,7 +22,7 @@ train_levels             (nnz,) uint8        … and levels
 item_level_counts        (items, K) int64    training ratings per item and level
 user_raw_ids …           see ``IdMap``       the users' raw ids (integers or UTF-8 text)
 item_raw_ids …           see ``IdMap``       the items' raw ids
-case_hidden              (items, H) float32  item-based models: each item's mean-field ``p̂``
+case_hidden_input        (items, H) float32  item-based models: each item's hidden input ``c + Σ W``
 =======================  ==================  ================================================
 """
 
@@ -109,7 +109,17 @@ class ModelState:
     item_level_counts: np.ndarray  # (n_items, K) int64
     user_ids: IdMap
     item_ids: IdMap
-    case_hidden: Any | None = None  # (n_items, H) item-based: each item's mean-field hidden state
+    case_input: Any | None = None  # (n_items, H) item-based: each item's hidden input c + Σ W (before the sigmoid)
+
+    @property
+    def case_hidden(self) -> Any | None:
+        """Item-based: each item's mean-field hidden state ``p̂ = sigmoid(input)``; (n_items, H)."""
+        if self.case_input is None:
+            return None
+        from recsys_rbm.recommender.meanfield import sigmoid
+
+        xp = np if isinstance(self.case_input, np.ndarray) else _namespace(self.case_input)
+        return sigmoid(self.case_input, xp)
 
     @property
     def n_users(self) -> int:
@@ -147,8 +157,8 @@ def to_tensors(state: ModelState, to_array: Any) -> tuple[dict[str, Any], dict[s
         **state.item_ids.to_arrays("item"),
     }
     tensors |= {name: to_array(array) for name, array in arrays.items()}
-    if state.case_hidden is not None:
-        tensors["case_hidden"] = state.case_hidden
+    if state.case_input is not None:
+        tensors["case_hidden_input"] = state.case_input
     metadata = {
         "kind": KIND,
         "model": state.model,
@@ -191,7 +201,9 @@ def from_tensors(tensors: dict[str, Any], metadata: dict[str, Any], to_numpy: An
     )
     weights = tensors["weights"]
     conditional = tensors.get("conditional_weights")
-    case_hidden = tensors.get("case_hidden", tensors.get("item_hidden"))
+    case_input = tensors.get("case_hidden_input")
+    if case_input is None and tensors.get("item_hidden") is not None:  # before format 2: probabilities were stored
+        case_input = _logit(tensors["item_hidden"], xp)
     counts = to_numpy(tensors["item_level_counts"]).astype(np.int64)
     n_levels = rating_values.shape[0]
     problems = [
@@ -205,7 +217,7 @@ def from_tensors(tensors: dict[str, Any], metadata: dict[str, Any], to_numpy: An
         (counts.shape != (n_items, n_levels), "the item rating counts have the wrong shape"),
         (tuple(weights.shape[:1]) != (layout.size,), "the weights do not match the visible layer"),
         (conditional is not None and tuple(conditional.shape[:1]) != (n_units,), "the conditional term is misshapen"),
-        (mode == "item" and case_hidden is None, "an item-based model lacks its items' hidden states"),
+        (mode == "item" and case_input is None, "an item-based model lacks its items' hidden states"),
     ]
     for bad, message in problems:
         if bad:
@@ -226,5 +238,18 @@ def from_tensors(tensors: dict[str, Any], metadata: dict[str, Any], to_numpy: An
         item_level_counts=counts,
         user_ids=user_ids,
         item_ids=item_ids,
-        case_hidden=case_hidden,
+        case_input=case_input,
     )
+
+
+def _namespace(array: Any) -> ModuleType:
+    """The module of a non-NumPy array (torch), found without importing torch here."""
+    import sys
+
+    return sys.modules[type(array).__module__.split(".")[0]]
+
+
+def _logit(probability: Any, xp: ModuleType) -> Any:
+    """``log(p / (1 − p))``, with ``p`` kept inside (1e-6, 1 − 1e-6)."""
+    clipped = xp.clip(probability, 1e-6, 1 - 1e-6)
+    return xp.log(clipped) - xp.log(1 - clipped)

@@ -1,0 +1,154 @@
+"""``rbm-rec info``: what a checkpoint holds, read from its header alone (no tensors, no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from recsys_rbm_cli.app import app
+from recsys_rbm_cli.command import RbmRecCommand
+from recsys_rbm_cli.common import OverwriteOption, console, one_line_errors
+
+
+@app.command("info", cls=RbmRecCommand)
+@one_line_errors
+def info(
+    model: Annotated[Path, typer.Argument(help="A checkpoint written by 'rbm-rec train'.", show_default=False)],
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="Draw the training curve (every measure per epoch) to this PNG file.", show_default=False
+        ),
+    ] = None,
+    overwrite: OverwriteOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checkpoint's metadata as JSON.")] = False,
+) -> None:
+    """Print what a model file holds: the data it was trained on, its size and settings, its validation and
+    test figures, and its training curve.
+
+    Example: rbm-rec info runs/movielens-ml-100k.safetensors --plot curve.png
+    """
+    from recsys_rbm.checkpoint_files import read_metadata
+
+    if plot is not None:
+        from recsys_rbm.outputs import check_new_output
+
+        check_new_output(plot, overwrite, option="--plot", example="curve.png")
+    metadata = read_metadata(model)
+    curve = training_curve(metadata)
+    if plot is not None:
+        draw_curve(curve, plot, str(metadata.get("name") or metadata.get("kind")))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(metadata, ensure_ascii=False, indent=2, default=str))
+        return
+    print_info(model, metadata, curve)
+    if plot is not None:
+        console.print(f"Drew the training curve to {plot}.", highlight=False)
+
+
+def training_curve(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per epoch: its number and measures (recommender ``history`` or MNIST ``metrics``)."""
+    records = metadata.get("history") or metadata.get("metrics") or []
+    if not isinstance(records, list):
+        return []
+    curve = []
+    for record in records:
+        if isinstance(record, dict) and isinstance(record.get("measures"), dict):
+            curve.append({"epoch": record.get("epoch"), "seconds": record.get("seconds"), **record["measures"]})
+    return curve
+
+
+def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column()
+
+    def row(name: str, value: Any) -> None:
+        if value not in (None, "", {}, []):
+            table.add_row(name, escape(str(value)))
+
+    row("file", path)
+    row("kind", metadata.get("kind"))
+    row("model", metadata.get("name"))
+    config = metadata.get("config") or metadata.get("train_config") or {}
+    if metadata.get("kind") in ("recommender-rbm", "movielens-rbm"):
+        row(
+            "size",
+            f"{metadata.get('n_users', '?'):,} users × {metadata.get('n_items', '?'):,} items, "
+            f"{metadata.get('n_hidden')} hidden units, {metadata.get('mode')}-based, rating values "
+            f"{', '.join(f'{v:g}' for v in metadata.get('rating_values', []))}",
+        )
+        row("trained on", f"{metadata.get('n_train_ratings', 0):,} ratings")
+    else:
+        row("size", f"{metadata.get('n_hidden')} hidden units")
+    dataset = metadata.get("dataset") or metadata.get("data") or {}
+    if isinstance(dataset, dict):
+        row("data", ", ".join(f"{k} {v}" for k, v in dataset.items() if not isinstance(v, (dict, list))))
+    split = metadata.get("split") or {}
+    if isinstance(split, dict):
+        row("split", split.get("description") or split.get("name"))
+    row("settings", ", ".join(f"{k}={v}" for k, v in config.items()) if isinstance(config, dict) else config)
+    row("seed", metadata.get("seed"))
+    row("finished", {True: "yes", False: "no: training was interrupted"}.get(metadata.get("complete")))
+    if metadata.get("best_epoch") is not None:
+        row("best epoch", f"{metadata.get('best_epoch')} of {len(curve)} ({metadata.get('validation_measure', '')})")
+    metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
+    for key in ("validation", "baseline", "test_rmse", "test_mae", "test_ranking"):
+        value = metrics.get(key)
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        row(key.replace("_", " "), value)
+    if metadata.get("fit_seconds") is not None:
+        row("training time", f"{metadata['fit_seconds']:.1f} s")
+    row("package version", metadata.get("package_version"))
+    console.print(table, highlight=False)
+    if curve:
+        names = [key for key in curve[0] if key not in ("epoch", "seconds")]
+        last = curve[-10:]
+        history = Table(title=f"Training curve (last {len(last)} of {len(curve)} epochs)", title_justify="left")
+        history.add_column("epoch", justify="right")
+        for name in names:
+            history.add_column(name.replace("_", " "), justify="right")
+        history.add_column("s", justify="right")
+        for point in last:
+            cells = [str(point.get("epoch"))]
+            cells += ["" if point.get(name) is None else f"{point[name]:.4f}" for name in names]
+            cells.append("" if point.get("seconds") is None else f"{point['seconds']:.2f}")
+            history.add_row(*cells)
+        console.print(history)
+
+
+def draw_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Every measure per epoch, one panel each, saved atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recsys_rbm.atomic import atomic_path
+    from recsys_rbm.errors import RecsysRBMError
+
+    names = [key for key in (curve[0] if curve else {}) if key not in ("epoch", "seconds")]
+    if not names:
+        raise RecsysRBMError("the model records no training curve to draw (no per-epoch history); retrain it")
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    epochs = [point["epoch"] for point in curve]
+    for axis, name in zip(axes[0], names, strict=True):
+        values = [point.get(name) for point in curve]
+        axis.plot(epochs, [float("nan") if v is None else v for v in values], marker=".")
+        axis.set_title(name.replace("_", " "), fontsize=10)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
