@@ -32,8 +32,38 @@ from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.model import RBM
 from recsys_rbm.rng import RandomSource, UniformStream
 
-#: An ascent direction of the log-likelihood: parameter name -> tensor of that parameter's shape.
-Gradient = dict[str, torch.Tensor]
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A gradient that is zero outside some rows: ``values[i]`` is row ``rows[i]`` (rows unique) of a tensor
+    of ``shape``. The trainer updates only those rows (with exact lazy momentum: see :class:`Trainer`)."""
+
+    rows: torch.Tensor  # (R,) int64, unique
+    values: torch.Tensor  # (R, *shape[1:])
+    shape: torch.Size
+
+    @classmethod
+    def accumulate(cls, rows: torch.Tensor, values: torch.Tensor, shape: torch.Size) -> SparseRows:
+        """Sum ``values`` of repeated ``rows`` into one entry per distinct row."""
+        unique, inverse = torch.unique(rows, return_inverse=True)
+        summed = torch.zeros((unique.shape[0], *values.shape[1:]), dtype=values.dtype, device=values.device)
+        return cls(unique, summed.index_add_(0, inverse, values), torch.Size(shape))
+
+    def dense(self) -> torch.Tensor:
+        """The full tensor (zeros outside ``rows``)."""
+        out = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
+        out[self.rows] = self.values
+        return out
+
+
+#: An ascent direction of the log-likelihood: parameter name -> a tensor of that parameter's shape, or
+#: :class:`SparseRows` when only some rows are nonzero (the recommender's rated rows).
+Gradient = dict[str, "torch.Tensor | SparseRows"]
+
+
+def dense_gradient(gradient: Gradient) -> dict[str, torch.Tensor]:
+    """Every entry as a full tensor (for all-reducing across processes, and for tests)."""
+    return {name: g.dense() if isinstance(g, SparseRows) else g for name, g in gradient.items()}
 
 
 def contrastive_gradient(
@@ -151,6 +181,7 @@ class Trainer:
     def __post_init__(self) -> None:
         parameters = self.objective.parameters()
         first = next(iter(parameters.values()))
+        self._lazy = _LazyMomentum({name: p.shape[0] for name, p in parameters.items()}, first.device)
         # Sampling draws from a fast seeded stream derived from the run's generator.
         stream_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device))
         self.random = UniformStream(stream_seed, first.device, first.dtype)
@@ -205,10 +236,20 @@ class Trainer:
     ) -> None:
         """One pass over the objective's mini-batches."""
         batches = list(self.objective.batches(self.generator))
+        self._lazy.start_epoch(len(batches), learning_rate, momentum, self._decays(learning_rate))
         for index, batch in enumerate(batches):
             self.step(batch, learning_rate, momentum, steps)
             if on_batch_end is not None:
                 on_batch_end(index + 1, len(batches))
+        self._lazy.catch_up_all(self.objective.parameters(), self._velocity)
+
+    def _decays(self, learning_rate: float) -> dict[str, float]:
+        """``ε·λ`` per parameter: the weight decay's share of each step (0 for biases)."""
+        decay = self.config.weight_decay
+        return {
+            name: learning_rate * decay if decay and name in self.objective.decayed else 0.0
+            for name in self.objective.parameters()
+        }
 
     @torch.no_grad()
     def step(self, batch: Any, learning_rate: float, momentum: float, steps: int) -> Gradient:
@@ -226,13 +267,20 @@ class Trainer:
             ) from None
         if self.all_reduce is not None:
             self.all_reduce(gradient)
+        if not self._lazy.powers:  # a step outside train_epoch: no epoch to be lazy within
+            gradient = dense_gradient(gradient)
         decay = self.config.weight_decay
+        self._lazy.advance()
         for name, parameter in self.objective.parameters().items():
-            velocity = self._velocity[name]
-            velocity.mul_(momentum).add_(gradient[name], alpha=learning_rate)
+            velocity, g = self._velocity[name], gradient[name]
+            if isinstance(g, SparseRows):
+                self._lazy.update_rows(name, parameter, velocity, g, learning_rate)
+                continue
+            velocity.mul_(momentum).add_(g, alpha=learning_rate)
             if decay and name in self.objective.decayed:
                 velocity.add_(parameter, alpha=-learning_rate * decay)
             parameter.add_(velocity)
+            self._lazy.mark_current(name)
         return gradient
 
     # --- what happens between epochs ------------------------------------------------------------
@@ -301,6 +349,85 @@ class Trainer:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Optimiser state worth saving beside the weights to resume training exactly."""
         return {f"velocity.{name}": v for name, v in self._velocity.items()}
+
+
+class _LazyMomentum:
+    """Momentum updates of only the rows a sparse gradient touches, exactly equal to updating every row.
+
+    An update step with gradient ``g`` is ``v ← m·v − d·θ + ε·g``, ``θ ← θ + v`` (``d = ε·λ``, the
+    weight decay's share; 0 for biases). A row whose gradient is zero still moves: its ``(θ, v)``
+    evolves linearly, ``(θ, v) ← M·(θ, v)`` with ``M = [[1 − d, m], [−d, m]]``. So a row touched
+    ``s`` steps after its last update is first brought forward by ``M^s`` (one small matrix power
+    per gap, shared by every row), then given its gradient; untouched rows are brought forward at
+    the end of the epoch. Per step this costs the touched rows only, not the whole matrix: what
+    makes the recommender's update proportional to its ratings.
+    """
+
+    def __init__(self, n_rows: dict[str, int], device: torch.device) -> None:
+        self.last = {name: torch.zeros(n, dtype=torch.long, device=device) for name, n in n_rows.items()}
+        self.step_index = 0
+        self.powers: dict[str, torch.Tensor] = {}
+
+    def start_epoch(self, n_steps: int, learning_rate: float, momentum: float, decays: dict[str, float]) -> None:
+        """``M^s`` for ``s = 0..n_steps`` of this epoch's ``ε``, ``m`` and each parameter's ``d``."""
+        self.step_index = 0
+        for last in self.last.values():
+            last.zero_()
+        self.powers = {}
+        for name, d in decays.items():
+            transition = torch.tensor([[1.0 - d, momentum], [-d, momentum]], dtype=torch.float64)
+            powers = [torch.eye(2, dtype=torch.float64)]
+            for _ in range(n_steps):
+                powers.append(transition @ powers[-1])
+            device = self.last[name].device
+            self.powers[name] = torch.stack(powers).to(device)  # (n_steps + 1, 2, 2)
+
+    def advance(self) -> None:
+        self.step_index += 1
+
+    def mark_current(self, name: str) -> None:
+        """Every row of ``name`` was just updated densely."""
+        self.last[name].fill_(self.step_index)
+
+    def _move(
+        self,
+        name: str,
+        parameter: torch.Tensor,
+        velocity: torch.Tensor,
+        rows: torch.Tensor,
+        gaps: torch.Tensor,
+        step: torch.Tensor | None = None,
+    ) -> None:
+        """``(θ, v) ← M^gap·(θ, v)`` on ``rows``, plus ``step`` (``ε·g``) added to both when given."""
+        power = self.powers[name].index_select(0, gaps).to(parameter.dtype)  # (R, 2, 2)
+        shape = (-1,) + (1,) * (parameter.dim() - 1)
+        theta, v = parameter.index_select(0, rows), velocity.index_select(0, rows)
+        new_theta = power[:, 0, 0].view(shape) * theta + power[:, 0, 1].view(shape) * v
+        new_v = power[:, 1, 0].view(shape) * theta + power[:, 1, 1].view(shape) * v
+        if step is not None:
+            new_theta += step
+            new_v += step
+        parameter.index_copy_(0, rows, new_theta)
+        velocity.index_copy_(0, rows, new_v)
+
+    def update_rows(
+        self, name: str, parameter: torch.Tensor, velocity: torch.Tensor, gradient: SparseRows, learning_rate: float
+    ) -> None:
+        """Bring the touched rows through the steps they missed and this one (``M^gap``), adding ``ε·g``."""
+        rows = gradient.rows
+        last = self.last[name]
+        step = gradient.values.to(parameter.dtype) * learning_rate
+        self._move(name, parameter, velocity, rows, self.step_index - last.index_select(0, rows), step)
+        last.index_fill_(0, rows, self.step_index)
+
+    def catch_up_all(self, parameters: dict[str, torch.Tensor], velocities: dict[str, torch.Tensor]) -> None:
+        """Bring every row to the end of the epoch."""
+        for name, parameter in parameters.items():
+            last = self.last[name]
+            behind = torch.nonzero(last < self.step_index).flatten()
+            if behind.numel():
+                self._move(name, parameter, velocities[name], behind, self.step_index - last.index_select(0, behind))
+            last.fill_(self.step_index)
 
 
 class _Swapped:

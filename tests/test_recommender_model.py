@@ -36,7 +36,7 @@ from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, RecommenderRBM,
 from recsys_rbm.recommender.state import Layout
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
 from recsys_rbm.rng import UniformStream
-from recsys_rbm.training import contrastive_gradient
+from recsys_rbm.training import contrastive_gradient, dense_gradient
 from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 
 STARS = np.arange(1.0, 6.0)
@@ -536,7 +536,7 @@ def test_sparse_statistics_equal_the_core_dense_gradient(conditional, interactio
     reference = contrastive_gradient(
         fn.apply_mask(v_data, mask, rbm.units), p_data, fn.apply_mask(v_model, mask, rbm.units), p_model
     )
-    sparse = statistics(view, positive, negative)
+    sparse = dense_gradient(statistics(view, positive, negative))
     for name in ("weights", "visible_bias", "hidden_bias"):
         torch.testing.assert_close(sparse[name], reference[name])
 
@@ -556,7 +556,7 @@ def test_sparse_statistics_equal_autograd_of_the_free_energy_gap(conditional, in
         return fn.free_energy(v, weights, visible_bias, bias, rbm.units, mask).mean()
 
     (free(v_model) - free(v_data)).backward()
-    sparse = statistics(view, *_chains(view, states))
+    sparse = dense_gradient(statistics(view, *_chains(view, states)))
     torch.testing.assert_close(sparse["weights"], weights.grad)
     torch.testing.assert_close(sparse["visible_bias"], visible_bias.grad)
     torch.testing.assert_close(sparse["hidden_bias"], hidden_bias.grad)
@@ -567,7 +567,8 @@ def test_sparse_statistics_equal_autograd_of_the_free_energy_gap(conditional, in
 def test_raters_scaling_divides_each_units_rating_rows_by_its_raters_in_the_batch():
     view, states, _, _, _ = _tiny_problem(conditional=True)
     positive, negative = _chains(view, states)
-    cases, raters = statistics(view, positive, negative, "cases"), statistics(view, positive, negative, "raters")
+    cases = dense_gradient(statistics(view, positive, negative, "cases"))
+    raters = dense_gradient(statistics(view, positive, negative, "raters"))
     layout, batch = view.layout, view.batch
     per_unit = batch.n_cases / torch.bincount(batch.units, minlength=layout.n_units).clamp_min(1).double()
     rows = slice(layout.rating_offset, None)

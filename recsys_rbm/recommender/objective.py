@@ -26,7 +26,7 @@ from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
 from recsys_rbm.rng import RandomSource
-from recsys_rbm.training import Gradient
+from recsys_rbm.training import Gradient, SparseRows
 
 #: A validation RMSE this much above the global-mean baseline's means training has gone astray.
 DIVERGENCE_MARGIN = 1.2
@@ -95,38 +95,46 @@ class RecommenderObjective:
 
 
 def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_scale: str = "cases") -> Gradient:
-    """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring); one tensor per parameter.
+    """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring), per parameter.
 
-    ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the
-    number of the batch's cases that rated it instead of the number of cases.
+    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.training.SparseRows`:
+    only the rows of the batch's rated entries (and every interaction row) are nonzero, and only
+    those rows are written; the hidden biases are dense. ``gradient_scale="raters"`` divides each
+    unit's rating rows (and conditional row) by the number of the batch's cases that rated it
+    instead of the number of cases.
     """
     model, layout, batch = view.model, view.layout, view.batch
     rbm = model.rbm
     n = batch.n_cases
     p_data, p_model = positive.hidden_probability, negative.hidden_probability  # (B, H)
-    gradient = {name: torch.zeros_like(p) for name, p in model.parameters().items()}
-    weights, visible_bias = gradient["weights"], gradient["visible_bias"]
-    if layout.interactions:
-        rows = layout.interaction_rows()
-        x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
-        stacked = torch.cat([x_data, x_model])  # (2B, G)
-        signed = torch.cat([p_data / n, p_model / -n])  # (2B, H)
-        weights[rows] = stacked.T @ signed
-        visible_bias[rows] = (x_data - x_model).mean(0)
     per_entry = torch.full(batch.units.shape, 1.0 / n, dtype=rbm.dtype, device=rbm.device)  # (E,)
     if gradient_scale == "raters":
         raters = torch.bincount(batch.units, minlength=layout.n_units).clamp_min_(1).to(rbm.dtype)
         per_entry = per_entry * (n / raters)[batch.units]
+    rows, weight_values, bias_values = [], [], []
+    if layout.interactions:
+        x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
+        stacked = torch.cat([x_data, x_model])  # (2B, G)
+        signed = torch.cat([p_data / n, p_model / -n])  # (2B, H)
+        rows.append(torch.arange(layout.n_units, device=rbm.device))
+        weight_values.append(stacked.T @ signed)
+        bias_values.append((x_data - x_model).mean(0))
     if layout.ratings:
         k, offset = layout.n_levels, layout.rating_offset
         data_rows = offset + batch.units * k + positive.visible.levels  # (E,)
         model_rows = offset + batch.units * k + negative.visible.levels  # (E,)
         weight = per_entry[:, None]
-        weights.index_add_(0, data_rows, p_data[batch.case_of_entry] * weight)
-        weights.index_add_(0, model_rows, p_model[batch.case_of_entry] * weight, alpha=-1.0)
-        visible_bias.index_add_(0, data_rows, per_entry).index_add_(0, model_rows, per_entry, alpha=-1.0)
-    difference = p_data - p_model  # (B, H)
-    gradient["hidden_bias"] = difference.mean(0)
+        rows += [data_rows, model_rows]
+        weight_values += [p_data[batch.case_of_entry] * weight, p_model[batch.case_of_entry] * -weight]
+        bias_values += [per_entry, -per_entry]
+    all_rows = torch.cat(rows)
+    shape = rbm.weights.shape
+    gradient: Gradient = {
+        "weights": SparseRows.accumulate(all_rows, torch.cat(weight_values), shape),
+        "visible_bias": SparseRows.accumulate(all_rows, torch.cat(bias_values), rbm.visible_bias.shape),
+        "hidden_bias": (p_data - p_model).mean(0),
+    }
     if model.conditional is not None:
-        gradient["conditional_weights"].index_add_(0, batch.units, difference[batch.case_of_entry] * per_entry[:, None])
+        difference = (p_data - p_model)[batch.case_of_entry] * per_entry[:, None]  # (E, H)
+        gradient["conditional_weights"] = SparseRows.accumulate(batch.units, difference, model.conditional.shape)
     return gradient
