@@ -35,6 +35,33 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def measured_bandwidth(device: str, megabytes: int = 512, repeats: int = 5) -> float:
+    """Bytes per second this machine moves in a large tensor copy (read + write counted), the best of ``repeats``."""
+    import torch
+
+    source = torch.ones(megabytes * 2**20 // 4, device=device)
+    target = torch.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        target.copy_(source)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 2 * source.numel() * 4 / best
+
+
+def bytes_per_rating(n_levels: int, n_hidden: int) -> int:
+    """The least memory traffic one rating costs an update of the ratings model, in bytes (float32).
+
+    Reading the K·H weights of its unit for the sampled reconstruction's logits, its H-row twice for
+    the hidden inputs of the two phases, and the lazy momentum update of the two rows it touches
+    (data level, model level: parameter and velocity, each read and written): (K + 2 + 8)·H floats.
+    Everything else (per-case hidden states, sorting, sampling) is counted as overhead.
+    """
+    return 4 * n_hidden * (n_levels + 2 + 8)
+
+
 def train_one_epoch(model: str, train: Any, args: argparse.Namespace, results: Any) -> None:
     """In a forked child: one epoch of ``model``; puts (seconds, peak GB) on ``results``."""
     config = RecommenderConfig(
@@ -77,9 +104,18 @@ def main() -> None:
         fraction = len(train) / len(ratings)
         print(f"timing on the first {args.max_cases:,} users ({len(train):,} ratings, {fraction:.1%} of them)")
 
+    bandwidth = measured_bandwidth(args.device)
+    per_rating = bytes_per_rating(ratings.n_levels, args.hidden)
+    floor = len(ratings) * per_rating / bandwidth
+    print(
+        f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s; the ratings model moves at least {per_rating:,} bytes "
+        f"per rating (K = {ratings.n_levels}, H = {args.hidden}): floor {floor:.1f} s per epoch "
+        f"({len(ratings) / floor / 1e6:.1f} M ratings/s)"
+    )
     context = multiprocessing.get_context("fork")
     print(
-        f"{'model':<10} {'s/epoch':>9} {'M ratings/s':>12} {'peak GB':>8}  (user-based, CD-1, {args.hidden} hidden, "
+        f"{'model':<10} {'s/epoch':>9} {'M ratings/s':>12} {'× floor':>8} {'peak GB':>8}  (user-based, CD-1, "
+        f"{args.hidden} hidden, "
         f"batches of {args.batch_size} users, on {args.device})"
     )
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
@@ -89,7 +125,11 @@ def main() -> None:
         seconds, peak = results.get()
         child.join()
         per_epoch = seconds / fraction
-        print(f"{model:<10} {per_epoch:>9.1f} {len(ratings) / per_epoch / 1e6:>12.2f} {peak:>8.2f}", flush=True)
+        print(
+            f"{model:<10} {per_epoch:>9.1f} {len(ratings) / per_epoch / 1e6:>12.2f} {per_epoch / floor:>8.1f} "
+            f"{peak:>8.2f}",
+            flush=True,
+        )
     print(
         f"a dense users × movies × levels float32 tensor would take "
         f"{args.users * args.movies * ratings.n_levels * 4 / 1e9:,.0f} GB; the joint model's dense block per batch "

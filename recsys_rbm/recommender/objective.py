@@ -128,10 +128,10 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
         weight_values += [p_data[batch.case_of_entry] * weight, p_model[batch.case_of_entry] * -weight]
         bias_values += [per_entry, -per_entry]
     all_rows = torch.cat(rows)
-    shape = rbm.weights.shape
+    coalesced = torch.unique(all_rows, return_inverse=True)  # shared by the weights and the visible biases
     gradient: Gradient = {
-        "weights": SparseRows.accumulate(all_rows, torch.cat(weight_values), shape),
-        "visible_bias": SparseRows.accumulate(all_rows, torch.cat(bias_values), rbm.visible_bias.shape),
+        "weights": SparseRows.accumulate(all_rows, torch.cat(weight_values), rbm.weights.shape, coalesced),
+        "visible_bias": SparseRows.accumulate(all_rows, torch.cat(bias_values), rbm.visible_bias.shape, coalesced),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
