@@ -267,6 +267,10 @@ class Trainer:
 
         ``λ`` applies to the objective's decayed parameters only.
         """
+        rows_read = getattr(self.objective, "rows_read", None)
+        if rows_read is not None and self._lazy.powers:  # rows this batch reads must be current before it reads them
+            for name, rows in rows_read(batch).items():
+                self._lazy.catch_up(name, self.objective.parameters()[name], self._velocity[name], rows)
         try:
             gradient = self.objective.gradient(batch, steps, self.random)
         except RuntimeError as error:  # a step size too large for the tensors' floating-point type
@@ -364,6 +368,7 @@ class Trainer:
 class _LazyMomentum:
     """Momentum updates of only the rows a sparse gradient touches, exactly equal to updating every row.
 
+    Rows a batch will read (``objective.rows_read``) are brought up to date before it reads them.
     An update step with gradient ``g`` is ``v ← m·v − d·θ + ε·g``, ``θ ← θ + v`` (``d = ε·λ``, the
     weight decay's share; 0 for biases). A row whose gradient is zero still moves: its ``(θ, v)``
     evolves linearly, ``(θ, v) ← M·(θ, v)`` with ``M = [[1 − d, m], [−d, m]]``. So a row touched
@@ -429,6 +434,16 @@ class _LazyMomentum:
         step = gradient.values.to(parameter.dtype) * learning_rate
         self._move(name, parameter, velocity, rows, self.step_index - last.index_select(0, rows), step)
         last.index_fill_(0, rows, self.step_index)
+
+    def catch_up(self, name: str, parameter: torch.Tensor, velocity: torch.Tensor, rows: torch.Tensor) -> None:
+        """Bring ``rows`` up to the current step (before a batch reads them)."""
+        last = self.last[name]
+        gaps = self.step_index - last.index_select(0, rows)
+        behind = torch.nonzero(gaps > 0).flatten()
+        if behind.numel():
+            rows = rows.index_select(0, behind)
+            self._move(name, parameter, velocity, rows, gaps.index_select(0, behind))
+            last.index_fill_(0, rows, self.step_index)
 
     def catch_up_all(self, parameters: dict[str, torch.Tensor], velocities: dict[str, torch.Tensor]) -> None:
         """Bring every row to the end of the epoch."""

@@ -687,3 +687,53 @@ def test_long_tailed_ratings_have_the_requested_shape():
     assert np.array_equal(again.items, ratings.items) and np.array_equal(again.levels, ratings.levels)
     with pytest.raises(ConfigError):
         long_tailed_ratings(300, 200, 1_000)  # fewer than 20 per user
+
+
+class _DenseGradients:
+    """The recommender's objective with its row-sparse gradients made dense: the trainer updates every row."""
+
+    def __init__(self, objective) -> None:
+        self.inner = objective
+        self.decayed, self.validation_measure, self.validation_goal = objective.decayed, None, "min"
+
+    def __getattr__(self, name):
+        if name == "rows_read":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def gradient(self, batch, steps, random):
+        return dense_gradient(self.inner.gradient(batch, steps, random))
+
+
+@pytest.mark.parametrize("model_kind", ["joint", "ratings"])
+def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind):
+    """Momentum and decay applied lazily to the rated rows (reading rows brought up to date first) give the
+    model that updating every row every step gives (float64, so the same Gibbs samples are drawn)."""
+    from recsys_rbm.config import TrainConfig
+    from recsys_rbm.recommender.objective import RecommenderObjective
+    from recsys_rbm.training import Trainer
+
+    train, _, _ = split_three(ratings_from_dense(*dense_tastes()))
+    layout = Layout(train.n_items, 5, interactions=model_kind == "joint")
+    config = small_config(model_kind, "user", model_kind == "ratings", n_hidden=6, batch_size=8)
+    models = []
+    for dense in (False, True):
+        generator = torch.Generator().manual_seed(0)
+        rbm = RBM.initialise(visible_layer(layout), 6, generator, weight_std=0.1, dtype=torch.float64)
+        conditional = torch.zeros(layout.n_units, 6, dtype=torch.float64) if model_kind == "ratings" else None
+        model = RecommenderRBM(rbm, conditional)
+        matrix = CaseMatrix.from_arrays(train.users, train.items, train.levels, train.n_users, torch.device("cpu"))
+        objective = RecommenderObjective(model, matrix, config, lambda: {}, None)
+        settings = TrainConfig(
+            epochs=3,
+            batch_size=8,
+            learning_rate=0.05,
+            initial_momentum=0.9,
+            final_momentum=0.9,
+            weight_decay=0.01,
+            seed=0,
+        )
+        Trainer(_DenseGradients(objective) if dense else objective, settings, torch.Generator().manual_seed(1)).fit()
+        models.append(model)
+    for name, parameter in models[1].parameters().items():
+        torch.testing.assert_close(models[0].parameters()[name], parameter, rtol=1e-9, atol=1e-9)

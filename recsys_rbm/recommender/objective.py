@@ -81,6 +81,23 @@ class RecommenderObjective:
         negative = run_chain(view, positive, steps, random, sample_last_hidden=False)
         return statistics(view, positive, negative, self.config.gradient_scale)
 
+    def rows_read(self, batch: CaseBatch) -> dict[str, torch.Tensor]:
+        """The parameter rows a batch's statistics read (every level of each rated unit, the interaction
+        rows, the units' conditional rows): the trainer brings them up to date first (lazy momentum)."""
+        layout = self.model.layout
+        units = torch.unique(batch.units)
+        parts = []
+        if layout.interactions:
+            parts.append(torch.arange(layout.n_units, device=units.device))
+        if layout.ratings:
+            k = layout.n_levels
+            parts.append((layout.rating_offset + units[:, None] * k + torch.arange(k, device=units.device)).flatten())
+        rows = torch.cat(parts)
+        read = {"weights": rows, "visible_bias": rows}
+        if self.model.conditional is not None:
+            read["conditional_weights"] = units
+        return read
+
     def measure(self) -> dict[str, float | None]:
         return self._measure()
 
