@@ -2,8 +2,8 @@
 
 ``torchrun --nproc-per-node N -m recsys_rbm_cli train movielens …`` (or ``train mnist``,
 ``train ratings``) starts ``N`` copies of the command. Each joins the process group
-(:func:`recsys_rbm.distributed.process_group`), reads the data (rank 0 first, so that a download
-happens once), and trains on its share of every batch. Only rank 0 checks and locks the output,
+(:func:`recsys_rbm.distributed.process_group`), reads the data (local rank 0 first, so that a
+download happens once per machine), and trains on its share of every batch. Only rank 0 checks and locks the output,
 prints, saves checkpoints and evaluates on the test set; the others print errors only.
 """
 
@@ -67,9 +67,9 @@ def training_run(device: str, target: Path, overwrite: bool) -> Iterator[tuple[R
             yield run, parallel
 
 
-def rank_zero_first(parallel: Parallel | None) -> contextlib.AbstractContextManager[Any]:
-    """Rank 0 runs the block first (downloads happen once); a no-op in one process."""
-    return contextlib.nullcontext() if parallel is None else parallel.rank_zero_first()
+def local_rank_zero_first(parallel: Parallel | None) -> contextlib.AbstractContextManager[Any]:
+    """Local rank 0 runs the block first (a download happens once per machine); a no-op in one process."""
+    return contextlib.nullcontext() if parallel is None else parallel.local_rank_zero_first()
 
 
 def describe(parallel: Parallel | None) -> str:

@@ -79,7 +79,7 @@ def train_mnist(
     Example: rbm-rec train mnist --hidden 500 --epochs 20 --cd-k 1
     """
 
-    from recsys_rbm_cli.processes import describe, rank_zero_first, training_run
+    from recsys_rbm_cli.processes import describe, local_rank_zero_first, training_run
 
     from recsys_rbm.checkpoint import tensor_path
     from recsys_rbm.mnist_exercise import check_training_memory, load_binarized_mnist, train_mnist_rbm
@@ -100,7 +100,7 @@ def train_mnist(
     with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
         torch_device = resolve_device(device) if parallel is None else parallel.device
         downloads, on_download = download_progress(console)
-        with downloads, rank_zero_first(parallel):
+        with downloads, local_rank_zero_first(parallel):
             data = load_binarized_mnist(data_dir, binarize.value, settings.seed, progress=on_download)
         check_training_memory(data, hidden, settings)
         method = f"PCD-{settings.cd_k}" if settings.persistent else f"CD-{settings.cd_k}"

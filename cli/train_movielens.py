@@ -114,7 +114,7 @@ def train_movielens(
     from dataclasses import replace
 
     from recsys_rbm_cli.mnist_options import download_progress
-    from recsys_rbm_cli.processes import rank_zero_first, training_run
+    from recsys_rbm_cli.processes import local_rank_zero_first, training_run
 
     from recsys_rbm.data.movielens import load_movielens
     from recsys_rbm.recommender.model import RBMRecommender
@@ -141,7 +141,7 @@ def train_movielens(
             model = RBMRecommender(replace(settings, device=str(parallel.device)))  # cuda:LOCAL_RANK on GPUs
         downloads, on_download = download_progress(console)
         try:  # the display starts with the first download only (entering it with `with` would start it now)
-            with rank_zero_first(parallel):
+            with local_rank_zero_first(parallel):
                 data = load_movielens(dataset.value, data_dir, progress=on_download)
         finally:
             if downloads.live.is_started:  # stopping an unstarted display would print an empty line

@@ -135,12 +135,12 @@ class Parallel:
         dist.barrier(device_ids=[self.device.index] if self.backend == "nccl" else None)
 
     @contextlib.contextmanager
-    def rank_zero_first(self) -> Iterator[None]:
-        """Rank 0 runs the block (e.g. a download) before the others start it."""
-        if self.rank != 0:
+    def local_rank_zero_first(self) -> Iterator[None]:
+        """Local rank 0 of each machine runs the block (e.g. a download) before the machine's other processes."""
+        if self.local_rank != 0:
             self.barrier()
         yield
-        if self.rank == 0:
+        if self.local_rank == 0:
             self.barrier()
 
 
