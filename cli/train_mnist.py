@@ -72,12 +72,17 @@ def train_mnist(
     the last finished epoch goes to --output only when that did not exist before, else it is kept
     beside it as <name>.partial.safetensors.
 
+    Under torchrun (torchrun --nproc-per-node N -m recsys_rbm_cli train mnist ...) each process trains on
+    its share of every batch and of the persistent chains, and the gradients are summed: the model is
+    one process's, up to rounding. Rank 0 alone prints and saves.
+
     Example: rbm-rec train mnist --hidden 500 --epochs 20 --cd-k 1
     """
 
+    from recsys_rbm_cli.processes import describe, local_rank_zero_first, training_run
+
     from recsys_rbm.checkpoint import tensor_path
     from recsys_rbm.mnist_exercise import check_training_memory, load_binarized_mnist, train_mnist_rbm
-    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.runtime import resolve_device
 
     settings = train_config(
@@ -92,16 +97,16 @@ def train_mnist(
     from recsys_rbm.data.paths import models_dir
 
     target = tensor_path(output if output is not None else models_dir() / f"mnist-h{hidden}.safetensors")
-    torch_device = resolve_device(device)
-    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+    with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
+        torch_device = resolve_device(device) if parallel is None else parallel.device
         downloads, on_download = download_progress(console)
-        with downloads:
+        with downloads, local_rank_zero_first(parallel):
             data = load_binarized_mnist(data_dir, binarize.value, settings.seed, progress=on_download)
         check_training_memory(data, hidden, settings)
         method = f"PCD-{settings.cd_k}" if settings.persistent else f"CD-{settings.cd_k}"
         console.print(
-            f"Training an RBM with {hidden} hidden units by {method} for {settings.epochs} epochs on {torch_device}: "
-            f"MNIST, {data.description}; {data.split_description}."
+            f"Training an RBM with {hidden} hidden units by {method} for {settings.epochs} epochs on {torch_device}"
+            f"{describe(parallel)}: MNIST, {data.description}; {data.split_description}."
         )
         bar = progress_bar("metrics")
         tasks: list = []
@@ -120,13 +125,18 @@ def train_mnist(
                 text += f", free-energy gap {measures['free_energy_gap']:+.2f}"
             bar.update(tasks[-1], metrics=text)
 
+        checkpoint = None if run is None else run.partial  # rank 0 saves
         try:
             with bar:
-                train_mnist_rbm(data, hidden, settings, torch_device, run.partial, on_epoch_end, on_batch_end)
+                train_mnist_rbm(data, hidden, settings, torch_device, checkpoint, on_epoch_end, on_batch_end, parallel)
         except KeyboardInterrupt as interrupt:
+            if run is None:
+                raise
             raise interrupted(run, interrupt) from None
-        run.commit()
-    console.print(f"Saved the model to {target}.")
+        if run is not None:
+            run.commit()
+    if run is not None:  # rank 0, or the one process
+        console.print(f"Saved the model to {target}.")
 
 
 def interrupted(run, interrupt: KeyboardInterrupt) -> typer.Exit:

@@ -105,12 +105,18 @@ def train_movielens(
     and warns when the model is worse than the baseline or was still improving. The checkpoint
     carries the movie titles, so 'rbm-rec recommend' and 'rbm-rec similar' need no data folder.
 
+    Under torchrun (torchrun --nproc-per-node N -m recsys_rbm_cli train movielens ...) each process trains
+    on its share of every batch and the gradients are summed: the model is one process's, up to rounding.
+    Rank 0 alone prints, saves and evaluates.
+
     Example: rbm-rec train movielens --dataset ml-100k --split u1 --model-kind ratings
     """
+    from dataclasses import replace
+
     from recsys_rbm_cli.mnist_options import download_progress
+    from recsys_rbm_cli.processes import local_rank_zero_first, training_run
 
     from recsys_rbm.data.movielens import load_movielens
-    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
 
     settings = recommender_config(
@@ -130,10 +136,13 @@ def train_movielens(
     split_name = split.value if split is not None else ("u1" if dataset is Dataset.ml_100k else "random")
     target = checkpoint_path(output, default_output(dataset.value))
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
-    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+    with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
+        if parallel is not None:
+            model = RBMRecommender(replace(settings, device=str(parallel.device)))  # cuda:LOCAL_RANK on GPUs
         downloads, on_download = download_progress(console)
         try:  # the display starts with the first download only (entering it with `with` would start it now)
-            data = load_movielens(dataset.value, data_dir, progress=on_download)
+            with local_rank_zero_first(parallel):
+                data = load_movielens(dataset.value, data_dir, progress=on_download)
         finally:
             if downloads.live.is_started:  # stopping an unstarted display would print an empty line
                 downloads.stop()
@@ -149,7 +158,7 @@ def train_movielens(
             f"{len(chosen.validation):,} validation, {len(chosen.test):,} test ratings.",
             highlight=False,
         )
-        train_and_save(model, chosen, run, checkpoint_metadata(data))
+        train_and_save(model, chosen, run, checkpoint_metadata(data), parallel)
 
 
 def make_split(data: MovieLensDataset, name: str, seed: int) -> Split:

@@ -132,10 +132,16 @@ def train_ratings(
     does (an existing --output is replaced only with --overwrite). Every bad row is reported as
     file:line in one line.
 
+    Under torchrun (torchrun --nproc-per-node N -m recsys_rbm_cli train ratings ...) each process trains on
+    its share of every batch, as 'train movielens' does.
+
     Example: rbm-rec train ratings my-ratings.csv --user-col customer --item-col product --scale 1:5
     """
+    from dataclasses import replace
+
+    from recsys_rbm_cli.processes import training_run
+
     from recsys_rbm.data.tables import read_items_table, read_ratings_table
-    from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import random_split
 
@@ -157,7 +163,9 @@ def train_ratings(
 
     target = checkpoint_path(output, models_dir() / f"ratings-{path.stem}.safetensors")
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
-    with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+    with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
+        if parallel is not None:
+            model = RBMRecommender(replace(settings, device=str(parallel.device)))  # cuda:LOCAL_RANK on GPUs
         table = read_ratings_table(
             path,
             user_col=user_col,
@@ -179,7 +187,7 @@ def train_ratings(
             f"{len(split.validation):,} validation, {len(split.test):,} test ratings.",
             highlight=False,
         )
-        train_and_save(model, split, run, checkpoint_metadata(table, movies))
+        train_and_save(model, split, run, checkpoint_metadata(table, movies), parallel)
 
 
 def show_table(table: RatingsTable) -> None:

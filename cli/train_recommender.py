@@ -16,6 +16,7 @@ from recsys_rbm_cli.common import console, fail, progress_bar
 from recsys_rbm_cli.movielens_options import describe_schedule
 
 if TYPE_CHECKING:
+    from recsys_rbm.distributed import Parallel
     from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import Split
@@ -28,23 +29,33 @@ def checkpoint_path(output: Path | None, default: Path) -> Path:
     return tensor_path(output if output is not None else default)
 
 
-def train_and_save(model: RBMRecommender, split: Split, run: RunOutput, metadata: dict[str, Any]) -> None:
+def train_and_save(
+    model: RBMRecommender,
+    split: Split,
+    run: RunOutput | None,
+    metadata: dict[str, Any],
+    parallel: Parallel | None = None,
+) -> None:
     """Fit ``model`` on ``split`` (early stopping on its validation part), saving each best epoch to the run's
     own file and moving it onto ``run.target`` at the end (see :class:`recsys_rbm.outputs.RunOutput`).
 
     ``metadata`` (what the data was: ``{"dataset": ..., "movies": ...}``) goes into every
     checkpoint with the split, the metrics so far and whether training completed. The memory the
-    model needs is checked first.
+    model needs is checked first. Under torchrun (``parallel``) every process trains its share; only
+    the one holding ``run`` (rank 0; the others get ``None``) saves, evaluates and sums up.
     """
+    from recsys_rbm_cli.processes import describe
+
     from recsys_rbm.resources import check_recommender_memory
     from recsys_rbm.signals import deferred_interrupts
 
     settings = model.config
     check_recommender_memory(settings, split.train.n_users, split.train.n_items, split.train.n_levels)
     console.print(
-        f"Training {model.name} with {settings.n_hidden} hidden units on {model.device}: batches of "
-        f"{settings.batch_size} cases, learning rate {settings.learning_rate:g}, {describe_schedule(settings)}; "
-        f"at most {settings.epochs} epochs, stopping after {settings.patience} without improvement.",
+        f"Training {model.name} with {settings.n_hidden} hidden units on {model.device}{describe(parallel)}: "
+        f"batches of {settings.batch_size} cases, learning rate {settings.learning_rate:g}, "
+        f"{describe_schedule(settings)}; at most {settings.epochs} epochs, stopping after {settings.patience} "
+        "without improvement.",
         highlight=False,
     )
 
@@ -60,7 +71,7 @@ def train_and_save(model: RBMRecommender, split: Split, run: RunOutput, metadata
     bar = progress_bar(transient=True)
 
     def on_epoch(record: Any) -> None:
-        if record.is_best:  # saved before it is reported as saved
+        if record.is_best and run is not None:  # saved before it is reported as saved
             save({"validation": dict(record.measures)}, complete=False)
         marker = "  [green]best, saved[/]" if record.is_best else ""
         bar.console.print(
@@ -74,9 +85,13 @@ def train_and_save(model: RBMRecommender, split: Split, run: RunOutput, metadata
     task = bar.add_task("epochs", total=settings.epochs, note="")
     try:
         with bar:
-            model.fit(split.train, split.validation, progress=on_epoch)
+            model.fit(split.train, split.validation, progress=on_epoch, parallel=parallel)
     except KeyboardInterrupt as interrupt:
+        if run is None:
+            raise
         raise interrupted(run, saved, interrupt) from None
+    if run is None:
+        return
 
     metrics = evaluate_on_test(model, split)
     save(metrics, complete=True)

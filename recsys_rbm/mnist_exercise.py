@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -52,6 +52,9 @@ from recsys_rbm.resources import check_memory, rbm_training_bytes
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.training import DenseObjective, EpochRecord, Trainer
 from recsys_rbm.units import BernoulliUnits
+
+if TYPE_CHECKING:
+    from recsys_rbm.distributed import Parallel
 
 KIND = "mnist-rbm"
 VALIDATION_FRACTION = 6  # the last 1/6 of the training images (10,000 of 60,000) validate
@@ -190,12 +193,16 @@ def train_mnist_rbm(
     checkpoint: str | Path | None = None,
     on_epoch_end: Callable[[Trainer, EpochRecord], None] | None = None,
     on_batch_end: Callable[[int, int], None] | None = None,
+    parallel: Parallel | None = None,
 ) -> TrainedModel:
     """Train a Bernoulli RBM with ``n_hidden`` hidden units on ``data.train``.
 
     The free-energy gap is measured against ``data.validation``. With ``checkpoint`` the model is
     saved atomically after every epoch, so an interrupted run keeps its last finished epoch.
-    ``config.seed`` must equal ``data.seed`` (the one seed of the run).
+    ``config.seed`` must equal ``data.seed`` (the one seed of the run). With ``parallel`` (see
+    :func:`recsys_rbm.distributed.process_group`) this process trains on its share of every batch
+    (and of the persistent chains) and the gradients are summed over the processes; pass
+    ``checkpoint`` on rank 0 only.
     """
     check_hidden_sizes([n_hidden])
     if config.seed != data.seed:
@@ -207,7 +214,12 @@ def train_mnist_rbm(
     rbm = RBM.initialise(BernoulliUnits(train.shape[1]), n_hidden, init_generator, visible_mean=train.mean(0)).to(
         device
     )
-    trainer = Trainer(DenseObjective(rbm, train, config, validation), config, generator)
+    objective, all_reduce = DenseObjective(rbm, train, config, validation), None
+    if parallel is not None:
+        from recsys_rbm.distributed import DenseSharding, data_parallel
+
+        objective, all_reduce = data_parallel(objective, parallel, DenseSharding())
+    trainer = Trainer(objective, config, generator, all_reduce)
     saved: Path | None = None
 
     def after_epoch(trainer: Trainer, record: EpochRecord) -> None:

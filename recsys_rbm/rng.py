@@ -6,9 +6,16 @@ CPU generator (MT19937) produces about 10⁸ floats/s, which is a large share of
 2-core machine; NumPy's PCG64 drawn in large blocks is about twice as fast. On CUDA the stream
 simply uses a CUDA ``torch.Generator`` (Philox, already fast). Both are seeded, so runs are
 reproducible.
+
+:class:`RowShard` is the stream as one process of a data-parallel run sees it: every draw is made
+for the whole global batch, in the order one process would make it, and this process keeps the
+rows of its own cases. So a case draws the same numbers whichever process holds it, and several
+processes train the model one process would (see :mod:`recsys_rbm.distributed`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -49,12 +56,52 @@ class UniformStream:
         return torch.from_numpy(self._numpy.random(count, dtype=numpy_dtype)).to(self.dtype)
 
 
-RandomSource = torch.Generator | UniformStream | None
+@dataclass(frozen=True)
+class RowAxis:
+    """Rows ``offset : offset + rows`` of a global axis of ``total`` rows (cases, chains or rated entries).
+
+    ``trailing`` lists the shapes of one row that draws over this axis have (``None``: any), which
+    tells apart two axes of equal length, e.g. a batch's cases ``(B, H)`` and entries ``(E, 1)``.
+    """
+
+    rows: int
+    total: int
+    offset: int
+    trailing: frozenset[tuple[int, ...]] | None = None
+
+    def matches(self, shape: tuple[int, ...]) -> bool:
+        return shape[0] == self.rows and (self.trailing is None or tuple(shape[1:]) in self.trailing)
+
+
+class RowShard:
+    """A process's share of a :class:`UniformStream`: each draw is made for the global batch, this process's rows kept.
+
+    A draw of local shape ``(rows, *rest)`` over a :class:`RowAxis` takes ``(total, *rest)``
+    uniforms from the stream, exactly what one process holding the whole batch takes, and returns
+    rows ``offset : offset + rows``. Every process makes the same sequence of draws, so the streams
+    stay in step; each process generates the whole batch's numbers (cheap next to the products).
+    """
+
+    def __init__(self, stream: UniformStream, axes: list[RowAxis]) -> None:
+        self.stream, self.axes = stream, axes
+        self.device, self.dtype = stream.device, stream.dtype
+
+    def uniform(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+        shape = tuple(shape)
+        places = {(axis.total, axis.offset) for axis in self.axes if axis.matches(shape)}
+        if len(places) != 1:
+            why = "matches no sharded axis" if not places else "matches sharded axes of different lengths"
+            raise RuntimeError(f"a draw of shape {shape} {why} ({self.axes}); the sharding does not fit this model")
+        ((total, offset),) = places
+        return self.stream.uniform((total, *shape[1:]))[offset : offset + shape[0]]
+
+
+RandomSource = torch.Generator | UniformStream | RowShard | None
 
 
 def uniform(shape: tuple[int, ...] | torch.Size, like: torch.Tensor, source: RandomSource) -> torch.Tensor:
     """U[0, 1) floats with ``shape`` on ``like``'s device and dtype, drawn from ``source``."""
-    if isinstance(source, UniformStream):
+    if isinstance(source, UniformStream | RowShard):
         values = source.uniform(shape)
         return values if values.dtype == like.dtype and values.device == like.device else values.to(like)
     return torch.rand(shape, generator=source, device=like.device, dtype=like.dtype)

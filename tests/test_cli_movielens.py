@@ -210,13 +210,13 @@ def test_ctrl_c_keeps_the_best_model_so_far(
 
     fit = RBMRecommender.fit
 
-    def interrupted_fit(self, train, validation=None, progress=None):
+    def interrupted_fit(self, train, validation=None, progress=None, **options):
         def report_then_interrupt(record):
             progress(record)
             if record.epoch == 2:
                 raise KeyboardInterrupt
 
-        return fit(self, train, validation, report_then_interrupt)
+        return fit(self, train, validation, report_then_interrupt, **options)
 
     monkeypatch.setattr(RBMRecommender, "fit", interrupted_fit)
     args = ["train", "movielens", "--data-dir", str(data_dir), "--output", str(tmp_path / "m.safetensors")]

@@ -50,10 +50,12 @@ def test_lookups_accept_an_id_in_the_other_form_only_when_it_is_the_same_id() ->
 def test_an_unknown_id_is_one_line_naming_what_is_known() -> None:
     with pytest.raises(UnknownIdError) as caught:
         IdMap(np.arange(1, 41), "user").to_inner([3, 999])
-    assert str(caught.value) == "unknown user 999; known user ids range over 1..40 (40 of them)"
+    assert str(caught.value) == "unknown user 999; known user ids range over 1..40 (40 of them); give one of those"
     with pytest.raises(UnknownIdError) as caught:
         IdMap.from_raw(["alice", "bob"], "user").to_inner(["carol"])
-    assert str(caught.value) == "unknown user 'carol'; the 2 known user ids are text, e.g. 'alice', 'bob'"
+    assert str(caught.value) == (
+        "unknown user 'carol'; the 2 known user ids are text, e.g. 'alice', 'bob'; give one of those"
+    )
     with pytest.raises(UnknownIdError, match="the model knows no items"):
         IdMap(np.zeros(0, dtype=np.int64), "item").to_inner([1])
 

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import torch
@@ -58,6 +58,9 @@ from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_la
 from recsys_rbm.recommender.state import Layout, ModelState, to_tensors
 from recsys_rbm.runtime import make_generator, resolve_device
 from recsys_rbm.training import EpochRecord, Trainer
+
+if TYPE_CHECKING:
+    from recsys_rbm.distributed import Parallel
 
 ProgressCallback = Callable[[EpochRecord], None]
 VALIDATION_K = 10  # the joint model's early stopping watches NDCG@10
@@ -170,6 +173,7 @@ class RBMRecommender:
         progress: ProgressCallback | None = None,
         *,
         items: Any = None,
+        parallel: Parallel | None = None,
     ) -> Self:
         """Train on ``train``; with ``validation`` (same id space), keep the best epoch and stop early.
 
@@ -180,6 +184,10 @@ class RBMRecommender:
         ``items`` (a Movies table, or a path or DataFrame of ids and titles) gives results their
         titles. ``history`` gets one :class:`~recsys_rbm.training.EpochRecord` per epoch;
         ``progress`` is called with each.
+
+        With ``parallel`` (see :func:`recsys_rbm.distributed.process_group`), this process trains on
+        its share of every batch and the gradients are summed over the processes: every process
+        ends with the model one process would train (``config.device`` should be ``parallel.device``).
         """
         config = self.config
         if not isinstance(train, Ratings):
@@ -209,7 +217,13 @@ class RBMRecommender:
         objective = RecommenderObjective(
             model, matrix, config, measure, None if validation is None else self.validation_measure, baseline
         )
-        trainer = Trainer(objective, config.train_config(), generator)
+        all_reduce = None
+        if parallel is not None:
+            from recsys_rbm.distributed import data_parallel
+            from recsys_rbm.recommender.distributed import CaseSharding
+
+            objective, all_reduce = data_parallel(objective, parallel, CaseSharding())
+        trainer = Trainer(objective, config.train_config(), generator, all_reduce)
 
         def on_epoch(trainer: Trainer, record: EpochRecord) -> None:  # the model can be saved from ``progress``
             self.history, self.best_epoch, self.best_measure = trainer.history, trainer.best_epoch, trainer.best_measure

@@ -1,0 +1,108 @@
+"""The recommender's objective over several processes (see :mod:`recsys_rbm.distributed`).
+
+Each process takes a contiguous share of the global batch's cases, hence a contiguous share of its
+rated entries, and draws through :class:`~recsys_rbm.rng.RowShard` over two axes: the cases
+(hidden states ``(B, H)``, interaction units ``(B, G)``) and the rated entries (one uniform per
+entry's level, ``(E, 1)``). Its statistics are weighted so that their sum over the processes is the
+global batch's, as :func:`~recsys_rbm.recommender.objective.statistics` normalises them:
+
+* ``gradient_scale="cases"``: everything is a mean over the batch's cases, weighted by ``n_r / n``;
+* ``gradient_scale="raters"``: a unit's rating rows and conditional row are divided by the number
+  of the batch's cases that rated it, so those rows are weighted by ``raters_r[g] / raters[g]``
+  (this process's raters of unit ``g`` over the global batch's); the rest by ``n_r / n``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recsys_rbm.distributed import Parallel, scaled, shard_range
+from recsys_rbm.recommender.objective import RecommenderObjective
+from recsys_rbm.recommender.sparse import CaseBatch
+from recsys_rbm.rng import RowAxis, RowShard, UniformStream
+from recsys_rbm.training import Gradient, SparseRows
+
+
+def case_share(batch: CaseBatch, first: int, stop: int) -> tuple[CaseBatch, int, int]:
+    """Cases ``first:stop`` of a batch (views, no copies) and the range ``[e0, e1)`` of their rated entries."""
+    n_entries = batch.units.shape[0]
+    e0 = int(batch.offsets[first]) if first < batch.n_cases else n_entries
+    e1 = int(batch.offsets[stop]) if stop < batch.n_cases else n_entries
+    share = CaseBatch(
+        batch.case_of_entry[e0:e1] - first, batch.offsets[first:stop] - e0, batch.units[e0:e1], batch.levels[e0:e1]
+    )
+    return share, e0, e1
+
+
+class CaseSharding:
+    """:class:`~recsys_rbm.recommender.objective.RecommenderObjective` over several processes (module docstring).
+
+    A process whose share of a short batch is empty computes the batch's first case with weight 0,
+    so that it makes the same draws as the others and the streams stay in step.
+    """
+
+    def check(self, objective: RecommenderObjective, parallel: Parallel) -> None:
+        """Every setting of the recommender splits exactly."""
+
+    def gradient(
+        self,
+        objective: RecommenderObjective,
+        batch: CaseBatch,
+        steps: int,
+        stream: UniformStream,
+        parallel: Parallel,
+    ) -> Gradient:
+        n = batch.n_cases
+        first, stop = shard_range(n, parallel.rank, parallel.world_size)
+        empty = stop == first
+        if empty:
+            first, stop = 0, 1
+        share, e0, e1 = case_share(batch, first, stop)
+        layout = objective.model.layout
+        per_case = {(objective.model.rbm.n_hidden,), (layout.n_units,)}
+        draws = RowShard(
+            stream,
+            [
+                RowAxis(stop - first, n, first, frozenset(per_case)),  # hidden states, interaction units
+                RowAxis(e1 - e0, batch.units.shape[0], e0, frozenset({(1,)})),  # one uniform per rated entry
+            ],
+        )
+        gradient = objective.gradient(share, steps, draws)
+        if empty:
+            return scaled(gradient, 0.0)
+        fraction = (stop - first) / n
+        if objective.config.gradient_scale == "cases":
+            return scaled(gradient, fraction)
+        return _raters_weighted(gradient, objective, batch, share, fraction)
+
+
+def _raters_weighted(
+    gradient: Gradient, objective: RecommenderObjective, batch: CaseBatch, share: CaseBatch, fraction: float
+) -> Gradient:
+    """Rating and conditional rows of unit ``g`` times ``raters_r[g] / raters[g]``; other rows times ``fraction``."""
+    layout = objective.model.layout
+    dtype = objective.model.rbm.dtype
+    raters = torch.bincount(batch.units, minlength=layout.n_units).clamp_min_(1).to(dtype)  # (G,) global batch
+    unit_weight = torch.bincount(share.units, minlength=layout.n_units).to(dtype) / raters  # (G,)
+    k, offset = layout.n_levels, layout.rating_offset
+
+    def visible_rows(rows: torch.Tensor) -> torch.Tensor:  # the weight of rows of W and b
+        weight = torch.full(rows.shape, fraction, dtype=dtype, device=rows.device)
+        rating = rows >= offset
+        weight[rating] = unit_weight[(rows[rating] - offset) // k]
+        return weight
+
+    out: Gradient = {}
+    for name, g in gradient.items():
+        if name == "hidden_bias":
+            out[name] = g * fraction
+            continue
+        # rows of W and b, or of the conditional weights D, where row g is unit g
+        rows_of = visible_rows if name in ("weights", "visible_bias") else unit_weight.__getitem__
+        if isinstance(g, SparseRows):
+            weight = rows_of(g.rows)
+            out[name] = SparseRows(g.rows, g.values * weight.view(-1, *([1] * (g.values.dim() - 1))), g.shape)
+        else:
+            weight = rows_of(torch.arange(g.shape[0], device=g.device))
+            out[name] = g * weight.view(-1, *([1] * (g.dim() - 1)))
+    return out
