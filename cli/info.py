@@ -99,13 +99,31 @@ def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]
     if metadata.get("best_epoch") is not None:
         row("best epoch", f"{metadata.get('best_epoch')} of {len(curve)} ({metadata.get('validation_measure', '')})")
     metrics = metadata.get("metrics") if isinstance(metadata.get("metrics"), dict) else {}
-    for key in ("validation", "baseline", "test_rmse", "test_mae", "test_ranking"):
-        value = metrics.get(key)
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
-        elif isinstance(value, float):
-            value = f"{value:.4f}"
-        row(key.replace("_", " "), value)
+    measures = metrics.get("validation")
+    if isinstance(measures, dict):
+        row(
+            "validation",
+            "  ".join(
+                f"{name.replace('_', ' ')} {value:.4f}"
+                for name, value in measures.items()
+                if isinstance(value, (int, float))
+            ),
+        )
+    baseline = metrics.get("baseline")
+    if isinstance(baseline, dict) and isinstance(baseline.get("value"), (int, float)):
+        row(
+            "baseline",
+            f"{baseline.get('name')}: {str(baseline.get('measure')).replace('_', ' ')} {baseline['value']:.4f}",
+        )
+    if isinstance(metrics.get("test_rmse"), (int, float)):
+        row("test RMSE / MAE", f"{metrics['test_rmse']:.4f} / {metrics.get('test_mae', float('nan')):.4f}")
+    ranking = metrics.get("test_ranking")
+    if isinstance(ranking, dict) and isinstance(ranking.get("ndcg"), (int, float)):
+        row(
+            "test ranking",
+            f"NDCG@{ranking.get('k')} {ranking['ndcg']:.4f}, P {ranking.get('precision', float('nan')):.4f}, "
+            f"coverage {ranking.get('coverage', float('nan')):.4f}",
+        )
     if metadata.get("fit_seconds") is not None:
         row("training time", f"{metadata['fit_seconds']:.1f} s")
     row("package version", metadata.get("package_version"))
