@@ -238,3 +238,62 @@ def cosine_similarities(vectors: Array, item: int, item_known: Array) -> Array:
     cosine[item] = -float("inf")
     cosine[~item_known] = -float("inf")
     return cosine
+
+
+# --- whole profiles: free energy, leave-one-out conditionals, sampling ----------------------------
+#
+# Seen per unit, the visible layer is one categorical variable with ``S`` states. In the joint model
+# (user-based) item ``g`` is "not picked" (``x_g = 0``; its rating block is then absent, so the
+# state adds nothing to the energy) or "picked and rated at level k" (``x_g = 1`` with the one-hot
+# rating ``k``), which adds the *state row* ``W_x[g] + W_r[g, k] (+ D[g])`` to the hidden input and
+# the *state bias* ``a_g + b[g, k]`` to ``b·v``: an RBM with (K + 1)-way softmax visible units whose
+# state 0 has zero weights and bias. A ratings-only model has no "not picked" state: its rated set
+# is given, and each rated unit takes one of the K levels (rows ``W_r[g, k] (+ D[g])``).
+
+
+def softplus(x: Array, xp: ModuleType) -> Array:
+    """``log(1 + e^x)``, stable for any ``x``: ``max(x, 0) + log1p(e^{-|x|})``; shape kept."""
+    return xp.clip(x, 0, None) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def logsumexp(a: Array, xp: ModuleType) -> Array:
+    """``log Σ e^a`` over the last axis, shifted by the maximum; ``(..., S) -> (...)``."""
+    top = xp.amax(a, -1, keepdims=True)
+    return (top + xp.log(xp.exp(a - top).sum(-1, keepdims=True)))[..., 0]
+
+
+def free_energy(hidden_input: Array, visible_term: Array, xp: ModuleType) -> Array:
+    """``F(v) = −b·v − Σ_j softplus(c_j + (vW)_j)`` from the hidden input ``c + vW`` (B, H) and ``b·v`` (B,); -> (B,).
+
+    ``F(v) = −log Σ_h e^{−E(v, h)}``, so ``−F(v) = log p(v) + log Z``: the difference of two
+    profiles' free energies is the log-likelihood ratio ``log p(v') − log p(v)`` under the model.
+    """
+    return -visible_term - softplus(hidden_input, xp).sum(-1)
+
+
+def state_log_probabilities(
+    rest_input: Array, state_rows: Array, state_bias: Array, absent_state: bool, xp: ModuleType
+) -> Array:
+    """``log p(unit in state s | the rest of the profile)`` of one unit per row, exactly, for every state.
+
+    ``rest_input`` (E, H) is the hidden input ``c + Σ`` of the profile's *other* entries' state rows;
+    ``state_rows`` (E, S, H) and ``state_bias`` (E, S) are the unit's states' rows and biases. With
+    the rest fixed, each state's free energy differs only by ``ℓ_s = bias_s + Σ_j softplus(rest_j +
+    row_sj)``, so ``log p(s | rest) = ℓ_s − log Σ_t e^{ℓ_t}`` (hidden units summed out, no mean-field).
+    ``absent_state`` adds "not picked" as state 0 with ``ℓ_0 = Σ_j softplus(rest_j)``; -> (E, S [+ 1]).
+    """
+    logits = state_bias + softplus(rest_input[:, None, :] + state_rows, xp).sum(-1)  # (E, S)
+    if absent_state:
+        logits = xp.concatenate([softplus(rest_input, xp).sum(-1)[:, None], logits], -1)
+    return logits - logsumexp(logits, xp)[:, None]
+
+
+def categorical_from_uniforms(probability: Array, uniform: Array, xp: ModuleType) -> Array:
+    """One draw per row from ``probability`` (..., S) by the inverse CDF, given ``uniform`` (..., 1) in [0, 1).
+
+    The index of the first state whose cumulative probability exceeds the uniform: the same rule as
+    the core's torch sampler :func:`recsys_rbm.units.sample_levels`, so both give the same draw from
+    the same uniform (tested). -> (...) integer.
+    """
+    below = xp.cumsum(probability, -1) < uniform
+    return xp.clip(below.sum(-1), None, probability.shape[-1] - 1)

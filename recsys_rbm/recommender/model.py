@@ -53,6 +53,7 @@ from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
 from recsys_rbm.recommender.metrics import RankingAccumulator
 from recsys_rbm.recommender.objective import RecommenderObjective
+from recsys_rbm.recommender.profiles import DEFAULT_STEPS
 from recsys_rbm.recommender.scorer import Catalogue, Scorer, csr_rows
 from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import Layout, ModelState, to_tensors
@@ -97,6 +98,17 @@ class Reason:
     title: str | None
     rating: float
     effect: float
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A user whose training profile is atypical under the model (see :mod:`recsys_rbm.recommender.profiles`)."""
+
+    user: Any  # raw user id
+    score: float  # (F − F̂(n)) / spread(n): about 0 for a typical profile of that length
+    n_ratings: int
+    free_energy: float  # F of the profile: −log p(profile) up to the constant log Z
+    surprising: tuple[Reason, ...]  # least likely ratings given the rest; ``effect`` = log p(picked, rated so | rest)
 
 
 class RBMRecommender:
@@ -412,6 +424,60 @@ class RBMRecommender:
             )
             for j in order
         ]
+
+    def anomalies(self, n: int = 10, reasons: int = 3) -> list[Anomaly]:
+        """The ``n`` training users whose profiles are least typical under the model, most atypical first,
+        each with its ``reasons`` least likely ratings given the rest of the profile (user-based models)."""
+        from recsys_rbm.recommender.profiles import atypicality, surprising_ratings
+
+        scorer = self._require_fitted()
+        with torch.no_grad():
+            scored = atypicality(scorer)
+            out = []
+            for position in scored.ranking()[:n].tolist():
+                user = int(scored.users[position])
+                why = surprising_ratings(scorer, user, reasons) if reasons else []
+                out.append(
+                    Anomaly(
+                        self.user_ids.raw_ids[user].item(),
+                        float(scored.score[position]),
+                        int(scored.n_ratings[position]),
+                        float(scored.free_energy[position]),
+                        tuple(
+                            Reason(
+                                self._raw_item(s.item),
+                                self._title(s.item),
+                                float(scorer.rating_values[s.level]),
+                                s.log_p,
+                            )
+                            for s in why
+                        ),
+                    )
+                )
+        return out
+
+    def imagine(
+        self, likes: Any = (), dislikes: Any = (), n: int = 5, steps: int = DEFAULT_STEPS, seed: int = 0
+    ) -> list[list[tuple[Any, float]]]:
+        """``n`` whole profiles sampled by block Gibbs sampling with the ``likes`` (raw item ids) held at the top
+        rating and the ``dislikes`` at the lowest: each a list of ``(raw item id, rating)``, best-rated first.
+
+        Needs the joint user-based model (see :meth:`Scorer.sample_profiles`); ``seed`` makes it reproducible;
+        ``steps`` defaults to :data:`~recsys_rbm.recommender.profiles.DEFAULT_STEPS` (why: see there).
+        """
+        from recsys_rbm.recommender.profiles import imagine
+
+        scorer = self._require_fitted()
+        liked = self.item_ids.to_inner(list(likes)) if len(likes) else np.zeros(0, dtype=np.int64)
+        disliked = self.item_ids.to_inner(list(dislikes)) if len(dislikes) else np.zeros(0, dtype=np.int64)
+        with torch.no_grad():
+            levels = imagine(scorer, liked, disliked, n=n, steps=steps, seed=seed)
+        profiles = []
+        for row in levels:
+            picked = np.flatnonzero(row >= 0)
+            picked = picked[np.lexsort((picked, -row[picked]))]
+            profiles.append([(self._raw_item(i), float(scorer.rating_values[row[i]])) for i in picked])
+        return profiles
 
     def _recommendations(
         self,

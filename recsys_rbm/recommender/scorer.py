@@ -413,6 +413,144 @@ class Scorer:
             raise DataError(f"users and items must pair up, got {users.shape[0]} users and {items.shape[0]} items")
         return users, items
 
+    # --- whole profiles: free energy, leave-one-out conditionals, sampling ------------------------
+    @property
+    def n_states(self) -> int:
+        """States of one unit besides "not picked": the K rating levels, or 1 (picked) for implicit data."""
+        return self.n_levels if self.layout.ratings else 1
+
+    def state_tables(self, units: np.ndarray) -> tuple[Any, Any]:
+        """Each state's row and bias for ``units`` (E,), in float64 ``xp``: ``(rows (E, S, H), bias (E, S))``.
+
+        State ``k`` of unit ``g`` (picked and rated at level ``k``) adds the row ``W_x[g] + W_r[g, k]
+        (+ D[g])`` to the hidden input and ``a_g + b[g, k]`` to ``b·v``, each term where the model has
+        its block (see the "whole profiles" notes in :mod:`~recsys_rbm.recommender.meanfield`).
+        """
+        state, layout, xp = self.state, self.layout, self.xp
+        units = np.asarray(units, dtype=np.int64)
+        units_x = self._to_xp(units)
+        shared = shared_bias = None
+        if layout.interactions:
+            shared, shared_bias = _float64(state.weights[units_x], xp), _float64(state.visible_bias[units_x], xp)
+        if state.conditional is not None:
+            d = _float64(state.conditional[units_x], xp)
+            shared = d if shared is None else shared + d
+        if not layout.ratings:
+            return shared[:, None, :], shared_bias[:, None]
+        k = layout.n_levels
+        rows = self._to_xp(layout.rating_offset + units[:, None] * k + np.arange(k))  # (E, K)
+        state_rows, bias = _float64(state.weights[rows], xp), _float64(state.visible_bias[rows], xp)
+        if shared is not None:
+            state_rows = state_rows + shared[:, None, :]
+        if shared_bias is not None:
+            bias = bias + shared_bias[:, None]
+        return state_rows, bias
+
+    def free_energy(self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``F(v) = −b·v − Σ_j softplus(c_j + (vW)_j)`` of ``B`` profiles (segments of (unit, level) entries of
+        ``lengths`` (B,)); -> (B,) float64 NumPy.
+
+        A profile's visible vector ``v`` is its interaction block (1 at each of its units, 0 at every
+        other: all ``G`` units are present) and, at its units only, the one-hot ratings. ``−F(v) = log
+        p(v) + log Z``, so differences of free energies are log-likelihood ratios between profiles.
+        Implicit data has levels 0. A ratings-only model's ``F`` is that of the ratings given the rated set.
+        """
+        units = np.asarray(units, dtype=np.int64)
+        levels = np.asarray(levels, dtype=np.int64)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        bias = self._to_numpy(self.state.visible_bias).astype(np.float64)
+        layout = self.layout
+        visible = np.zeros(units.shape[0])
+        if layout.interactions:
+            visible += bias[units]
+        if layout.ratings:
+            visible += bias[layout.rating_offset + units * layout.n_levels + levels]
+        owner = np.repeat(np.arange(lengths.shape[0]), lengths)
+        visible_term = np.bincount(owner, weights=visible, minlength=lengths.shape[0])
+        hidden_input = self._to_numpy(self.profile_input(units, levels, lengths)).astype(np.float64)
+        return mf.free_energy(hidden_input, visible_term, np)
+
+    def user_free_energy(self, users: Any) -> np.ndarray:
+        """``F`` of training users' training profiles (user-based models); (B,) -> (B,) float64."""
+        users = check_ids(users, self.n_users, "user")
+        rows, lengths = csr_rows(self.state.train_indptr, users)
+        return self.free_energy(self.state.train_items[rows], self.state.train_levels[rows], lengths)
+
+    def state_log_probabilities(
+        self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray, budget: int = PAIR_BUDGET
+    ) -> np.ndarray:
+        """Per entry of each profile, ``log p(its unit's state = s | the rest of the profile)`` for every ``s``.
+
+        Exact (hidden units summed out): see :func:`meanfield.state_log_probabilities`. Columns:
+        "not picked" then the ``S`` picked states for a model with an interaction block; the ``K``
+        levels (given that the unit is rated) for a ratings-only model. The entry's own state is
+        column ``levels + 1``, resp. ``levels``. Profiles are taken in chunks of about ``budget``
+        (entry, state, hidden) products; -> (E, S + 1) or (E, K) float64 NumPy.
+        """
+        units = np.asarray(units, dtype=np.int64)
+        levels = np.asarray(levels, dtype=np.int64)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        xp, absent = self.xp, self.layout.interactions
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        per_chunk = max(1, budget // ((self.n_states + 1) * self.state.n_hidden))
+        parts, first, n_profiles = [], 0, lengths.shape[0]
+        while first < n_profiles:
+            last = int(np.searchsorted(indptr, indptr[first] + per_chunk, side="right")) - 1
+            last = min(max(last, first + 1), n_profiles)
+            lo, hi = indptr[first], indptr[last]
+            chunk_units, chunk_levels = units[lo:hi], levels[lo:hi]
+            total = _float64(self.profile_input(chunk_units, chunk_levels, lengths[first:last]), xp)
+            rows, bias = self.state_tables(chunk_units)  # (E, S, H), (E, S)
+            owner = self._to_xp(np.repeat(np.arange(last - first), lengths[first:last]))
+            own = rows[self._to_xp(np.arange(hi - lo)), self._to_xp(chunk_levels)]  # (E, H): the entry's own row
+            parts.append(self._to_numpy(mf.state_log_probabilities(total[owner] - own, rows, bias, absent, xp)))
+            first = last
+        width = self.n_states + int(absent)
+        return np.concatenate(parts) if parts else np.zeros((0, width))
+
+    def sample_profiles(self, clamped_units: Any, clamped_states: Any, n: int, steps: int, seed: int) -> np.ndarray:
+        """``n`` whole profiles by block Gibbs sampling with the given units held fixed; -> (n, G) int64 NumPy states.
+
+        A state is 0 ("not picked": the interaction unit is 0 and the item's rating block absent) or
+        ``1 + level`` ("picked, rated at that level"; 1 = picked for implicit data). Each chain starts
+        from the clamped units alone and makes ``steps`` full steps: ``h ~ p(h | v)``, then every free
+        unit's state from its exact (S + 1)-way conditional ``p(s | h) ∝ exp(bias_s + row_s·h)`` (state 0:
+        ``exp(0)``); the clamped units keep ``clamped_states``. Every uniform is drawn from one NumPy
+        generator seeded with ``seed``, so a NumPy and a torch scorer give the same profiles. Needs a
+        user-based model with an interaction block (the joint model): only it models which items a
+        user picks.
+        """
+        if self.mode != "user" or not self.layout.interactions:
+            raise RecsysRBMError(
+                "sampling whole profiles needs a user-based joint model (only its interaction block models which "
+                "items a user picks; a ratings-only model is given them); train one with --model-kind joint --mode user"
+            )
+        xp, state = self.xp, self.state
+        units = check_ids(clamped_units, self.n_items, "item")
+        fixed = np.asarray(clamped_states, dtype=np.int64).reshape(-1)
+        s, g, h = self.n_states, self.layout.n_units, state.n_hidden
+        if fixed.shape != units.shape or (fixed.size and (fixed.min() < 0 or fixed.max() > s)):
+            raise DataError(f"clamped states must be one per unit, each in 0..{s}")
+        rows, bias = self.state_tables(np.arange(g))
+        rows, bias = rows.reshape(g * s, h), bias.reshape(1, g * s)
+        hidden_bias = _float64(state.hidden_bias, xp)
+        rng = np.random.default_rng(seed)
+        states = np.zeros((n, g), dtype=np.int64)
+        states[:, units] = fixed
+        free = np.ones(g, dtype=bool)
+        free[units] = False
+        for _ in range(steps):
+            chain, unit = np.nonzero(states)  # row-major: each chain's picked units in order
+            picked = self._to_xp(unit * s + states[chain, unit] - 1)
+            lengths = self._to_xp(np.bincount(chain, minlength=n))
+            p_hidden = mf.sigmoid(mf.segment_sum(rows, picked, lengths, xp) + hidden_bias, xp)  # (n, H)
+            hidden = _float64(self._to_xp(rng.random((n, h))) < p_hidden, xp)
+            logits = (hidden @ rows.T + bias).reshape(n, g, s)
+            logits = xp.concatenate([logits[..., :1] * 0.0, logits], -1)  # state 0: not picked
+            draw = mf.categorical_from_uniforms(mf.softmax(logits, xp), self._to_xp(rng.random((n, g, 1))), xp)
+            states[:, free] = self._to_numpy(draw)[:, free]
+        return states
+
     # --- similar items and explanations ---------------------------------------------------------
     def explain(self, units: Any, levels: Any, items: Any, score: str = mf.SCORES[0]) -> np.ndarray:
         """How much each of a profile's ratings pushes each target item's score: ``(targets, ratings)``, NumPy.
@@ -488,6 +626,11 @@ class Scorer:
 
 
 # --- checks and top-N, shared by every caller -------------------------------------------------------
+def _float64(array: Any, xp: ModuleType) -> Any:
+    """``array`` as float64 in its own namespace (NumPy or torch, on its device)."""
+    return xp.asarray(array, dtype=xp.float64)
+
+
 def _row(array: np.ndarray | None, row: int) -> np.ndarray | None:
     return None if array is None else array[row : row + 1]
 
