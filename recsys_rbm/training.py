@@ -395,7 +395,7 @@ class _LazyMomentum:
             for _ in range(n_steps):
                 powers.append(transition @ powers[-1])
             device = self.last[name].device
-            self.powers[name] = torch.stack(powers).to(device)  # (n_steps + 1, 2, 2)
+            self.powers[name] = torch.stack(powers).to(device)  # (n_steps + 1, 2, 2), float64
 
     def advance(self) -> None:
         self.step_index += 1
@@ -416,13 +416,14 @@ class _LazyMomentum:
         """``(θ, v) ← M^gap·(θ, v)`` on ``rows``, plus ``step`` (``ε·g``) added to both when given."""
         power = self.powers[name].index_select(0, gaps).to(parameter.dtype)  # (R, 2, 2)
         shape = (-1,) + (1,) * (parameter.dim() - 1)
-        theta, v = parameter.index_select(0, rows), velocity.index_select(0, rows)
-        new_theta = power[:, 0, 0].view(shape) * theta + power[:, 0, 1].view(shape) * v
-        new_v = power[:, 1, 0].view(shape) * theta + power[:, 1, 1].view(shape) * v
+        p00, p01, p10, p11 = (power[:, i, j].reshape(shape) for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
+        theta, v = parameter.index_select(0, rows), velocity.index_select(0, rows)  # fresh copies
+        new_v = torch.mul(v, p11).addcmul_(theta, p10)
+        theta.mul_(p00).addcmul_(v, p01)  # θ's new value, in place of its copy
         if step is not None:
-            new_theta += step
+            theta += step
             new_v += step
-        parameter.index_copy_(0, rows, new_theta)
+        parameter.index_copy_(0, rows, theta)
         velocity.index_copy_(0, rows, new_v)
 
     def update_rows(
