@@ -22,15 +22,18 @@ from recsys_rbm_cli.mnist_options import (
     Binarization,
     BinarizationOption,
     CdKOption,
+    CentringOption,
     ConfigOption,
-    EpochsOption,
-    LearningRateOption,
     SeedOption,
     download_progress,
     train_config,
 )
 
+from recsys_rbm.limits import MAX_EPOCHS
+
 DEFAULT_HIDDEN = (500, 100, 20)
+RECIPE_EPOCHS = 200  # shown in --help: recsys_rbm.mnist_exercise.EXERCISE_TRAIN_CONFIG's (a test checks they agree)
+RECIPE_LEARNING_RATE = 0.2
 
 
 @app.command("mnist-figures", cls=RbmRecCommand)
@@ -46,7 +49,16 @@ def mnist_figures(
             show_default=" ".join(map(str, DEFAULT_HIDDEN)),
         ),
     ] = None,
-    epochs: EpochsOption = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            max=MAX_EPOCHS,
+            help="Passes over the 50,000 training images (the learning rate decays to 0 over them).",
+            show_default=str(RECIPE_EPOCHS),
+        ),
+    ] = None,
     cd_k: CdKOption = None,
     pcd: Annotated[
         bool | None,
@@ -56,8 +68,21 @@ def mnist_figures(
             show_default="--pcd",
         ),
     ] = None,
+    centring: Annotated[
+        bool | None,
+        typer.Option(
+            "--centring/--no-centring",
+            help=CentringOption.__metadata__[0].help,
+            show_default="--centring",
+        ),
+    ] = None,
     batch_size: BatchSizeOption = None,
-    learning_rate: LearningRateOption = None,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--learning-rate", help="Step size on the batch-mean gradient.", show_default=str(RECIPE_LEARNING_RATE)
+        ),
+    ] = None,
     binarize: BinarizationOption = Binarization.stochastic,
     seed: SeedOption = None,
     device: DeviceOption = "auto",
@@ -81,13 +106,23 @@ def mnist_figures(
     ais_temperatures: Annotated[
         int,
         typer.Option(
-            "--ais-temperatures", min=3, max=10_000_000, help="AIS intermediate distributions (S&M 2008 used 14,500)."
+            "--ais-temperatures", min=3, max=10_000_000, help="AIS intermediate distributions (S&M 2008's schedule)."
         ),
-    ] = 10_000,
+    ] = 14_500,
     sample_every: Annotated[
         int,
         typer.Option(
             "--sample-every", min=1, max=1_000_000, help="Gibbs steps between the rows of the samples figure."
+        ),
+    ] = 1_000,
+    diversity_chains: Annotated[
+        int,
+        typer.Option("--diversity-chains", min=1, max=1_000_000, help="Gibbs chains of the sample-diversity measure."),
+    ] = 1_000,
+    diversity_steps: Annotated[
+        int,
+        typer.Option(
+            "--diversity-steps", min=1, max=1_000_000, help="Gibbs steps before the diversity chains are labelled."
         ),
     ] = 1_000,
     config: ConfigOption = None,
@@ -96,22 +131,27 @@ def mnist_figures(
 
     For each size it writes mnist-filters-h<H>.png (100 hidden units' weight vectors as 28×28
     tiles) and mnist-samples-h<H>.png (20 Gibbs chains started from test digits, a row every
-    --sample-every steps), then mnist-fewer-features.png (all sizes side by side) and
-    mnist-training-curves.png. It prints the files and a table of each model's test
-    reconstruction error and test log-likelihood: exact up to 25 hidden units, else estimated by
-    annealed importance sampling (AIS) with ±3σ bounds. Models are trained on the first 50,000
-    training images (the last 10,000 measure the free-energy gap) by PCD-1 without momentum, the
-    learning rate decaying linearly to 0 (a --config file replaces these settings; options
-    override both), and saved in --checkpoint-dir; a later run with the same settings, seed,
-    binarization and data reuses them. Existing figures, and checkpoints that cannot be reused,
-    are replaced only with --overwrite; every output is checked before any work.
+    --sample-every steps), then mnist-fewer-features.png (all sizes side by side),
+    mnist-sample-diversity.png and mnist-training-curves.png. It prints the files, a table of
+    each model's training time, test reconstruction error and test log-likelihood (exact up to 25
+    hidden units, else estimated by annealed importance sampling (AIS) with ±3σ bounds), and a
+    table of sample diversity: which digit each of --diversity-chains Gibbs chains, started from
+    test digits, shows after --diversity-steps steps, as a logistic regression trained on the
+    training labels sees it, and the largest share. Models are trained on the first 50,000
+    training images (the last 10,000 measure the free-energy gap) as a centred RBM by PCD-1 with
+    100 persistent chains, learning rate 0.2 decaying linearly to 0, weight decay 0.001, no
+    momentum (a --config file replaces these settings; options override both), and saved in
+    --checkpoint-dir; a later run with the same settings, seed, binarization and data reuses
+    them. Existing figures, and checkpoints that cannot be reused, are replaced only with
+    --overwrite; every output is checked before any work.
 
-    Example: rbm-rec mnist-figures --hidden 500 --hidden 100 --hidden 20 --epochs 20 --output docs/figures
+    Example: rbm-rec mnist-figures --hidden 500 --hidden 100 --hidden 20 --output docs/figures
     """
     from rich.table import Table
 
     from recsys_rbm.mnist_exercise import (
         EXERCISE_TRAIN_CONFIG,
+        DiversitySettings,
         EvaluationSettings,
         ExerciseProgress,
         SampleSettings,
@@ -131,12 +171,14 @@ def mnist_figures(
         epochs=epochs,
         cd_k=cd_k,
         persistent=pcd,
+        centring=centring,
         batch_size=batch_size,
         learning_rate=learning_rate,
         seed=seed,
     )
     evaluation = EvaluationSettings(ais_runs=ais_runs, ais_temperatures=ais_temperatures)
     samples = SampleSettings(every=sample_every)
+    diversity = DiversitySettings(n_chains=diversity_chains, steps=diversity_steps)
     torch_device = resolve_device(device)
     check_figure_outputs(output, sizes, overwrite)  # before any work: the figures, then the checkpoints' folder
     probe_writable(checkpoint_dir / "model.safetensors", "--checkpoint-dir")
@@ -182,9 +224,16 @@ def mnist_figures(
         def ais_step(self, n_hidden: int, done: int, total: int) -> None:
             bar.update(self.task, completed=done, total=total)
 
+        def classifier_started(self) -> None:
+            bar.console.print("Fitting the digit classifier of the sample-diversity measure to the training labels")
+
+        def diversity_started(self, n_hidden: int, n_chains: int, steps: int) -> None:
+            bar.console.print(f"{n_hidden} hidden units: {n_chains:,} Gibbs chains of {steps:,} steps for diversity")
+
+    method = f"{'PCD' if settings.persistent else 'CD'}-{settings.cd_k}" + (", centred" if settings.centring else "")
     console.print(
         f"MNIST, {data.description}; {data.split_description}. Hidden sizes {', '.join(map(str, sizes))}; "
-        f"{settings.epochs} epochs of {'PCD' if settings.persistent else 'CD'}-{settings.cd_k} on {torch_device}."
+        f"{settings.epochs} epochs of {method} on {torch_device}."
     )
     with bar:
         result = run_mnist_figures(
@@ -198,6 +247,7 @@ def mnist_figures(
             overwrite=overwrite,
             evaluation=evaluation,
             samples=samples,
+            diversity=diversity,
             progress=ShowProgress(),
         )
 
@@ -215,6 +265,7 @@ def mnist_figures(
     )
     table.add_column("hidden", justify="right")
     table.add_column("epochs", justify="right")
+    table.add_column("train s", justify="right")
     table.add_column("recon. error", justify="right")
     table.add_column("log p(v)", justify="right")
     table.add_column("±3σ bounds", justify="right", no_wrap=True)
@@ -225,9 +276,37 @@ def mnist_figures(
         table.add_row(
             str(report.n_hidden),
             str(report.epochs),
+            f"{outcome.training_seconds:.0f}",
             f"{report.test_reconstruction_error:.2f}",
             f"{report.test_log_likelihood:.2f}",
             bounds,
             report.method,
         )
     console.print(table)
+    console.print(diversity_table(result, diversity))
+
+
+def diversity_table(result, settings):
+    """Per model: how many chains end on each digit, the largest share, and how many digits are reached."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"Sample diversity: {settings.n_chains:,} Gibbs chains from test digits, labelled after "
+        f"{settings.steps:,} steps",
+        caption=f"The label of p(v|h) by a logistic regression fitted to the training images and labels "
+        f"(test accuracy {result.classifier_accuracy:.1%}). Largest: the share of the commonest digit.",
+    )
+    table.add_column("hidden", justify="right")
+    for digit in range(10):
+        table.add_column(str(digit), justify="right")
+    table.add_column("largest", justify="right")
+    table.add_column("digits", justify="right")
+    for outcome in result.outcomes:
+        report = outcome.diversity
+        table.add_row(
+            str(outcome.report.n_hidden),
+            *map(str, report.counts),
+            f"{report.largest_share:.1%}",
+            str(report.n_classes),
+        )
+    return table

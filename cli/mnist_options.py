@@ -64,6 +64,15 @@ BatchSizeOption = Annotated[
         "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Images per mini-batch.", show_default=str(DEFAULTS.batch_size)
     ),
 ]
+CentringOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--centring/--no-centring",
+        help="A centred RBM: each step taken about running means of the visible and hidden units (Melchior et al. "
+        "2016); the model and its checkpoint stay an ordinary RBM. Not under torchrun.",
+        show_default="--no-centring",
+    ),
+]
 LearningRateOption = Annotated[
     float | None,
     typer.Option(

@@ -42,6 +42,8 @@ class TrainConfig:
     sparsity_cost: float = 0.0  # strength of the sparsity penalty
     sparsity_decay: float = 0.95  # smoothing of the running estimate of each hidden unit's activation
     sample_visible: bool = True  # draw binary visible states in the negative phase (else use their means)
+    centring: bool = False  # centred RBM (Melchior et al. 2016): the gradient taken about running means of v and h
+    offset_rate: float = 0.01  # ν: each batch moves the centring offsets μ, λ this far towards its data means
     monitor_size: int = 5000  # cases used for the per-epoch reconstruction error and free-energy gap
     averaging: float = 0.0  # measure and keep parameters averaged over epochs: θ̄ ← a·θ̄ + (1 − a)·θ; 0 turns it off
     patience: int = 0  # stop after this many epochs without a better validation measure (0: never stop early)
@@ -72,6 +74,7 @@ class TrainConfig:
         _require(0 <= self.sparsity_target < 1, f"sparsity_target must lie in [0, 1), got {self.sparsity_target}")
         _require(self.sparsity_cost >= 0, f"sparsity_cost must be 0 or more, got {self.sparsity_cost}")
         _require(0 <= self.sparsity_decay < 1, f"sparsity_decay must lie in [0, 1), got {self.sparsity_decay}")
+        _require(0 <= self.offset_rate <= 1, f"offset_rate must lie in [0, 1], got {self.offset_rate}")
         _require(self.monitor_size >= 1, f"monitor_size must be at least 1, got {self.monitor_size}")
         _require(0 <= self.averaging < 1, f"averaging must lie in [0, 1), got {self.averaging}")
         _require(

@@ -302,6 +302,11 @@ class DenseSharding:
                 "the sparsity penalty follows the whole batch's hidden activations, which one process of "
                 f"{parallel.world_size} does not see; train it in one process, or turn the penalty off"
             )
+        if config.centring:
+            raise ConfigError(
+                "a centred RBM's offsets follow the whole batch's means, which one process of "
+                f"{parallel.world_size} does not see; train it in one process, or turn centring off"
+            )
         if config.persistent and 0 < config.n_chains < parallel.world_size:
             raise ConfigError(
                 f"PCD over {parallel.world_size} processes needs at least one chain each; n_chains is {config.n_chains}"

@@ -1,4 +1,5 @@
-"""Figures of the MNIST exercise: filters, Gibbs samples, the fewer-features comparison, curves.
+"""Figures of the MNIST exercise: filters, Gibbs samples, the fewer-features comparison, sample
+diversity, curves.
 
 Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot, so no global
 figure state and no display), with an Agg canvas; :func:`save_png` writes it atomically.
@@ -20,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from recsys_rbm.atomic import atomic_path
+from recsys_rbm.diversity import DiversityReport
 from recsys_rbm.model import RBM
 from recsys_rbm.training import EpochRecord
 
@@ -231,6 +233,40 @@ def training_curves_figure(histories: Mapping[str, Sequence[EpochRecord]], binar
         axes.legend(fontsize=7)
         axes.grid(alpha=0.3)
     figure.suptitle(f"Training curves, MNIST, {binarization}", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def diversity_figure(reports: Mapping[str, DiversityReport], binarization: str) -> Figure:
+    """The share of chains labelled with each digit, one group of bars per digit and a colour per model.
+
+    ``reports`` maps a label (e.g. "500 hidden") to a :class:`~recsys_rbm.diversity.DiversityReport`.
+    A dotted line marks 10% (every digit alike), a dashed one 25% (the most one digit should take).
+    """
+    if not reports:
+        raise ValueError("diversity_figure needs at least one model")
+    figure = _new_figure(900, 400)
+    axes = figure.add_subplot()
+    digits = np.arange(10)
+    width = 0.8 / len(reports)
+    for index, (label, report) in enumerate(reports.items()):
+        offset = (index - (len(reports) - 1) / 2) * width
+        text = f"{label}: largest {report.largest_share:.0%}, {report.n_classes} digits"
+        axes.bar(digits + offset, 100 * np.asarray(report.shares), width, color=f"C{index % 10}", label=text)
+    largest = max(report.largest_share for report in reports.values())
+    axes.set_ylim(0, max(35.0, 130 * largest))  # room for the legend above the bars
+    axes.axhline(10.0, color="grey", linewidth=0.8, linestyle=":")
+    axes.axhline(25.0, color="grey", linewidth=0.8, linestyle="--")
+    axes.set_xticks(digits)
+    axes.set(xlabel="digit the classifier sees", ylabel="% of chains")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3, axis="y")
+    first = next(iter(reports.values()))
+    figure.suptitle(
+        f"Sample diversity: where {first.n_chains:,} Gibbs chains from test digits are after {first.steps:,} steps,\n"
+        f"labelled by a logistic regression on the training labels. MNIST, {binarization}",
+        fontsize=9,
+    )
     figure.tight_layout()
     return figure
 

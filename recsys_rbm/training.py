@@ -13,6 +13,9 @@ for ratings). The trainer owns everything else: the learning-rate, momentum and 
 weight decay, the momentum step, parameter averaging, divergence checks, early stopping on the
 objective's validation measure, and the hooks through which callers save checkpoints. Because the
 update reads only the gradient tensors, they can be all-reduced across processes before it.
+
+A centred RBM (``TrainConfig.centring``; :class:`Offsets`) is trained by the same loop: the model keeps
+its ordinary parameters, and only the direction of each step changes (:func:`centred_gradient`).
 """
 
 from __future__ import annotations
@@ -94,6 +97,59 @@ def contrastive_gradient(
         "visible_bias": data_visible.mean(0) - model_visible.mean(0),
         "hidden_bias": signed_hidden.sum(0),
     }
+
+
+@dataclass
+class Offsets:
+    """The offsets of a centred RBM: ``μ`` (D,) for the visible units, ``λ`` (H,) for the hidden units.
+
+    A centred RBM (Montavon & Müller 2012; Melchior, Fischer & Wiskott 2016) has the energy
+    ``E(v, h) = −(v − μ)ᵀb − (h − λ)ᵀc − (v − μ)ᵀW(h − λ)``. Up to a constant this is the ordinary RBM
+    with the same ``W`` and ``b₀ = b − Wλ``, ``c₀ = c − Wᵀμ``: the same distributions, so the
+    :class:`~recsys_rbm.model.RBM` keeps storing ``(W, b₀, c₀)`` and everything that reads a model
+    (sampling, AIS, checkpoints, figures) is unchanged. Centring changes only the direction of each
+    learning step (:func:`centred_gradient`), which no longer mixes the mean activations into the
+    weights' gradient; the offsets follow the data's means (:meth:`follow`).
+    """
+
+    visible: torch.Tensor  # μ (D,): starts at the training data's mean
+    hidden: torch.Tensor  # λ (H,): starts at 0.5
+
+    @classmethod
+    def start(cls, visible_mean: torch.Tensor, n_hidden: int) -> Offsets:
+        """``μ`` at the data's mean ``visible_mean`` (D,), ``λ = 0.5``."""
+        return cls(visible_mean.clone(), visible_mean.new_full((n_hidden,), 0.5))
+
+    def follow(self, visible_mean: torch.Tensor, hidden_mean: torch.Tensor, rate: float) -> None:
+        """Running means: ``μ ← (1 − ν)μ + ν<v>_data``, ``λ ← (1 − ν)λ + ν<p(h|v)>_data`` (``ν = rate``).
+
+        The ordinary parameters ``(W, b₀, c₀)`` stay as they are: in centred coordinates this is the
+        reparametrisation ``b ← b + W(λ' − λ)``, ``c ← c + Wᵀ(μ' − μ)``, which leaves the model unchanged.
+        """
+        self.visible.lerp_(visible_mean, rate)
+        self.hidden.lerp_(hidden_mean, rate)
+
+
+def centred_gradient(gradient: Gradient, offsets: Offsets, weights: torch.Tensor, weight_decay: float) -> Gradient:
+    """The centred learning step, in ordinary coordinates, from the ordinary gradient ``g`` of a batch.
+
+    The centred gradient is ``ΔW = <(v − μ)(h − λ)ᵀ>_data − <(v − μ)(h − λ)ᵀ>_model = g_W − μ g_cᵀ − g_b λᵀ``,
+    ``Δb = g_b``, ``Δc = g_c`` (with ``g_W = <v hᵀ>_data − <v hᵀ>_model``, ``g_b``, ``g_c`` the mean
+    differences). A step ``ε(ΔW − δW, Δb, Δc)`` of the centred parameters, ``δ`` the weight decay, moves
+    ``b₀ = b − Wλ`` and ``c₀ = c − Wᵀμ`` by ``ε`` times
+
+        ``G_b₀ = Δb − (ΔW − δW) λ``,  ``G_c₀ = Δc − (ΔW − δW)ᵀ μ``,  and ``W`` by ``ε(G_W − δW)``, ``G_W = ΔW``,
+
+    which is what this returns (the trainer subtracts ``δW`` from the weights itself, as for any model). It
+    is linear in ``g``, so without momentum the trainer takes exactly the centred algorithm's steps; and it
+    is ``J Jᵀ g`` with ``J`` the Jacobian of ``(W, b₀, c₀)`` in ``(W, b, c)``, an ascent direction whenever
+    ``g`` is one. ``μ = λ = 0`` gives back ``g``.
+    """
+    g_w, g_b, g_c = gradient["weights"], gradient["visible_bias"], gradient["hidden_bias"]
+    mu, lam = offsets.visible, offsets.hidden
+    delta_w = g_w - torch.outer(mu, g_c) - torch.outer(g_b, lam)  # (D, H)
+    moved = delta_w - weight_decay * weights if weight_decay else delta_w  # how W moves, per unit step
+    return {"weights": delta_w, "visible_bias": g_b - moved @ lam, "hidden_bias": g_c - moved.T @ mu}
 
 
 def negative_phase(
@@ -481,9 +537,12 @@ class DenseObjective:
 
     Mini-batches are slices of a tensor shuffled once per epoch on the device (no per-batch host
     copies). CD-k restarts the negative chain at the batch; PCD-k (``config.persistent``) carries
-    ``config.n_chains`` chains from update to update. An optional sparsity penalty pulls each hidden
-    unit's running mean activation towards ``config.sparsity_target``. Each epoch measures the
-    reconstruction error on a fixed training subset and on validation, and the free-energy gap.
+    ``config.n_chains`` chains from update to update. With ``config.centring`` the model is a centred
+    RBM (:class:`Offsets`, :func:`centred_gradient`): its offsets start at the training data's mean and
+    0.5 and follow each batch's data means. An optional sparsity penalty pulls each hidden unit's
+    running mean activation towards ``config.sparsity_target`` (added in ordinary coordinates). Each
+    epoch measures the reconstruction error on a fixed training subset and on validation, and the
+    free-energy gap.
     """
 
     decayed = ("weights",)
@@ -497,6 +556,7 @@ class DenseObjective:
         self.train = train.to(rbm.device, rbm.dtype)
         self.validation = None if validation is None else validation.to(rbm.device, rbm.dtype)
         self.persistent_chain: Chain | None = None
+        self.offsets = Offsets.start(self.train.mean(0), rbm.n_hidden) if config.centring else None
         self._activation_estimate: torch.Tensor | None = None
         self._train_monitor: torch.Tensor | None = None
 
@@ -532,6 +592,9 @@ class DenseObjective:
         gradient = contrastive_gradient(
             positive.visible, positive.hidden_probability, negative.visible, negative.hidden_probability
         )
+        if self.offsets is not None:
+            gradient = centred_gradient(gradient, self.offsets, rbm.weights, config.weight_decay)
+            self.offsets.follow(positive.visible.mean(0), positive.hidden_probability.mean(0), config.offset_rate)
         if config.sparsity_target > 0 and config.sparsity_cost > 0:
             penalty = self._sparsity_penalty(positive.hidden_probability.mean(0))  # (H,)
             gradient["hidden_bias"] -= penalty
@@ -572,14 +635,31 @@ class DenseObjective:
         return None
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The persistent chains, worth saving to resume PCD exactly."""
+        """What training carries besides the parameters: the persistent chains (to resume PCD exactly) and
+        a centred RBM's offsets ``μ``, ``λ`` (without which its steps would differ)."""
+        state = {}
+        if self.offsets is not None:
+            state["offsets.visible"], state["offsets.hidden"] = self.offsets.visible, self.offsets.hidden
         chain = self.persistent_chain
         if chain is None:
-            return {}
-        state = {"chain.visible": chain.visible, "chain.hidden_probability": chain.hidden_probability}
+            return state
+        state.update({"chain.visible": chain.visible, "chain.hidden_probability": chain.hidden_probability})
         if chain.hidden is not None:
             state["chain.hidden"] = chain.hidden
         return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Take back what :meth:`state_dict` saved (e.g. a checkpoint's extra tensors), to continue training."""
+        options = {"device": self.rbm.device, "dtype": self.rbm.dtype}
+        if self.offsets is not None and "offsets.visible" in state:
+            self.offsets = Offsets(state["offsets.visible"].to(**options), state["offsets.hidden"].to(**options))
+        if "chain.visible" in state:
+            hidden = state.get("chain.hidden")
+            self.persistent_chain = Chain(
+                state["chain.visible"].to(**options),
+                state["chain.hidden_probability"].to(**options),
+                None if hidden is None else hidden.to(**options),
+            )
 
 
 def _cpu_generator(generator: torch.Generator) -> torch.Generator:

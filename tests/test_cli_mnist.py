@@ -87,7 +87,7 @@ def test_train_mnist_config_file_is_overridden_by_options(runner: CliRunner, fak
 def test_mnist_figures_writes_figures_and_a_table(runner: CliRunner, fake_mnist: Path) -> None:
     args = ["mnist-figures", "--hidden", "30", "--hidden", "6", "--epochs", "2", "--batch-size", "20"]
     args += ["--ais-runs", "4", "--ais-temperatures", "60", "--sample-every", "3", "--output", "figs"]
-    args += ["--device", "cpu"]
+    args += ["--diversity-chains", "40", "--diversity-steps", "5", "--device", "cpu"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     names = [
@@ -96,6 +96,7 @@ def test_mnist_figures_writes_figures_and_a_table(runner: CliRunner, fake_mnist:
         "mnist-filters-h6.png",
         "mnist-samples-h6.png",
         "mnist-fewer-features.png",
+        "mnist-sample-diversity.png",
         "mnist-training-curves.png",
     ]
     for name in names:
@@ -104,6 +105,9 @@ def test_mnist_figures_writes_figures_and_a_table(runner: CliRunner, fake_mnist:
     output = flat(result.output)
     assert "MNIST RBMs on the test set, stochastic binarization (seed 0)" in output
     assert "log p(v)" in output and "exact" in output and "AIS" in output and "4 runs, 60 intermediate" in output
+    assert "2 epochs of PCD-1, centred" in output  # the exercise's recipe, shortened
+    assert "Sample diversity: 40 Gibbs chains from test digits, labelled after 5 steps" in output
+    assert "logistic regression fitted to the training images and labels (test accuracy" in output
     assert (fake_mnist / "runs" / "mnist-h30-stochastic-e2-s0.safetensors").is_file()
 
     refused = runner.invoke(app, args)  # the figures exist: nothing is replaced without --overwrite
@@ -158,3 +162,14 @@ def test_missing_data_offline_is_one_line_naming_the_files(runner: CliRunner, fa
 def test_help(runner: CliRunner, args: list[str], text: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and text in result.output and "--binarize" in result.output
+
+
+def test_mnist_figures_help_shows_the_recipe_it_uses(runner: CliRunner) -> None:
+    from recsys_rbm_cli.mnist_figures import RECIPE_EPOCHS, RECIPE_LEARNING_RATE
+
+    from recsys_rbm.mnist_exercise import EXERCISE_TRAIN_CONFIG
+
+    assert (EXERCISE_TRAIN_CONFIG.epochs, EXERCISE_TRAIN_CONFIG.learning_rate) == (RECIPE_EPOCHS, RECIPE_LEARNING_RATE)
+    assert EXERCISE_TRAIN_CONFIG.centring and EXERCISE_TRAIN_CONFIG.persistent
+    result = runner.invoke(app, ["mnist-figures", "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--centring" in result.output and "default: 200" in result.output

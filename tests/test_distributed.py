@@ -169,6 +169,9 @@ def test_what_cannot_be_split_exactly_is_refused() -> None:
     sparse = TrainConfig(sparsity_target=0.1, sparsity_cost=0.01)
     with pytest.raises(ConfigError, match="sparsity penalty"):
         DenseSharding().check(DenseObjective(rbm, dense_data().float(), sparse), ranks(2)[0])
+    centred = TrainConfig(persistent=True, centring=True)
+    with pytest.raises(ConfigError, match="centred RBM's offsets follow the whole batch"):
+        DenseSharding().check(DenseObjective(rbm, dense_data().float(), centred), ranks(2)[0])
     few_chains = TrainConfig(persistent=True, n_chains=2)
     with pytest.raises(ConfigError, match="at least one chain each"):
         DenseSharding().check(DenseObjective(rbm, dense_data().float(), few_chains), ranks(3)[0])

@@ -9,9 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from recsys_rbm.diversity import DiversityReport
 from recsys_rbm.figures import (
     ComparisonEntry,
     comparison_figure,
+    diversity_figure,
     filters_figure,
     grid_shape,
     samples_figure,
@@ -120,3 +122,21 @@ def test_training_curves_figure(tmp_path: Path) -> None:
     assert len(error_axes.lines) == 4 and len(gap_axes.lines) == 3  # train+validation per model; gaps + zero line
     np.testing.assert_allclose(gap_axes.lines[0].get_ydata(), [0.0, 0.1, 0.2, 0.3])
     assert png_mode(save_png(figure, tmp_path / "curves.png")) == "RGB"
+
+
+def test_diversity_figure_has_a_bar_per_digit_and_model(tmp_path: Path) -> None:
+    reports = {
+        "500 hidden": DiversityReport([100] * 10, steps=1000),
+        "20 hidden": DiversityReport([0, 0, 0, 0, 0, 0, 0, 1000, 0, 0], steps=1000),
+    }
+    figure = diversity_figure(reports, BINARIZATION)
+    title = " ".join(figure._suptitle.get_text().split())
+    assert BINARIZATION in title and "1,000 Gibbs chains" in title and "after 1,000 steps" in title
+    (axes,) = figure.axes
+    assert len(axes.patches) == 20
+    assert [round(bar.get_height()) for bar in axes.patches[10:]] == [0] * 7 + [100, 0, 0]
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert legend == ["500 hidden: largest 10%, 10 digits", "20 hidden: largest 100%, 1 digits"]
+    assert png_mode(save_png(figure, tmp_path / "diversity.png")) == "RGB"
+    with pytest.raises(ValueError, match="at least one"):
+        diversity_figure({}, BINARIZATION)

@@ -14,11 +14,14 @@ from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import ConfigError
 from recsys_rbm.evaluation.exact import log_partition
 from recsys_rbm.mnist_exercise import (
+    DiversitySettings,
     EvaluationSettings,
     MnistData,
+    digit_classifier,
     evaluate_mnist_rbm,
     load_binarized_mnist,
     matching_checkpoint,
+    sample_diversity,
     train_mnist_rbm,
     train_or_load,
 )
@@ -70,8 +73,9 @@ def test_checkpoint_every_epoch_and_interrupted_run_keeps_the_last(tmp_path: Pat
             on_epoch_end=lambda trainer, metrics: finished.append(trainer.epoch),
             on_batch_end=interrupt_in_second_epoch,
         )
-    _, metadata, _ = load_rbm(path, expected_kind="mnist-rbm")
+    _, metadata, extra = load_rbm(path, expected_kind="mnist-rbm")
     assert metadata["epoch"] == 1 and metadata["complete"] is False and len(metadata["metrics"]) == 1
+    assert set(extra) == set()  # CD: no chains, no offsets
     assert not matching_checkpoint(path, data, 5, CONFIG)  # unfinished: not reused
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
@@ -112,3 +116,30 @@ def test_evaluation_exact_and_ais_agree(data: MnistData) -> None:
     assert lower <= ais.test_log_likelihood <= upper
     assert abs(ais.test_log_likelihood - exact.test_log_likelihood) < 0.1
     assert ais.test_reconstruction_error == pytest.approx(exact.test_reconstruction_error)
+
+
+def test_a_centred_model_saves_its_offsets_and_chains(tmp_path: Path, data: MnistData) -> None:
+    config = dataclasses.replace(CONFIG, persistent=True, n_chains=10, centring=True)
+    path = tmp_path / "centred.safetensors"
+    trained = train_mnist_rbm(data, 5, config, checkpoint=path)
+    _, metadata, extra = load_rbm(path, expected_kind="mnist-rbm")
+    assert metadata["train_config"]["centring"] is True
+    assert extra["offsets.visible"].shape == (784,) and extra["offsets.hidden"].shape == (5,)
+    assert extra["chain.visible"].shape == (10, 784)
+    assert trained.rbm.n_hidden == 5 and matching_checkpoint(path, data, 5, config)
+    assert not matching_checkpoint(path, data, 5, dataclasses.replace(config, centring=False))
+
+
+def test_sample_diversity_counts_every_chain(data: MnistData) -> None:
+    classifier, accuracy = digit_classifier(data)
+    assert accuracy > 0.8  # the generated digits are easy
+    rbm = train_mnist_rbm(data, 6, CONFIG).rbm
+    report = sample_diversity(rbm, data, classifier, DiversitySettings(n_chains=50, steps=4))
+    assert report.n_chains == 50 and report.steps == 4  # more chains than the 24 test digits: drawn again
+    assert report == sample_diversity(rbm, data, classifier, DiversitySettings(n_chains=50, steps=4))
+
+
+def test_first_keeps_images_and_labels_together(data: MnistData) -> None:
+    small = data.first(40)
+    assert small.train.shape == (40, 784) and small.train_labels.shape == (40,)
+    assert torch.equal(small.train_labels, data.train_labels[:40])
