@@ -288,19 +288,23 @@ def mnist_figures(
 
 def diversity_table(result, settings):
     """Per model: how many chains end on each digit, the largest share, and how many digits are reached."""
+    from rich import box
     from rich.table import Table
 
     table = Table(
+        box=box.SIMPLE_HEAD,  # no vertical rules: 13 columns fit 80 characters
+        padding=(0, 1),
+        collapse_padding=True,
         title=f"Sample diversity: {settings.n_chains:,} Gibbs chains from test digits, labelled after "
         f"{settings.steps:,} steps",
         caption=f"The label of p(v|h) by a logistic regression fitted to the training images and labels "
         f"(test accuracy {result.classifier_accuracy:.1%}). Largest: the share of the commonest digit.",
     )
-    table.add_column("hidden", justify="right")
+    table.add_column("hidden", justify="right", no_wrap=True)
     for digit in range(10):
         table.add_column(str(digit), justify="right")
-    table.add_column("largest", justify="right")
-    table.add_column("digits", justify="right")
+    table.add_column("largest", justify="right", no_wrap=True)
+    table.add_column("digits", justify="right", no_wrap=True)
     for outcome in result.outcomes:
         report = outcome.diversity
         table.add_row(

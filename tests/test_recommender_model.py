@@ -295,6 +295,23 @@ def test_fit_takes_a_dataframe_and_every_method_speaks_raw_ids(public):
         public.predict([0], [0])  # inner indices are not ids here: the mistake the issue describes
 
 
+def test_a_pandas_dataframe_trains_the_same_model_as_polars_and_recommends(public):
+    import pandas as pd
+
+    users, items, ratings = text_id_frame()
+    frame = pd.DataFrame({"user": users, "item": items, "rating": ratings})  # the rows of the polars frame
+    titles = Movies.from_rows([f"i{i:02d}" for i in range(40)], [f"Item {i} ({1980 + i})" for i in range(40)])
+    fitted = RBMRecommender(small_config("joint", "user", False)).fit(frame, items=titles)
+    assert fitted.users.tolist() == public.users.tolist()
+    pairs = [(user, item) for user in ("u0", "u1", "u5") for item in sorted(set(items))]
+    every_user, every_item = zip(*pairs, strict=True)
+    expected = public.predict(every_user, every_item)
+    np.testing.assert_allclose(fitted.predict(every_user, every_item), expected, atol=1e-5)
+    listed = fitted.recommend("u3", n=5)
+    assert [r.item for r in listed] == [r.item for r in public.recommend("u3", n=5)]
+    assert all(r.title.startswith("Item ") for r in listed)
+
+
 def test_recommend_new_user_folds_in_raw_ratings_and_checks_the_scale(public):
     profile = {"i00": 5, "i02": 5, "i04": 5, "i01": 1, "i03": 1}  # picks both groups, likes the even one
     likes_even = public.recommend_new_user(profile, n=5, score="p_high")
