@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from recsys_rbm.distributed import Parallel, process_group
+from recsys_rbm.runtime import resolve_device
 from recsys_rbm.training import Trainer
 
 
@@ -42,35 +43,36 @@ def timed_epochs() -> list[float]:
     return seconds
 
 
-def movielens(epochs: int, parallel: Parallel | None) -> Callable[[], Any]:
+def movielens(epochs: int, parallel: Parallel | None, device: str) -> Callable[[], Any]:
     from recsys_rbm.recommender.config import RecommenderConfig
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import canonical_split
 
     split = canonical_split("u1")
-    device = "cpu" if parallel is None else str(parallel.device)
+    device = device if parallel is None else str(parallel.device)
     model = RBMRecommender(RecommenderConfig(epochs=epochs, patience=epochs, device=device))
     return lambda: model.fit(split.train, split.validation, parallel=parallel)
 
 
-def mnist(epochs: int, parallel: Parallel | None) -> Callable[[], Any]:
+def mnist(epochs: int, parallel: Parallel | None, device: str) -> Callable[[], Any]:
     from dataclasses import replace
 
     from recsys_rbm.mnist_exercise import EXERCISE_TRAIN_CONFIG, load_binarized_mnist, train_mnist_rbm
 
     data = load_binarized_mnist(download=False)
     config = replace(EXERCISE_TRAIN_CONFIG, epochs=epochs)
-    device = "cpu" if parallel is None else parallel.device
-    return lambda: train_mnist_rbm(data, 500, config, device, parallel=parallel)
+    on = resolve_device(device) if parallel is None else parallel.device
+    return lambda: train_mnist_rbm(data, 500, config, on, parallel=parallel)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["movielens", "mnist"])
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: one GPU per process, nccl under torchrun")
     args = parser.parse_args()
-    with process_group("cpu") as parallel:
-        train = (movielens if args.what == "movielens" else mnist)(args.epochs, parallel)
+    with process_group(args.device) as parallel:
+        train = (movielens if args.what == "movielens" else mnist)(args.epochs, parallel, args.device)
         seconds = timed_epochs()
         started = time.perf_counter()
         trained = train()
@@ -79,8 +81,10 @@ def main() -> None:
             history = trained.history
             measuring = [record.seconds - s for record, s in zip(history, seconds, strict=True)]
             processes = 1 if parallel is None else parallel.world_size
+            backend = "" if parallel is None else f" ({parallel.backend})"
             print(
-                f"{args.what}: {processes} process(es) × {torch.get_num_threads()} thread(s), {len(history)} epochs; "
+                f"{args.what}: {processes} process(es){backend} × {torch.get_num_threads()} thread(s), "
+                f"{len(history)} epochs; "
                 f"update pass {statistics.median(seconds):.2f} s per epoch (median), "
                 f"measurements {statistics.median(measuring):.2f} s per epoch; training call {wall:.1f} s"
             )
