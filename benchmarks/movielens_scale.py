@@ -95,7 +95,7 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
 
     spent = {"steps": 0.0, "catch_up_all": 0.0}
 
-    def timed(owner: Any, name: str) -> None:
+    def timed(owner: Any, name: str, key: str) -> None:
         original = getattr(owner, name)
 
         def wrapper(*call_args: Any, **kwargs: Any) -> Any:
@@ -103,12 +103,12 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
             try:
                 return original(*call_args, **kwargs)
             finally:
-                spent[name.strip("_") if name != "step" else "steps"] += time.perf_counter() - started
+                spent[key] += time.perf_counter() - started
 
         setattr(owner, name, wrapper)
 
-    timed(training.Trainer, "step")
-    timed(training._LazyMomentum, "catch_up_all")
+    timed(training.Trainer, "step", "steps")
+    timed(training._LazyMomentum, "catch_up_all", "catch_up_all")
     config = RecommenderConfig(
         model=model,
         mode="user",
