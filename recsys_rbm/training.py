@@ -247,11 +247,16 @@ class Trainer:
     def __post_init__(self) -> None:
         parameters = self.objective.parameters()
         first = next(iter(parameters.values()))
-        self._lazy = _LazyMomentum({name: p.shape[0] for name, p in parameters.items()}, first.device)
+        self._lazy = _LazyMomentum(parameters)
         # Sampling draws from a fast seeded stream derived from the run's generator.
         stream_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device))
         self.random = UniformStream(stream_seed, first.device, first.dtype)
         self._velocity = {name: torch.zeros_like(p) for name, p in parameters.items()}
+        read_lagging_rows = getattr(self.objective, "read_lagging_rows", None)
+        if read_lagging_rows is not None:  # the objective reads lazily updated rows through their lag
+            read_lagging_rows(
+                {name: LaggingRows(name, p, self._velocity[name], self._lazy) for name, p in parameters.items()}
+            )
         self._averaged: dict[str, torch.Tensor] | None = None
         self._best: dict[str, torch.Tensor] | None = None
         self._started = False
@@ -323,10 +328,6 @@ class Trainer:
 
         ``λ`` applies to the objective's decayed parameters only.
         """
-        rows_read = getattr(self.objective, "rows_read", None)
-        if rows_read is not None and self._lazy.powers:  # rows this batch reads must be current before it reads them
-            for name, rows in rows_read(batch).items():
-                self._lazy.catch_up(name, self.objective.parameters()[name], self._velocity[name], rows)
         try:
             gradient = self.objective.gradient(batch, steps, self.random)
         except RuntimeError as error:  # a step size too large for the tensors' floating-point type
@@ -424,19 +425,23 @@ class Trainer:
 class _LazyMomentum:
     """Momentum updates of only the rows a sparse gradient touches, exactly equal to updating every row.
 
-    Rows a batch will read (``objective.rows_read``) are brought up to date before it reads them.
     An update step with gradient ``g`` is ``v ← m·v − d·θ + ε·g``, ``θ ← θ + v`` (``d = ε·λ``, the
     weight decay's share; 0 for biases). A row whose gradient is zero still moves: its ``(θ, v)``
-    evolves linearly, ``(θ, v) ← M·(θ, v)`` with ``M = [[1 − d, m], [−d, m]]``. So a row touched
-    ``s`` steps after its last update is first brought forward by ``M^s`` (one small matrix power
-    per gap, shared by every row), then given its gradient; untouched rows are brought forward at
-    the end of the epoch. Per step this costs the touched rows only, not the whole matrix: what
-    makes the recommender's update proportional to its ratings.
+    evolves linearly, ``(θ, v) ← M·(θ, v)`` with ``M = [[1 − d, m], [−d, m]]``. So a row is left
+    where it was until a gradient touches it; ``s`` steps after its last update it is brought
+    forward by ``M^s`` (one small matrix power per gap, shared by every row) and given its gradient,
+    and the rows no step touched are brought forward at the end of the epoch. A batch that reads a
+    lagging row reads it through the same powers (:class:`LaggingRows`), without writing it back.
+    Per step this costs the touched rows only, not the whole matrix: what makes the recommender's
+    update proportional to its ratings.
     """
 
-    def __init__(self, n_rows: dict[str, int], device: torch.device) -> None:
-        self.last = {name: torch.zeros(n, dtype=torch.long, device=device) for name, n in n_rows.items()}
+    def __init__(self, parameters: dict[str, torch.Tensor]) -> None:
+        self.last = {name: torch.zeros(p.shape[0], dtype=torch.long, device=p.device) for name, p in parameters.items()}
+        self.dtypes = {name: p.dtype for name, p in parameters.items()}
         self.step_index = 0
+        #: Per parameter, ``(M^s)`` for ``s = 0..n_steps`` as a (4, n_steps + 1) table in the parameter's dtype:
+        #: rows ``M^s[0, 0]``, ``M^s[0, 1]``, ``M^s[1, 0]``, ``M^s[1, 1]``. Empty outside an epoch.
         self.powers: dict[str, torch.Tensor] = {}
 
     def start_epoch(self, n_steps: int, learning_rate: float, momentum: float, decays: dict[str, float]) -> None:
@@ -449,9 +454,9 @@ class _LazyMomentum:
             transition = torch.tensor([[1.0 - d, momentum], [-d, momentum]], dtype=torch.float64)
             powers = [torch.eye(2, dtype=torch.float64)]
             for _ in range(n_steps):
-                powers.append(transition @ powers[-1])
-            device = self.last[name].device
-            self.powers[name] = torch.stack(powers).to(device)  # (n_steps + 1, 2, 2), float64
+                powers.append(transition @ powers[-1])  # products in float64, then one rounding
+            table = torch.stack(powers).reshape(n_steps + 1, 4).T.contiguous()
+            self.powers[name] = table.to(device=self.last[name].device, dtype=self.dtypes[name])
 
     def advance(self) -> None:
         self.step_index += 1
@@ -460,56 +465,64 @@ class _LazyMomentum:
         """Every row of ``name`` was just updated densely."""
         self.last[name].fill_(self.step_index)
 
-    def _move(
-        self,
-        name: str,
-        parameter: torch.Tensor,
-        velocity: torch.Tensor,
-        rows: torch.Tensor,
-        gaps: torch.Tensor,
-        step: torch.Tensor | None = None,
-    ) -> None:
-        """``(θ, v) ← M^gap·(θ, v)`` on ``rows``, plus ``step`` (``ε·g``) added to both when given."""
-        power = self.powers[name].index_select(0, gaps).to(parameter.dtype)  # (R, 2, 2)
-        shape = (-1,) + (1,) * (parameter.dim() - 1)
-        p00, p01, p10, p11 = (power[:, i, j].reshape(shape) for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
-        theta, v = parameter.index_select(0, rows), velocity.index_select(0, rows)  # fresh copies
-        new_v = torch.mul(v, p11).addcmul_(theta, p10)
-        theta.mul_(p00).addcmul_(v, p01)  # θ's new value, in place of its copy
-        if step is not None:
-            theta += step
-            new_v += step
-        parameter.index_copy_(0, rows, theta)
-        velocity.index_copy_(0, rows, new_v)
+    def _coefficients(self, name: str, gaps: torch.Tensor, dim: int) -> tuple[torch.Tensor, ...]:
+        """``M^gap``'s four entries per row, each shaped to broadcast over a parameter of ``dim`` dimensions."""
+        return self.powers[name].index_select(1, gaps).view(4, -1, *([1] * (dim - 1))).unbind(0)
+
+    def lagging_coefficients(self, name: str, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(a, b)`` with ``θ_now = a·θ + b·v`` on ``rows`` (R,), each (R,); ``None`` outside an epoch."""
+        if not self.powers:
+            return None
+        gaps = self.step_index - self.last[name].index_select(0, rows)
+        a, b = self.powers[name][:2].index_select(1, gaps).unbind(0)
+        return a, b
 
     def update_rows(
         self, name: str, parameter: torch.Tensor, velocity: torch.Tensor, gradient: SparseRows, learning_rate: float
     ) -> None:
         """Bring the touched rows through the steps they missed and this one (``M^gap``), adding ``ε·g``."""
-        rows = gradient.rows
-        last = self.last[name]
-        step = gradient.values.to(parameter.dtype) * learning_rate
-        self._move(name, parameter, velocity, rows, self.step_index - last.index_select(0, rows), step)
+        rows, last = gradient.rows, self.last[name]
+        p00, p01, p10, p11 = self._coefficients(name, self.step_index - last.index_select(0, rows), parameter.dim())
+        theta, v = parameter.index_select(0, rows), velocity.index_select(0, rows)  # fresh copies
+        new_v = torch.mul(v, p11).addcmul_(theta, p10).add_(gradient.values, alpha=learning_rate)
+        theta.mul_(p00).addcmul_(v, p01).add_(gradient.values, alpha=learning_rate)  # θ's new value, in its copy
+        parameter.index_copy_(0, rows, theta)
+        velocity.index_copy_(0, rows, new_v)
         last.index_fill_(0, rows, self.step_index)
 
-    def catch_up(self, name: str, parameter: torch.Tensor, velocity: torch.Tensor, rows: torch.Tensor) -> None:
-        """Bring ``rows`` up to the current step (before a batch reads them)."""
-        last = self.last[name]
-        gaps = self.step_index - last.index_select(0, rows)
-        behind = torch.nonzero(gaps > 0).flatten()
-        if behind.numel():
-            rows = rows.index_select(0, behind)
-            self._move(name, parameter, velocity, rows, gaps.index_select(0, behind))
-            last.index_fill_(0, rows, self.step_index)
-
     def catch_up_all(self, parameters: dict[str, torch.Tensor], velocities: dict[str, torch.Tensor]) -> None:
-        """Bring every row to the end of the epoch."""
+        """Bring every row to the end of the epoch (in place over the whole tensors); the epoch is then over."""
         for name, parameter in parameters.items():
             last = self.last[name]
-            behind = torch.nonzero(last < self.step_index).flatten()
-            if behind.numel():
-                self._move(name, parameter, velocities[name], behind, self.step_index - last.index_select(0, behind))
+            if self.powers and bool((last < self.step_index).any()):
+                velocity = velocities[name]
+                p00, p01, p10, p11 = self._coefficients(name, self.step_index - last, parameter.dim())
+                new_v = torch.mul(velocity, p11).addcmul_(parameter, p10)  # M^0 = I leaves current rows exact
+                parameter.mul_(p00).addcmul_(velocity, p01)
+                velocity.copy_(new_v)
             last.fill_(self.step_index)
+        self.powers = {}
+
+
+@dataclass(frozen=True)
+class LaggingRows:
+    """A parameter whose rows the trainer's lazy momentum leaves behind between updates.
+
+    Row ``r`` is now ``a[r]·stored[r] + b[r]·velocity[r]``, with ``(a, b)`` the first row of ``M^gap``
+    (see :class:`_LazyMomentum`): a reader that needs only some rows reads them as this linear
+    combination instead of having them brought forward and written back. An objective that has
+    ``read_lagging_rows`` receives one per parameter; rows updated at every step (the recommender's
+    interaction block) are always current and can be read directly from ``stored``.
+    """
+
+    name: str
+    stored: torch.Tensor
+    velocity: torch.Tensor
+    lazy: _LazyMomentum
+
+    def coefficients(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(a, b)``, each (R,), for ``rows`` (R,); ``None`` when every row is current (between epochs)."""
+        return self.lazy.lagging_coefficients(self.name, rows)
 
 
 class _Swapped:

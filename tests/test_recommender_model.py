@@ -716,7 +716,7 @@ class _DenseGradients:
         self.decayed, self.validation_measure, self.validation_goal = objective.decayed, None, "min"
 
     def __getattr__(self, name):
-        if name == "rows_read":
+        if name == "read_lagging_rows":
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -726,8 +726,8 @@ class _DenseGradients:
 
 @pytest.mark.parametrize("model_kind", ["joint", "ratings"])
 def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind):
-    """Momentum and decay applied lazily to the rated rows (reading rows brought up to date first) give the
-    model that updating every row every step gives (float64, so the same Gibbs samples are drawn)."""
+    """Momentum and decay applied lazily to the rated rows (lagging rows read through their momentum powers) give
+    the model that updating every row every step gives (float64, so the same Gibbs samples are drawn)."""
     from recsys_rbm.config import TrainConfig
     from recsys_rbm.recommender.objective import RecommenderObjective
     from recsys_rbm.training import Trainer
@@ -756,3 +756,45 @@ def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind
         models.append(model)
     for name, parameter in models[1].parameters().items():
         torch.testing.assert_close(models[0].parameters()[name], parameter, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("model_kind", ["joint", "ratings"])
+def test_a_batch_reads_lagging_rows_as_their_current_values(model_kind):
+    """Mid-epoch, rows the lazy momentum left behind are read as ``a·θ + b·v``: the hidden inputs and the
+    rated logits equal those of a copy of the model whose every row was first brought up to date."""
+    from recsys_rbm.config import TrainConfig
+    from recsys_rbm.recommender.objective import RecommenderObjective
+    from recsys_rbm.training import Trainer
+
+    train, _, _ = split_three(ratings_from_dense(*dense_tastes()))
+    layout = Layout(train.n_items, 5, interactions=model_kind == "joint")
+    generator = torch.Generator().manual_seed(0)
+    rbm = RBM.initialise(visible_layer(layout), 6, generator, weight_std=0.1, dtype=torch.float64)
+    conditional = torch.zeros(layout.n_units, 6, dtype=torch.float64) if model_kind == "ratings" else None
+    model = RecommenderRBM(rbm, conditional)
+    matrix = CaseMatrix.from_arrays(train.users, train.items, train.levels, train.n_users, torch.device("cpu"))
+    config = small_config(model_kind, "user", model_kind == "ratings", n_hidden=6, batch_size=8)
+    objective = RecommenderObjective(model, matrix, config, lambda: {}, None)
+    settings = TrainConfig(epochs=1, batch_size=8, learning_rate=0.05, final_momentum=0.9, weight_decay=0.01)
+    trainer = Trainer(objective, settings, torch.Generator().manual_seed(1))
+    batches = list(objective.batches(torch.Generator().manual_seed(2)))
+    trainer._lazy.start_epoch(len(batches), 0.05, 0.9, trainer._decays(0.05))
+    for batch in batches[:4]:
+        trainer.step(batch, 0.05, 0.9, 1)
+    batch = batches[4]
+    lagging = model.on(batch, objective._lagging)
+    assert lagging.lagging and any(  # some rows this batch reads really are behind
+        bool((trainer._lazy.last[name] < trainer._lazy.step_index).any()) for name in lagging.lagging
+    )
+    copy = RBM(rbm.weights.clone(), rbm.visible_bias.clone(), rbm.hidden_bias.clone(), rbm.units)
+    caught_up = RecommenderRBM(copy, None if conditional is None else conditional.clone())
+    velocities = {name: v.clone() for name, v in trainer._velocity.items()}
+    saved = (trainer._lazy.last, trainer._lazy.powers)
+    trainer._lazy.last = {name: last.clone() for name, last in saved[0].items()}
+    trainer._lazy.catch_up_all(caught_up.parameters(), velocities)
+    trainer._lazy.last, trainer._lazy.powers = saved
+    current = caught_up.on(batch)
+    state = lagging.data()
+    torch.testing.assert_close(lagging.hidden_input(state), current.hidden_input(state), rtol=1e-12, atol=1e-12)
+    hidden = torch.bernoulli(torch.full((batch.n_cases, 6), 0.5, dtype=torch.float64), generator=generator)
+    torch.testing.assert_close(lagging.rated_logits(hidden), current.rated_logits(hidden), rtol=1e-12, atol=1e-12)

@@ -26,7 +26,7 @@ from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
 from recsys_rbm.rng import RandomSource
-from recsys_rbm.training import Gradient, SparseRows
+from recsys_rbm.training import Gradient, LaggingRows, SparseRows
 
 #: A validation RMSE this much above the global-mean baseline's means training has gone astray.
 DIVERGENCE_MARGIN = 1.2
@@ -59,6 +59,7 @@ class RecommenderObjective:
         self.validation_goal = "max" if validation_measure == "validation_ndcg" else "min"
         self.baseline_rmse = baseline_rmse
         self._nonempty = torch.nonzero(matrix.lengths() > 0).squeeze(1).cpu()
+        self._lagging: dict[str, LaggingRows] | None = None
 
     def parameters(self) -> dict[str, torch.Tensor]:
         return self.model.parameters()
@@ -76,27 +77,14 @@ class RecommenderObjective:
 
     def gradient(self, batch: CaseBatch, steps: int, random: RandomSource) -> Gradient:
         """CD-T from the data: ``h ~ p(h|v)``, resample the visible state, repeat; then the statistics."""
-        view = self.model.on(batch)
+        view = self.model.on(batch, self._lagging)
         positive = chain_from_visible(view, view.data(), random)
         negative = run_chain(view, positive, steps, random, sample_last_hidden=False)
         return statistics(view, positive, negative, self.config.gradient_scale)
 
-    def rows_read(self, batch: CaseBatch) -> dict[str, torch.Tensor]:
-        """The parameter rows a batch's statistics read (every level of each rated unit, the interaction
-        rows, the units' conditional rows): the trainer brings them up to date first (lazy momentum)."""
-        layout = self.model.layout
-        units = torch.unique(batch.units)
-        parts = []
-        if layout.interactions:
-            parts.append(torch.arange(layout.n_units, device=units.device))
-        if layout.ratings:
-            k = layout.n_levels
-            parts.append((layout.rating_offset + units[:, None] * k + torch.arange(k, device=units.device)).flatten())
-        rows = torch.cat(parts)
-        read = {"weights": rows, "visible_bias": rows}
-        if self.model.conditional is not None:
-            read["conditional_weights"] = units
-        return read
+    def read_lagging_rows(self, lagging: dict[str, LaggingRows]) -> None:
+        """The trainer's lazily updated parameters: each batch's conditionals read their rows through these."""
+        self._lagging = lagging
 
     def measure(self) -> dict[str, float | None]:
         return self._measure()

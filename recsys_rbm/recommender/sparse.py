@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender.state import Layout
 from recsys_rbm.rng import RandomSource, bernoulli
+from recsys_rbm.training import LaggingRows
 from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, sample_levels
 
 
@@ -148,19 +149,40 @@ class RecommenderRBM:
             out["conditional_weights"] = self.conditional
         return out
 
-    def on(self, batch: CaseBatch) -> SparseCases:
-        """The conditionals of this model over ``batch``'s cases."""
-        return SparseCases(self, batch)
+    def on(self, batch: CaseBatch, lagging: dict[str, LaggingRows] | None = None) -> SparseCases:
+        """The conditionals of this model over ``batch``'s cases (reading lagging rows through ``lagging``)."""
+        return SparseCases(self, batch, lagging)
 
 
 class SparseCases:
     """``p(h | v)``, ``v ~ p(v | h)`` for a batch of cases, over rated entries: the core's Gibbs chain runs on it.
 
-    The rated-set term of the conditional RBM is held at the data's rated set in every step.
+    The rated-set term of the conditional RBM is held at the data's rated set in every step. During
+    training the rating and conditional rows are read through the trainer's :class:`LaggingRows`
+    (``lagging``, by parameter name): a row's current value is ``a·θ + b·v`` of its stored value and
+    velocity, so every product below is taken of both and combined per row. The interaction rows
+    are updated at every step, so they are always current and read as stored.
     """
 
-    def __init__(self, model: RecommenderRBM, batch: CaseBatch) -> None:
+    def __init__(self, model: RecommenderRBM, batch: CaseBatch, lagging: dict[str, LaggingRows] | None = None) -> None:
         self.model, self.batch, self.layout = model, batch, model.layout
+        self.lagging = lagging or {}
+
+    def _lag(self, name: str, rows: torch.Tensor) -> tuple[LaggingRows, torch.Tensor, torch.Tensor] | None:
+        """The lagging parameter ``name`` and its coefficients ``a, b`` (R,) on ``rows``; ``None``: all current."""
+        lag = self.lagging.get(name)
+        coefficients = None if lag is None else lag.coefficients(rows)
+        return None if lag is None or coefficients is None else (lag, *coefficients)
+
+    def _bag(self, name: str, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``Σ_{e in case} table[rows_e]`` per case, of the rows' current values; (E,) -> (B, H)."""
+        offsets = self.batch.offsets
+        lag = self._lag(name, rows)
+        if lag is None:
+            return F.embedding_bag(rows, table, offsets, mode="sum")
+        parameter, a, b = lag
+        total = F.embedding_bag(rows, parameter.stored, offsets, mode="sum", per_sample_weights=a)
+        return total + F.embedding_bag(rows, parameter.velocity, offsets, mode="sum", per_sample_weights=b)
 
     def data(self) -> CaseState:
         """The batch's own visible state (the positive phase)."""
@@ -176,9 +198,9 @@ class SparseCases:
             total.addmm_(state.interactions, rbm.weights[layout.interaction_rows()])
         if state.levels is not None:
             rows = layout.rating_offset + batch.units * layout.n_levels + state.levels
-            total += F.embedding_bag(rows, rbm.weights, batch.offsets, mode="sum")
+            total += self._bag("weights", rbm.weights, rows)
         if self.model.conditional is not None:
-            total += F.embedding_bag(batch.units, self.model.conditional, batch.offsets, mode="sum")
+            total += self._bag("conditional_weights", self.model.conditional, batch.units)
         return total
 
     def hidden_probability(self, state: CaseState, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -197,13 +219,23 @@ class SparseCases:
         lengths = torch.bincount(batch.case_of_entry, minlength=n_cases) * k
         row_starts = torch.zeros(n_cases + 1, dtype=torch.long, device=hidden.device)
         torch.cumsum(lengths, 0, out=row_starts[1:])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            pattern = torch.sparse_csr_tensor(
-                row_starts, columns, rbm.visible_bias[columns], (n_cases, rbm.n_visible), check_invariants=False
-            )
-            logits = torch.sparse.sampled_addmm(pattern, hidden, rbm.weights.T)  # b + h Wᵀ at the pattern
-        return logits.values().view(-1, k)
+
+        def sampled(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:  # values + (h tableᵀ)[pattern]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                pattern = torch.sparse_csr_tensor(
+                    row_starts, columns, values, (n_cases, rbm.n_visible), check_invariants=False
+                )
+                return torch.sparse.sampled_addmm(pattern, hidden, table.T).values()
+
+        weights, biases = self._lag("weights", columns), self._lag("visible_bias", columns)
+        if weights is None or biases is None:
+            return sampled(rbm.visible_bias[columns], rbm.weights).view(-1, k)
+        (w, a_w, b_w), (b, a_b, b_b) = weights, biases
+        bias = b.stored[columns].mul_(a_b).addcmul_(b.velocity[columns], b_b)  # the current b at the columns
+        logits = sampled(torch.zeros_like(bias), w.stored).mul_(a_w)
+        logits.addcmul_(sampled(torch.zeros_like(bias), w.velocity), b_w).add_(bias)
+        return logits.view(-1, k)
 
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
         """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state."""
