@@ -724,25 +724,31 @@ class _DenseGradients:
         return dense_gradient(self.inner.gradient(batch, steps, random))
 
 
+def _float64_recommender(model_kind: str):
+    """A 6-unit float64 recommender RBM (seeded) and its objective over the small taste data, user-based."""
+    from recsys_rbm.recommender.objective import RecommenderObjective
+
+    train, _, _ = split_three(ratings_from_dense(*dense_tastes()))
+    layout = Layout(train.n_items, 5, interactions=model_kind == "joint")
+    config = small_config(model_kind, "user", model_kind == "ratings", n_hidden=6, batch_size=8)
+    generator = torch.Generator().manual_seed(0)
+    rbm = RBM.initialise(visible_layer(layout), 6, generator, weight_std=0.1, dtype=torch.float64)
+    conditional = torch.zeros(layout.n_units, 6, dtype=torch.float64) if model_kind == "ratings" else None
+    model = RecommenderRBM(rbm, conditional)
+    matrix = CaseMatrix.from_arrays(train.users, train.items, train.levels, train.n_users, torch.device("cpu"))
+    return model, RecommenderObjective(model, matrix, config, lambda: {}, None)
+
+
 @pytest.mark.parametrize("model_kind", ["joint", "ratings"])
 def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind):
     """Momentum and decay applied lazily to the rated rows (lagging rows read through their momentum powers) give
     the model that updating every row every step gives (float64, so the same Gibbs samples are drawn)."""
     from recsys_rbm.config import TrainConfig
-    from recsys_rbm.recommender.objective import RecommenderObjective
     from recsys_rbm.training import Trainer
 
-    train, _, _ = split_three(ratings_from_dense(*dense_tastes()))
-    layout = Layout(train.n_items, 5, interactions=model_kind == "joint")
-    config = small_config(model_kind, "user", model_kind == "ratings", n_hidden=6, batch_size=8)
     models = []
     for dense in (False, True):
-        generator = torch.Generator().manual_seed(0)
-        rbm = RBM.initialise(visible_layer(layout), 6, generator, weight_std=0.1, dtype=torch.float64)
-        conditional = torch.zeros(layout.n_units, 6, dtype=torch.float64) if model_kind == "ratings" else None
-        model = RecommenderRBM(rbm, conditional)
-        matrix = CaseMatrix.from_arrays(train.users, train.items, train.levels, train.n_users, torch.device("cpu"))
-        objective = RecommenderObjective(model, matrix, config, lambda: {}, None)
+        model, objective = _float64_recommender(model_kind)
         settings = TrainConfig(
             epochs=3,
             batch_size=8,
@@ -763,18 +769,11 @@ def test_a_batch_reads_lagging_rows_as_their_current_values(model_kind):
     """Mid-epoch, rows the lazy momentum left behind are read as ``a·θ + b·v``: the hidden inputs and the
     rated logits equal those of a copy of the model whose every row was first brought up to date."""
     from recsys_rbm.config import TrainConfig
-    from recsys_rbm.recommender.objective import RecommenderObjective
     from recsys_rbm.training import Trainer
 
-    train, _, _ = split_three(ratings_from_dense(*dense_tastes()))
-    layout = Layout(train.n_items, 5, interactions=model_kind == "joint")
+    model, objective = _float64_recommender(model_kind)
+    rbm, conditional = model.rbm, model.conditional
     generator = torch.Generator().manual_seed(0)
-    rbm = RBM.initialise(visible_layer(layout), 6, generator, weight_std=0.1, dtype=torch.float64)
-    conditional = torch.zeros(layout.n_units, 6, dtype=torch.float64) if model_kind == "ratings" else None
-    model = RecommenderRBM(rbm, conditional)
-    matrix = CaseMatrix.from_arrays(train.users, train.items, train.levels, train.n_users, torch.device("cpu"))
-    config = small_config(model_kind, "user", model_kind == "ratings", n_hidden=6, batch_size=8)
-    objective = RecommenderObjective(model, matrix, config, lambda: {}, None)
     settings = TrainConfig(epochs=1, batch_size=8, learning_rate=0.05, final_momentum=0.9, weight_decay=0.01)
     trainer = Trainer(objective, settings, torch.Generator().manual_seed(1))
     batches = list(objective.batches(torch.Generator().manual_seed(2)))
