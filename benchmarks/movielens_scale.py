@@ -91,9 +91,9 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
     Returns the seconds of its update steps, of the end-of-epoch catch-up of untouched rows, of the
     whole ``fit`` call (initialisation and the epoch's measurements included), and the peak GB.
     """
-    from recsys_rbm import training
+    from recsys_rbm import lazy_momentum, training
 
-    spent = {"steps": 0.0, "catch_up_all": 0.0}
+    spent = {"steps": 0.0, "finish": 0.0}
 
     def timed(owner: Any, name: str, key: str) -> None:
         original = getattr(owner, name)
@@ -108,7 +108,7 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
         setattr(owner, name, wrapper)
 
     timed(training.Trainer, "step", "steps")
-    timed(training._LazyMomentum, "catch_up_all", "catch_up_all")
+    timed(lazy_momentum.LazyMomentum, "finish", "finish")
     config = RecommenderConfig(
         model=model,
         mode="user",
@@ -120,7 +120,7 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
     )
     started = time.perf_counter()
     RBMRecommender(config).fit(train)
-    return spent["steps"], spent["catch_up_all"], time.perf_counter() - started, peak_memory_gb()
+    return spent["steps"], spent["finish"], time.perf_counter() - started, peak_memory_gb()
 
 
 def main() -> None:

@@ -32,18 +32,23 @@ from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
 from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
+from recsys_rbm.lazy_momentum import LaggingRows, LazyMomentum
 from recsys_rbm.model import RBM
 from recsys_rbm.rng import RandomSource, UniformStream
 
 
 @dataclass(frozen=True)
 class SparseRows:
-    """A gradient that is zero outside some rows: ``values[i]`` is row ``rows[i]`` (rows unique) of a tensor
-    of ``shape``. The trainer updates only those rows (with exact lazy momentum: see :class:`Trainer`)."""
+    """A gradient that is zero outside some rows: ``values[i]`` adds to row ``rows[i]`` of a tensor of ``shape``.
 
-    rows: torch.Tensor  # (R,) int64, unique
+    Rows may repeat (``coalesced=False``; the repeats add up) or be unique (``coalesced=True``). The trainer
+    updates only those rows, with exact lazy momentum (:mod:`recsys_rbm.lazy_momentum`).
+    """
+
+    rows: torch.Tensor  # (R,) int64
     values: torch.Tensor  # (R, *shape[1:])
     shape: torch.Size
+    coalesced: bool = True
 
     @classmethod
     def accumulate(
@@ -62,11 +67,14 @@ class SparseRows:
         summed = torch.zeros((unique.shape[0], *values.shape[1:]), dtype=values.dtype, device=values.device)
         return cls(unique, summed.index_add_(0, inverse, values), torch.Size(shape))
 
+    def coalesce(self) -> SparseRows:
+        """The same gradient with each row once."""
+        return self if self.coalesced else SparseRows.accumulate(self.rows, self.values, self.shape)
+
     def dense(self) -> torch.Tensor:
         """The full tensor (zeros outside ``rows``)."""
         out = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
-        out[self.rows] = self.values
-        return out
+        return out.index_add_(0, self.rows, self.values)
 
 
 #: An ascent direction of the log-likelihood: parameter name -> a tensor of that parameter's shape, or
@@ -247,16 +255,14 @@ class Trainer:
     def __post_init__(self) -> None:
         parameters = self.objective.parameters()
         first = next(iter(parameters.values()))
-        self._lazy = _LazyMomentum(parameters)
         # Sampling draws from a fast seeded stream derived from the run's generator.
         stream_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.generator.device))
         self.random = UniformStream(stream_seed, first.device, first.dtype)
         self._velocity = {name: torch.zeros_like(p) for name, p in parameters.items()}
+        self._lazy = LazyMomentum(parameters, self._velocity)
         read_lagging_rows = getattr(self.objective, "read_lagging_rows", None)
-        if read_lagging_rows is not None:  # the objective reads lazily updated rows through their lag
-            read_lagging_rows(
-                {name: LaggingRows(name, p, self._velocity[name], self._lazy) for name, p in parameters.items()}
-            )
+        if read_lagging_rows is not None:  # the objective reads lazily updated rows through the lazy state
+            read_lagging_rows({name: LaggingRows(name, self._lazy) for name in parameters})
         self._averaged: dict[str, torch.Tensor] | None = None
         self._best: dict[str, torch.Tensor] | None = None
         self._started = False
@@ -307,12 +313,12 @@ class Trainer:
     ) -> None:
         """One pass over the objective's mini-batches."""
         batches = list(self.objective.batches(self.generator))
-        self._lazy.start_epoch(len(batches), learning_rate, momentum, self._decays(learning_rate))
+        self._lazy.start_epoch(len(batches), momentum, self._decays(learning_rate), self.objective.parameters())
         for index, batch in enumerate(batches):
             self.step(batch, learning_rate, momentum, steps)
             if on_batch_end is not None:
                 on_batch_end(index + 1, len(batches))
-        self._lazy.catch_up_all(self.objective.parameters(), self._velocity)
+        self._lazy.finish()
 
     def _decays(self, learning_rate: float) -> dict[str, float]:
         """``ε·λ`` per parameter: the weight decay's share of each step (0 for biases)."""
@@ -338,20 +344,22 @@ class Trainer:
             ) from None
         if self.all_reduce is not None:
             self.all_reduce(gradient)
-        if not self._lazy.powers:  # a step outside train_epoch: no epoch to be lazy within
+        if not self._lazy.in_epoch:  # a step outside train_epoch: no epoch to be lazy within
             gradient = dense_gradient(gradient)
         decay = self.config.weight_decay
         self._lazy.advance()
         for name, parameter in self.objective.parameters().items():
             velocity, g = self._velocity[name], gradient[name]
             if isinstance(g, SparseRows):
-                self._lazy.update_rows(name, parameter, velocity, g, learning_rate)
+                if not g.coalesced and not self._lazy.will_use_eigenbasis(name):
+                    g = g.coalesce()  # the row clocks bring each row forward once
+                self._lazy.update_rows(name, g.rows, g.values, learning_rate)
                 continue
+            self._lazy.settle(name)  # a dense update needs every row current
             velocity.mul_(momentum).add_(g, alpha=learning_rate)
             if decay and name in self.objective.decayed:
                 velocity.add_(parameter, alpha=-learning_rate * decay)
             parameter.add_(velocity)
-            self._lazy.mark_current(name)
         return gradient
 
     # --- what happens between epochs ------------------------------------------------------------
@@ -420,109 +428,6 @@ class Trainer:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Optimiser state worth saving beside the weights to resume training exactly."""
         return {f"velocity.{name}": v for name, v in self._velocity.items()}
-
-
-class _LazyMomentum:
-    """Momentum updates of only the rows a sparse gradient touches, exactly equal to updating every row.
-
-    An update step with gradient ``g`` is ``v ← m·v − d·θ + ε·g``, ``θ ← θ + v`` (``d = ε·λ``, the
-    weight decay's share; 0 for biases). A row whose gradient is zero still moves: its ``(θ, v)``
-    evolves linearly, ``(θ, v) ← M·(θ, v)`` with ``M = [[1 − d, m], [−d, m]]``. So a row is left
-    where it was until a gradient touches it; ``s`` steps after its last update it is brought
-    forward by ``M^s`` (one small matrix power per gap, shared by every row) and given its gradient,
-    and the rows no step touched are brought forward at the end of the epoch. A batch that reads a
-    lagging row reads it through the same powers (:class:`LaggingRows`), without writing it back.
-    Per step this costs the touched rows only, not the whole matrix: what makes the recommender's
-    update proportional to its ratings.
-    """
-
-    def __init__(self, parameters: dict[str, torch.Tensor]) -> None:
-        self.last = {name: torch.zeros(p.shape[0], dtype=torch.long, device=p.device) for name, p in parameters.items()}
-        self.dtypes = {name: p.dtype for name, p in parameters.items()}
-        self.step_index = 0
-        #: Per parameter, ``(M^s)`` for ``s = 0..n_steps`` as a (4, n_steps + 1) table in the parameter's dtype:
-        #: rows ``M^s[0, 0]``, ``M^s[0, 1]``, ``M^s[1, 0]``, ``M^s[1, 1]``. Empty outside an epoch.
-        self.powers: dict[str, torch.Tensor] = {}
-
-    def start_epoch(self, n_steps: int, learning_rate: float, momentum: float, decays: dict[str, float]) -> None:
-        """``M^s`` for ``s = 0..n_steps`` of this epoch's ``ε``, ``m`` and each parameter's ``d``."""
-        self.step_index = 0
-        for last in self.last.values():
-            last.zero_()
-        self.powers = {}
-        for name, d in decays.items():
-            transition = torch.tensor([[1.0 - d, momentum], [-d, momentum]], dtype=torch.float64)
-            powers = [torch.eye(2, dtype=torch.float64)]
-            for _ in range(n_steps):
-                powers.append(transition @ powers[-1])  # products in float64, then one rounding
-            table = torch.stack(powers).reshape(n_steps + 1, 4).T.contiguous()
-            self.powers[name] = table.to(device=self.last[name].device, dtype=self.dtypes[name])
-
-    def advance(self) -> None:
-        self.step_index += 1
-
-    def mark_current(self, name: str) -> None:
-        """Every row of ``name`` was just updated densely."""
-        self.last[name].fill_(self.step_index)
-
-    def _coefficients(self, name: str, gaps: torch.Tensor, dim: int) -> tuple[torch.Tensor, ...]:
-        """``M^gap``'s four entries per row, each shaped to broadcast over a parameter of ``dim`` dimensions."""
-        return self.powers[name].index_select(1, gaps).view(4, -1, *([1] * (dim - 1))).unbind(0)
-
-    def lagging_coefficients(self, name: str, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(a, b)`` with ``θ_now = a·θ + b·v`` on ``rows`` (R,), each (R,); ``None`` outside an epoch."""
-        if not self.powers:
-            return None
-        gaps = self.step_index - self.last[name].index_select(0, rows)
-        a, b = self.powers[name][:2].index_select(1, gaps).unbind(0)
-        return a, b
-
-    def update_rows(
-        self, name: str, parameter: torch.Tensor, velocity: torch.Tensor, gradient: SparseRows, learning_rate: float
-    ) -> None:
-        """Bring the touched rows through the steps they missed and this one (``M^gap``), adding ``ε·g``."""
-        rows, last = gradient.rows, self.last[name]
-        p00, p01, p10, p11 = self._coefficients(name, self.step_index - last.index_select(0, rows), parameter.dim())
-        theta, v = parameter.index_select(0, rows), velocity.index_select(0, rows)  # fresh copies
-        new_v = torch.mul(v, p11).addcmul_(theta, p10).add_(gradient.values, alpha=learning_rate)
-        theta.mul_(p00).addcmul_(v, p01).add_(gradient.values, alpha=learning_rate)  # θ's new value, in its copy
-        parameter.index_copy_(0, rows, theta)
-        velocity.index_copy_(0, rows, new_v)
-        last.index_fill_(0, rows, self.step_index)
-
-    def catch_up_all(self, parameters: dict[str, torch.Tensor], velocities: dict[str, torch.Tensor]) -> None:
-        """Bring every row to the end of the epoch (in place over the whole tensors); the epoch is then over."""
-        for name, parameter in parameters.items():
-            last = self.last[name]
-            if self.powers and bool((last < self.step_index).any()):
-                velocity = velocities[name]
-                p00, p01, p10, p11 = self._coefficients(name, self.step_index - last, parameter.dim())
-                new_v = torch.mul(velocity, p11).addcmul_(parameter, p10)  # M^0 = I leaves current rows exact
-                parameter.mul_(p00).addcmul_(velocity, p01)
-                velocity.copy_(new_v)
-            last.fill_(self.step_index)
-        self.powers = {}
-
-
-@dataclass(frozen=True)
-class LaggingRows:
-    """A parameter whose rows the trainer's lazy momentum leaves behind between updates.
-
-    Row ``r`` is now ``a[r]·stored[r] + b[r]·velocity[r]``, with ``(a, b)`` the first row of ``M^gap``
-    (see :class:`_LazyMomentum`): a reader that needs only some rows reads them as this linear
-    combination instead of having them brought forward and written back. An objective that has
-    ``read_lagging_rows`` receives one per parameter; rows updated at every step (the recommender's
-    interaction block) are always current and can be read directly from ``stored``.
-    """
-
-    name: str
-    stored: torch.Tensor
-    velocity: torch.Tensor
-    lazy: _LazyMomentum
-
-    def coefficients(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(a, b)``, each (R,), for ``rows`` (R,); ``None`` when every row is current (between epochs)."""
-        return self.lazy.lagging_coefficients(self.name, rows)
 
 
 class _Swapped:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from recsys_rbm.config import TrainConfig
@@ -57,7 +58,8 @@ class RandomRowsObjective:
         return None
 
 
-def test_lazy_momentum_on_touched_rows_equals_updating_every_row():
+@pytest.mark.parametrize("eigenbasis", [True, False], ids=["eigenbasis", "row-clocks"])
+def test_lazy_momentum_on_touched_rows_equals_updating_every_row(eigenbasis):
     """Changing learning rates and momenta across epochs, weight decay on one parameter only."""
     config = TrainConfig(
         epochs=4,
@@ -69,7 +71,9 @@ def test_lazy_momentum_on_touched_rows_equals_updating_every_row():
         weight_decay=0.05,
     )
     lazy, dense = RandomRowsObjective(sparse=True), RandomRowsObjective(sparse=False)
-    Trainer(lazy, config, make_generator(0)).fit()
+    trainer = Trainer(lazy, config, make_generator(0))
+    trainer._lazy.prefer_eigenbasis = eigenbasis
+    trainer.fit()
     Trainer(dense, config, make_generator(0)).fit()
     for name, parameter in dense.parameters().items():
         torch.testing.assert_close(lazy.parameters()[name], parameter, rtol=1e-12, atol=1e-12)
@@ -80,7 +84,7 @@ def test_sparse_rows_sum_repeated_rows_and_densify():
     rows = torch.tensor([4, 1, 4, 0])
     values = torch.tensor([[1.0, 2.0], [3.0, 4.0], [10.0, 20.0], [5.0, 6.0]])
     gradient = SparseRows.accumulate(rows, values, torch.Size((6, 2)))
-    assert gradient.rows.tolist() == [0, 1, 4]
+    assert gradient.rows.tolist() == [0, 1, 4] and gradient.coalesced
     expected = torch.zeros(6, 2)
     expected[0], expected[1], expected[4] = (
         torch.tensor([5.0, 6.0]),
@@ -88,3 +92,15 @@ def test_sparse_rows_sum_repeated_rows_and_densify():
         torch.tensor([11.0, 22.0]),
     )
     torch.testing.assert_close(gradient.dense(), expected)
+
+
+def test_sparse_rows_with_repeated_rows_densify_and_coalesce_to_their_sums():
+    rows = torch.tensor([4, 1, 4])
+    values = torch.tensor([[1.0, 2.0], [3.0, 4.0], [10.0, 20.0]])
+    repeated = SparseRows(rows, values, torch.Size((6, 2)), coalesced=False)
+    expected = torch.zeros(6, 2)
+    expected[1], expected[4] = torch.tensor([3.0, 4.0]), torch.tensor([11.0, 22.0])
+    torch.testing.assert_close(repeated.dense(), expected)
+    coalesced = repeated.coalesce()
+    assert coalesced.coalesced and coalesced.rows.tolist() == [1, 4]
+    torch.testing.assert_close(coalesced.dense(), expected)

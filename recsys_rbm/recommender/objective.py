@@ -23,10 +23,11 @@ from collections.abc import Callable, Iterator
 import torch
 
 from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
+from recsys_rbm.lazy_momentum import LaggingRows
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
 from recsys_rbm.rng import RandomSource
-from recsys_rbm.training import Gradient, LaggingRows, SparseRows
+from recsys_rbm.training import Gradient, SparseRows
 
 #: A validation RMSE this much above the global-mean baseline's means training has gone astray.
 DIVERGENCE_MARGIN = 1.2
@@ -102,11 +103,11 @@ class RecommenderObjective:
 def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_scale: str = "cases") -> Gradient:
     """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring), per parameter.
 
-    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.training.SparseRows`:
-    only the rows of the batch's rated entries (and every interaction row) are nonzero, and only
-    those rows are written; the hidden biases are dense. ``gradient_scale="raters"`` divides each
-    unit's rating rows (and conditional row) by the number of the batch's cases that rated it
-    instead of the number of cases.
+    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.training.SparseRows`
+    with repeated rows (not coalesced): only the rows of the batch's rated entries (and every
+    interaction row) are nonzero, and only those rows are written; the hidden biases are dense.
+    ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the number
+    of the batch's cases that rated it instead of the number of cases.
     """
     model, layout, batch = view.model, view.layout, view.batch
     rbm = model.rbm
@@ -126,20 +127,28 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
         bias_values.append((x_data - x_model).mean(0))
     if layout.ratings:
         k, offset = layout.n_levels, layout.rating_offset
-        data_rows = offset + batch.units * k + positive.visible.levels  # (E,)
-        model_rows = offset + batch.units * k + negative.visible.levels  # (E,)
-        weight = per_entry[:, None]
-        rows += [data_rows, model_rows]
-        weight_values += [p_data[batch.case_of_entry] * weight, p_model[batch.case_of_entry] * -weight]
+        rows += [offset + batch.units * k + positive.visible.levels, offset + batch.units * k + negative.visible.levels]
+        weight_values.append(_signed_rows(p_data, p_model, batch.case_of_entry, per_entry))  # (2E, H)
         bias_values += [per_entry, -per_entry]
+    # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up.
     all_rows = torch.cat(rows)
-    coalesced = torch.unique(all_rows, return_inverse=True)  # shared by the weights and the visible biases
     gradient: Gradient = {
-        "weights": SparseRows.accumulate(all_rows, torch.cat(weight_values), rbm.weights.shape, coalesced),
-        "visible_bias": SparseRows.accumulate(all_rows, torch.cat(bias_values), rbm.visible_bias.shape, coalesced),
+        "weights": SparseRows(all_rows, torch.cat(weight_values), rbm.weights.shape, coalesced=False),
+        "visible_bias": SparseRows(all_rows, torch.cat(bias_values), rbm.visible_bias.shape, coalesced=False),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
         difference = (p_data - p_model)[batch.case_of_entry] * per_entry[:, None]  # (E, H)
-        gradient["conditional_weights"] = SparseRows.accumulate(batch.units, difference, model.conditional.shape)
+        gradient["conditional_weights"] = SparseRows(batch.units, difference, model.conditional.shape, coalesced=False)
     return gradient
+
+
+def _signed_rows(
+    p_data: torch.Tensor, p_model: torch.Tensor, case_of_entry: torch.Tensor, per_entry: torch.Tensor
+) -> torch.Tensor:
+    """``[p_data[case_e]·w_e; −p_model[case_e]·w_e]`` (2E, H), written in place into one tensor."""
+    n_entries = case_of_entry.shape[0]
+    out = torch.empty((2 * n_entries, p_data.shape[1]), dtype=p_data.dtype, device=p_data.device)
+    torch.index_select(p_data, 0, case_of_entry, out=out[:n_entries]).mul_(per_entry[:, None])
+    torch.index_select(p_model, 0, case_of_entry, out=out[n_entries:]).mul_(-per_entry[:, None])
+    return out

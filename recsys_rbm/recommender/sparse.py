@@ -22,17 +22,15 @@ block, which is dense over units: ``B × G`` per batch, ``cases × G × H`` per 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from recsys_rbm.lazy_momentum import CurrentRows, LaggingRows, RowReader
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender.state import Layout
 from recsys_rbm.rng import RandomSource, bernoulli
-from recsys_rbm.training import LaggingRows
 from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, sample_levels
 
 
@@ -158,31 +156,27 @@ class SparseCases:
     """``p(h | v)``, ``v ~ p(v | h)`` for a batch of cases, over rated entries: the core's Gibbs chain runs on it.
 
     The rated-set term of the conditional RBM is held at the data's rated set in every step. During
-    training the rating and conditional rows are read through the trainer's :class:`LaggingRows`
-    (``lagging``, by parameter name): a row's current value is ``a·θ + b·v`` of its stored value and
-    velocity, so every product below is taken of both and combined per row. The interaction rows
-    are updated at every step, so they are always current and read as stored.
+    training the parameters are read through the trainer's :class:`~recsys_rbm.lazy_momentum.LaggingRows`
+    (``lagging``, by parameter name), which knows the current value of rows that its lazy momentum left
+    behind; otherwise they are read as stored.
     """
 
     def __init__(self, model: RecommenderRBM, batch: CaseBatch, lagging: dict[str, LaggingRows] | None = None) -> None:
         self.model, self.batch, self.layout = model, batch, model.layout
         self.lagging = lagging or {}
+        self._interaction_block: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _lag(self, name: str, rows: torch.Tensor) -> tuple[LaggingRows, torch.Tensor, torch.Tensor] | None:
-        """The lagging parameter ``name`` and its coefficients ``a, b`` (R,) on ``rows``; ``None``: all current."""
-        lag = self.lagging.get(name)
-        coefficients = None if lag is None else lag.coefficients(rows)
-        return None if lag is None or coefficients is None else (lag, *coefficients)
+    def rows(self, name: str) -> RowReader:
+        """The reader of parameter ``name``'s current rows."""
+        lagging = self.lagging.get(name)
+        return CurrentRows(self.model.parameters()[name]) if lagging is None else lagging
 
-    def _bag(self, name: str, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """``Σ_{e in case} table[rows_e]`` per case, of the rows' current values; (E,) -> (B, H)."""
-        offsets = self.batch.offsets
-        lag = self._lag(name, rows)
-        if lag is None:
-            return F.embedding_bag(rows, table, offsets, mode="sum")
-        parameter, a, b = lag
-        total = F.embedding_bag(rows, parameter.stored, offsets, mode="sum", per_sample_weights=a)
-        return total + F.embedding_bag(rows, parameter.velocity, offsets, mode="sum", per_sample_weights=b)
+    def interaction_block(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The interaction rows' current weights (G, H) and visible biases (G,), read once per batch."""
+        if self._interaction_block is None:
+            rows = self.layout.interaction_rows()
+            self._interaction_block = (self.rows("weights").gather(rows), self.rows("visible_bias").gather(rows))
+        return self._interaction_block
 
     def data(self) -> CaseState:
         """The batch's own visible state (the positive phase)."""
@@ -195,12 +189,12 @@ class SparseCases:
         rbm, layout, batch = self.model.rbm, self.layout, self.batch
         total = torch.zeros(batch.n_cases, rbm.n_hidden, dtype=rbm.dtype, device=rbm.device)
         if state.interactions is not None:
-            total.addmm_(state.interactions, rbm.weights[layout.interaction_rows()])
+            total.addmm_(state.interactions, self.interaction_block()[0])
         if state.levels is not None:
             rows = layout.rating_offset + batch.units * layout.n_levels + state.levels
-            total += self._bag("weights", rbm.weights, rows)
+            total += self.rows("weights").bag(rows, batch.offsets)
         if self.model.conditional is not None:
-            total += self._bag("conditional_weights", self.model.conditional, batch.units)
+            total += self.rows("conditional_weights").bag(batch.units, batch.offsets)
         return total
 
     def hidden_probability(self, state: CaseState, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -213,37 +207,22 @@ class SparseCases:
         A sampled dense-dense product (SDDMM): ``h Wᵀ`` evaluated only at the K rows of each entry,
         so neither the (B, G·K) product nor an (E, K, H) gather of weights is formed.
         """
-        rbm, layout, batch = self.model.rbm, self.layout, self.batch
+        layout, batch = self.layout, self.batch
         k, n_cases = layout.n_levels, hidden.shape[0]
         columns = (layout.rating_offset + batch.units[:, None] * k + torch.arange(k, device=hidden.device)).flatten()
         lengths = torch.bincount(batch.case_of_entry, minlength=n_cases) * k
         row_starts = torch.zeros(n_cases + 1, dtype=torch.long, device=hidden.device)
         torch.cumsum(lengths, 0, out=row_starts[1:])
-
-        def sampled(values: torch.Tensor, table: torch.Tensor) -> torch.Tensor:  # values + (h tableᵀ)[pattern]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-                pattern = torch.sparse_csr_tensor(
-                    row_starts, columns, values, (n_cases, rbm.n_visible), check_invariants=False
-                )
-                return torch.sparse.sampled_addmm(pattern, hidden, table.T).values()
-
-        weights, biases = self._lag("weights", columns), self._lag("visible_bias", columns)
-        if weights is None or biases is None:
-            return sampled(rbm.visible_bias[columns], rbm.weights).view(-1, k)
-        (w, a_w, b_w), (b, a_b, b_b) = weights, biases
-        bias = b.stored[columns].mul_(a_b).addcmul_(b.velocity[columns], b_b)  # the current b at the columns
-        logits = sampled(torch.zeros_like(bias), w.stored).mul_(a_w)
-        logits.addcmul_(sampled(torch.zeros_like(bias), w.velocity), b_w).add_(bias)
-        return logits.view(-1, k)
+        logits = self.rows("weights").sampled_products(row_starts, columns, hidden)
+        return logits.add_(self.rows("visible_bias").gather(columns)).view(-1, k)
 
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
         """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state."""
-        rbm, layout = self.model.rbm, self.layout
+        layout = self.layout
         interactions = levels = None
         if layout.interactions:
-            rows = layout.interaction_rows()
-            logits = torch.addmm(rbm.visible_bias[rows], hidden, rbm.weights[rows].T)  # (B, G)
+            weights, biases = self.interaction_block()
+            logits = torch.addmm(biases, hidden, weights.T)  # (B, G)
             interactions = bernoulli(torch.sigmoid(logits), random)
         if layout.ratings:
             levels = sample_levels(self.rated_logits(hidden), random)
