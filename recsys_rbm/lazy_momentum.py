@@ -121,7 +121,7 @@ class CurrentRows:
     stored: torch.Tensor
 
     def gather(self, rows: Rows) -> torch.Tensor:
-        return self.stored[rows]
+        return self.stored[rows] if isinstance(rows, slice) else self.stored.index_select(0, rows)
 
     def bag(self, rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         flat = self.stored.view(self.stored.shape[0], -1)
@@ -166,8 +166,8 @@ class EigenbasisRows:
         if self._source.numel() < math.prod(shape):
             self._source = values.new_empty(math.prod(shape) * 3 // 2)
         source = self._source[: math.prod(shape)].view(shape)
-        for i, factor in enumerate(factors):
-            torch.mul(values, factor, out=source[:, i])
+        factor = torch.tensor(factors, dtype=values.dtype).view(1, 2, *([1] * (values.dim() - 1)))
+        torch.mul(values.unsqueeze(1), factor.to(values.device, non_blocking=True), out=source)
         self.storage.index_add_(0, rows, source)
 
     def _weights(self, row: int) -> tuple[float, float]:
@@ -175,7 +175,7 @@ class EigenbasisRows:
         return self.basis.vectors[row][0] * self.scale[0], self.basis.vectors[row][1] * self.scale[1]
 
     def gather(self, rows: Rows) -> torch.Tensor:
-        both = self.storage[rows]
+        both = self.storage[rows] if isinstance(rows, slice) else self.storage.index_select(0, rows)
         first, second = self._weights(0)
         return torch.mul(both[:, 0], first).add_(both[:, 1], alpha=second)
 

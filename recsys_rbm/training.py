@@ -453,9 +453,10 @@ class _Swapped:
 class DenseObjective:
     """An :class:`RBM` on dense visible data (rows of ``train``, already on the model's device).
 
-    Mini-batches are slices of a tensor shuffled once per epoch on the device (no per-batch host
-    copies). CD-k restarts the negative chain at the batch; PCD-k (``config.persistent``) carries
-    ``config.n_chains`` chains from update to update. With ``config.centring`` the model is a centred
+    Mini-batches are rows of the training tensor gathered on the device in an order shuffled once
+    per epoch (no per-batch host copies, and no shuffled copy of the whole set). CD-k restarts the
+    negative chain at the batch; PCD-k (``config.persistent``) carries ``config.n_chains`` chains
+    from update to update. With ``config.centring`` the model is a centred
     RBM (:class:`Offsets`, :func:`centred_gradient`): its offsets start at the training data's mean and
     0.5 and follow each batch's data means. An optional sparsity penalty pulls each hidden unit's
     running mean activation towards ``config.sparsity_target`` (added in ordinary coordinates). Each
@@ -488,10 +489,9 @@ class DenseObjective:
 
     def batches(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
         order = torch.randperm(self.train.shape[0], generator=_cpu_generator(generator)).to(self.train.device)
-        shuffled = self.train[order]
         size = self.config.batch_size
-        for start in range(0, shuffled.shape[0], size):
-            yield shuffled[start : start + size]
+        for start in range(0, order.shape[0], size):  # a batch at a time: no shuffled copy of the whole set
+            yield self.train.index_select(0, order[start : start + size])
 
     def gradient(self, batch: torch.Tensor, steps: int, random: RandomSource) -> Gradient:
         """CD-k when the chain restarts at the data, PCD-k when it continues from the persistent state."""

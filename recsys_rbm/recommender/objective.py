@@ -114,9 +114,11 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     n = batch.n_cases
     p_data, p_model = positive.hidden_probability, negative.hidden_probability  # (B, H)
     per_entry = torch.full(batch.units.shape, 1.0 / n, dtype=rbm.dtype, device=rbm.device)  # (E,)
+    by_raters = None  # with "raters": each entry's n / (raters of its unit), on top of 1 / n
     if gradient_scale == "raters":
         raters = torch.bincount(batch.units, minlength=layout.n_units).clamp_min_(1).to(rbm.dtype)
-        per_entry = per_entry * (n / raters)[batch.units]
+        by_raters = (n / raters)[batch.units]
+        per_entry = per_entry * by_raters
     rows, weight_values, bias_values = [], [], []
     if layout.interactions:
         x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
@@ -128,27 +130,37 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     if layout.ratings:
         k, offset = layout.n_levels, layout.rating_offset
         rows += [offset + batch.units * k + positive.visible.levels, offset + batch.units * k + negative.visible.levels]
-        weight_values.append(_signed_rows(p_data, p_model, batch.case_of_entry, per_entry))  # (2E, H)
+        weight_values.append(_per_entry_rows(torch.stack([p_data / n, p_model / -n]), batch.case_of_entry, by_raters))
         bias_values += [per_entry, -per_entry]
     # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up.
-    all_rows = torch.cat(rows)
     gradient: Gradient = {
-        "weights": SparseRows(all_rows, torch.cat(weight_values), rbm.weights.shape, coalesced=False),
-        "visible_bias": SparseRows(all_rows, torch.cat(bias_values), rbm.visible_bias.shape, coalesced=False),
+        "weights": SparseRows(_joined(rows), _joined(weight_values), rbm.weights.shape, coalesced=False),
+        "visible_bias": SparseRows(_joined(rows), _joined(bias_values), rbm.visible_bias.shape, coalesced=False),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
-        difference = (p_data - p_model)[batch.case_of_entry] * per_entry[:, None]  # (E, H)
+        difference = _per_entry_rows(((p_data - p_model) / n)[None], batch.case_of_entry, by_raters)  # (E, H)
         gradient["conditional_weights"] = SparseRows(batch.units, difference, model.conditional.shape, coalesced=False)
     return gradient
 
 
-def _signed_rows(
-    p_data: torch.Tensor, p_model: torch.Tensor, case_of_entry: torch.Tensor, per_entry: torch.Tensor
+def _per_entry_rows(
+    per_case: torch.Tensor, case_of_entry: torch.Tensor, by_raters: torch.Tensor | None
 ) -> torch.Tensor:
-    """``[p_data[case_e]·w_e; −p_model[case_e]·w_e]`` (2E, H), written in place into one tensor."""
+    """``[per_case[0][case_e]; per_case[1][case_e]; …]·w_e`` ((P·E, H) from P (B, H) blocks), in one tensor.
+
+    The batch's ``1/n`` is already in ``per_case`` (B rows); only the raters' weights ``w_e`` (or none)
+    are applied per entry.
+    """
     n_entries = case_of_entry.shape[0]
-    out = torch.empty((2 * n_entries, p_data.shape[1]), dtype=p_data.dtype, device=p_data.device)
-    torch.index_select(p_data, 0, case_of_entry, out=out[:n_entries]).mul_(per_entry[:, None])
-    torch.index_select(p_model, 0, case_of_entry, out=out[n_entries:]).mul_(-per_entry[:, None])
+    out = torch.empty((per_case.shape[0] * n_entries, per_case.shape[2]), dtype=per_case.dtype, device=per_case.device)
+    for block, hidden in enumerate(per_case):
+        rows = torch.index_select(hidden, 0, case_of_entry, out=out[block * n_entries : (block + 1) * n_entries])
+        if by_raters is not None:
+            rows.mul_(by_raters[:, None])
     return out
+
+
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts)``, without copying a single part."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
