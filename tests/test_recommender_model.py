@@ -560,6 +560,19 @@ def test_sparse_statistics_equal_the_core_dense_gradient(conditional, interactio
         torch.testing.assert_close(sparse[name], reference[name])
 
 
+def test_the_data_state_sums_over_its_rated_entries_what_the_dense_interaction_product_gives():
+    """The data's interactions are its rated units: its hidden input and statistics run over the entries."""
+    view, (data_state, model_state), *_ = _tiny_problem(conditional=True, interactions=True)
+    as_dense = CaseState(data_state.interactions, data_state.levels)  # the same values, not marked as the data
+    assert data_state.rated_only and not as_dense.rated_only
+    torch.testing.assert_close(view.hidden_input(data_state), view.hidden_input(as_dense))
+    negative = _chains(view, (model_state,))[0]
+    by_entries = dense_gradient(statistics(view, _chains(view, (data_state,))[0], negative))
+    by_product = dense_gradient(statistics(view, _chains(view, (as_dense,))[0], negative))
+    for name, value in by_product.items():
+        torch.testing.assert_close(by_entries[name], value)
+
+
 @pytest.mark.parametrize(("conditional", "interactions"), [(False, True), (True, True), (True, False)])
 def test_sparse_statistics_equal_autograd_of_the_free_energy_gap(conditional, interactions):
     """``mean F(v_model) − mean F(v_data)`` differentiated, unrated groups masked (garbage inside)."""

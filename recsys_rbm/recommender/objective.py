@@ -111,54 +111,66 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     """
     model, layout, batch = view.model, view.layout, view.batch
     rbm = model.rbm
-    n = batch.n_cases
+    n, n_entries, n_units = batch.n_cases, batch.units.shape[0], layout.n_units
     p_data, p_model = positive.hidden_probability, negative.hidden_probability  # (B, H)
-    per_entry = torch.full(batch.units.shape, 1.0 / n, dtype=rbm.dtype, device=rbm.device)  # (E,)
-    by_raters = None  # with "raters": each entry's n / (raters of its unit), on top of 1 / n
+    data_cases, model_cases = p_data / n, p_model / -n  # the signed phases, 1/n folded into the (B, H) side
+    once = torch.full((n_entries,), 1.0 / n, dtype=rbm.dtype, device=rbm.device)  # (E,)
+    by_raters, per_entry = None, once  # with "raters": each entry's n / (raters of its unit), on top of 1 / n
     if gradient_scale == "raters":
-        raters = torch.bincount(batch.units, minlength=layout.n_units).clamp_min_(1).to(rbm.dtype)
+        raters = torch.bincount(batch.units, minlength=n_units).clamp_min_(1).to(rbm.dtype)
         by_raters = (n / raters)[batch.units]
-        per_entry = per_entry * by_raters
-    rows, weight_values, bias_values = [], [], []
+        per_entry = once * by_raters
+    # The data's interactions are its rated units: x_dataᵀ p_data is then a sum over the rated entries.
+    sparse_data = layout.interactions and positive.visible.rated_only
+    n_rows = (n_units + (n_entries if sparse_data else 0)) if layout.interactions else 0
+    n_rows += 2 * n_entries if layout.ratings else 0
+    values = torch.empty((n_rows, rbm.n_hidden), dtype=rbm.dtype, device=rbm.device)  # filled block by block
+    rows, bias_values, start = [], [], 0
     if layout.interactions:
         x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
-        stacked = torch.cat([x_data, x_model])  # (2B, G)
-        signed = torch.cat([p_data / n, p_model / -n])  # (2B, H)
-        rows.append(torch.arange(layout.n_units, device=rbm.device))
-        weight_values.append(stacked.T @ signed)
-        bias_values.append((x_data - x_model).mean(0))
+        rows.append(torch.arange(n_units, device=rbm.device))
+        if sparse_data:
+            torch.mm(x_model.T, model_cases, out=values[:n_units])
+            torch.index_select(data_cases, 0, batch.case_of_entry, out=values[n_units : n_units + n_entries])
+            rows.append(batch.units)
+            bias_values += [x_model.mean(0).neg_(), once]
+            start = n_units + n_entries
+        else:
+            torch.mm(torch.cat([x_data, x_model]).T, torch.cat([data_cases, model_cases]), out=values[:n_units])
+            bias_values.append((x_data - x_model).mean(0))
+            start = n_units
     if layout.ratings:
         k, offset = layout.n_levels, layout.rating_offset
         rows += [offset + batch.units * k + positive.visible.levels, offset + batch.units * k + negative.visible.levels]
-        weight_values.append(_per_entry_rows(torch.stack([p_data / n, p_model / -n]), batch.case_of_entry, by_raters))
+        _per_entry_rows(torch.stack([data_cases, model_cases]), batch.case_of_entry, by_raters, values[start:])
         bias_values += [per_entry, -per_entry]
     # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up.
+    all_rows = _joined(rows)
     gradient: Gradient = {
-        "weights": SparseRows(_joined(rows), _joined(weight_values), rbm.weights.shape, coalesced=False),
-        "visible_bias": SparseRows(_joined(rows), _joined(bias_values), rbm.visible_bias.shape, coalesced=False),
+        "weights": SparseRows(all_rows, values, rbm.weights.shape, coalesced=False),
+        "visible_bias": SparseRows(all_rows, _joined(bias_values), rbm.visible_bias.shape, coalesced=False),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
-        difference = _per_entry_rows(((p_data - p_model) / n)[None], batch.case_of_entry, by_raters)  # (E, H)
+        difference = torch.empty((n_entries, rbm.n_hidden), dtype=rbm.dtype, device=rbm.device)
+        _per_entry_rows(((p_data - p_model) / n)[None], batch.case_of_entry, by_raters, difference)
         gradient["conditional_weights"] = SparseRows(batch.units, difference, model.conditional.shape, coalesced=False)
     return gradient
 
 
 def _per_entry_rows(
-    per_case: torch.Tensor, case_of_entry: torch.Tensor, by_raters: torch.Tensor | None
-) -> torch.Tensor:
-    """``[per_case[0][case_e]; per_case[1][case_e]; …]·w_e`` ((P·E, H) from P (B, H) blocks), in one tensor.
+    per_case: torch.Tensor, case_of_entry: torch.Tensor, by_raters: torch.Tensor | None, out: torch.Tensor
+) -> None:
+    """``out = [per_case[0][case_e]; per_case[1][case_e]; …]·w_e`` ((P·E, H) from P (B, H) blocks).
 
-    The batch's ``1/n`` is already in ``per_case`` (B rows); only the raters' weights ``w_e`` (or none)
-    are applied per entry.
+    The batch's ``1/n`` is already in ``per_case``; only the raters' weights ``w_e`` (or none) are
+    applied per entry.
     """
     n_entries = case_of_entry.shape[0]
-    out = torch.empty((per_case.shape[0] * n_entries, per_case.shape[2]), dtype=per_case.dtype, device=per_case.device)
     for block, hidden in enumerate(per_case):
         rows = torch.index_select(hidden, 0, case_of_entry, out=out[block * n_entries : (block + 1) * n_entries])
         if by_raters is not None:
             rows.mul_(by_raters[:, None])
-    return out
 
 
 def _joined(parts: list[torch.Tensor]) -> torch.Tensor:

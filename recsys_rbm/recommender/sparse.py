@@ -128,6 +128,8 @@ class CaseState:
 
     interactions: torch.Tensor | None  # (B, G) 0/1, dense (None without an interaction block)
     levels: torch.Tensor | None  # (E,) levels at the batch's rated entries (None without a rating block)
+    #: The interactions are the batch's rated units (the data's state): sums over them run over the entries.
+    rated_only: bool = False
 
 
 # --- the parameters and their conditionals on a batch ---------------------------------------------
@@ -182,13 +184,15 @@ class SparseCases:
         """The batch's own visible state (the positive phase)."""
         rbm, layout = self.model.rbm, self.layout
         interactions = self.batch.interactions(layout.n_units, rbm.dtype) if layout.interactions else None
-        return CaseState(interactions, self.batch.levels if layout.ratings else None)
+        return CaseState(interactions, self.batch.levels if layout.ratings else None, rated_only=True)
 
     def hidden_input(self, state: CaseState) -> torch.Tensor:
         """``vᵀW (+ Σ_{g rated} D[g])`` from the state's blocks; -> (B, H)."""
         rbm, layout, batch = self.model.rbm, self.layout, self.batch
         total = torch.zeros(batch.n_cases, rbm.n_hidden, dtype=rbm.dtype, device=rbm.device)
-        if state.interactions is not None:
+        if state.interactions is not None and state.rated_only:  # Σ_{g rated} W[g]: a bag, not a (B, G) product
+            total += self.rows("weights").bag(batch.units, batch.offsets)
+        elif state.interactions is not None:
             total.addmm_(state.interactions, self.interaction_block()[0])
         if state.levels is not None:
             rows = layout.rating_offset + batch.units * layout.n_levels + state.levels
