@@ -325,6 +325,11 @@ class LazyMomentum:
             self.settle(name)
         self._transitions = {}
 
+    def release(self) -> None:
+        """Free the eigenbasis storage kept for the next epoch (training is over)."""
+        self.finish()
+        self._storage = {}
+
     def reader(self, name: str) -> RowReader:
         """How to read ``name``'s current rows now."""
         state = self.states.get(name)

@@ -306,6 +306,7 @@ class Trainer:
                 with self._evaluated_parameters():
                     on_epoch_end(self, record)
         self._finish()
+        self._lazy.release()
         return self.history
 
     def train_epoch(
