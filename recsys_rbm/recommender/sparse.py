@@ -167,6 +167,7 @@ class SparseCases:
         self.model, self.batch, self.layout = model, batch, model.layout
         self.lagging = lagging or {}
         self._interaction_block: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._rated_set_input: torch.Tensor | None = None
 
     def rows(self, name: str) -> RowReader:
         """The reader of parameter ``name``'s current rows."""
@@ -198,8 +199,14 @@ class SparseCases:
             rows = layout.rating_offset + batch.units * layout.n_levels + state.levels
             total += self.rows("weights").bag(rows, batch.offsets)
         if self.model.conditional is not None:
-            total += self.rows("conditional_weights").bag(batch.units, batch.offsets)
+            total += self.rated_set_input()
         return total
+
+    def rated_set_input(self) -> torch.Tensor:
+        """``Σ_{g rated} D[g]`` per case (B, H): the same in every Gibbs step of the batch, so summed once."""
+        if self._rated_set_input is None:
+            self._rated_set_input = self.rows("conditional_weights").bag(self.batch.units, self.batch.offsets)
+        return self._rated_set_input
 
     def hidden_probability(self, state: CaseState, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``p(h = 1 | v) = sigmoid(c + vᵀW (+ Σ D))``; (B, H)."""
