@@ -31,6 +31,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from recsys_rbm.memory import prefer_huge_pages
+
 #: The smallest |eigenvalue| the eigenbasis accepts: smaller ones would need rescaling every few steps.
 SMALLEST_EIGENVALUE = 0.25
 #: The largest condition number of the eigenvectors the eigenbasis accepts (it scales the rounding error).
@@ -144,6 +146,7 @@ class EigenbasisRows:
         shape = (parameter.shape[0], 2, *parameter.shape[1:])
         if storage is None or storage.shape != shape or storage.dtype != parameter.dtype:
             storage = torch.empty(shape, dtype=parameter.dtype, device=parameter.device)
+            prefer_huge_pages(storage)  # read and written at random rows all epoch
         self.storage = storage
         for row, (to_theta, to_velocity) in enumerate(basis.inverse):
             torch.mul(parameter, to_theta, out=storage[:, row]).add_(velocity, alpha=to_velocity)
