@@ -144,7 +144,8 @@ class EigenbasisRows:
         slow to touch for the first time); allocated when missing or of the wrong shape."""
         self.parameter, self.velocity, self.basis = parameter, velocity, basis
         shape = (parameter.shape[0], 2, *parameter.shape[1:])
-        if storage is None or storage.shape != shape or storage.dtype != parameter.dtype:
+        fits = storage is not None and storage.shape == shape and storage.dtype == parameter.dtype
+        if storage is None or not fits or storage.device != parameter.device:
             storage = torch.empty(shape, dtype=parameter.dtype, device=parameter.device)
             prefer_huge_pages(storage)  # read and written at random rows all epoch
         self.storage = storage
