@@ -304,13 +304,15 @@ class LazyMomentum:
     def will_use_eigenbasis(self, name: str) -> bool:
         """Whether ``name``'s next row-sparse update this epoch goes to the eigenbasis (repeated rows allowed)."""
         state = self.states.get(name)
-        if state is not None:
-            return isinstance(state, EigenbasisRows)
-        return self.prefer_eigenbasis and Eigenbasis.of(self._transitions[name]) is not None
+        return isinstance(state, EigenbasisRows) if state is not None else self._basis(name) is not None
+
+    def _basis(self, name: str) -> Eigenbasis | None:
+        """The eigenbasis ``name`` would be taken over in this epoch, or ``None`` (row clocks)."""
+        return Eigenbasis.of(self._transitions[name]) if self.prefer_eigenbasis else None
 
     def _take_over(self, name: str) -> EigenbasisRows | ClockedRows:
         parameter, velocity, matrix = self.parameters[name], self.velocities[name], self._transitions[name]
-        basis = Eigenbasis.of(matrix) if self.prefer_eigenbasis else None
+        basis = self._basis(name)
         if basis is not None:
             state = EigenbasisRows(parameter, velocity, basis, self._storage.get(name))
             self._storage[name] = state.storage

@@ -51,19 +51,9 @@ class SparseRows:
     coalesced: bool = True
 
     @classmethod
-    def accumulate(
-        cls,
-        rows: torch.Tensor,
-        values: torch.Tensor,
-        shape: torch.Size,
-        coalesced: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> SparseRows:
-        """Sum ``values`` of repeated ``rows`` into one entry per distinct row.
-
-        ``coalesced`` is ``torch.unique(rows, return_inverse=True)`` when the caller already has it
-        (several parameters sharing the same rows need it once).
-        """
-        unique, inverse = torch.unique(rows, return_inverse=True) if coalesced is None else coalesced
+    def accumulate(cls, rows: torch.Tensor, values: torch.Tensor, shape: torch.Size) -> SparseRows:
+        """Sum ``values`` of repeated ``rows`` into one entry per distinct row."""
+        unique, inverse = torch.unique(rows, return_inverse=True)
         summed = torch.zeros((unique.shape[0], *values.shape[1:]), dtype=values.dtype, device=values.device)
         return cls(unique, summed.index_add_(0, inverse, values), torch.Size(shape))
 
