@@ -29,7 +29,7 @@ import contextlib
 import math
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -262,7 +262,7 @@ def data_parallel(objective: Objective, parallel: Parallel, sharding: Sharding) 
 def scaled(gradient: Gradient, factor: float) -> Gradient:
     """Every entry times ``factor``."""
     return {
-        name: replace(g, values=g.values * factor) if isinstance(g, SparseRows) else g * factor
+        name: g.with_values(g.values * factor) if isinstance(g, SparseRows) else g * factor
         for name, g in gradient.items()
     }
 

@@ -26,12 +26,16 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from recsys_rbm import native
 from recsys_rbm.memory import prefer_huge_pages
+
+if TYPE_CHECKING:
+    from recsys_rbm.training import SparseRows
 
 #: The smallest |eigenvalue| the eigenbasis accepts: smaller ones would need rescaling every few steps.
 SMALLEST_EIGENVALUE = 0.25
@@ -97,8 +101,9 @@ class RowReader(Protocol):
         """``Σ`` of the current rows per bag (bags start at ``offsets`` (B,)); (B, *shape[1:])."""
         ...
 
-    def sampled_products(self, row_starts: torch.Tensor, columns: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """``θ[columns[i]] · hidden[b]`` for each entry ``i`` of CSR row ``b``; (nnz,). ``hidden`` (B, H)."""
+    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
+        """``θ[base[e] + k] · hidden[cases[e]]`` for ``k < block``; (E, block). ``cases`` (E,) ascending,
+        ``hidden`` (B, H)."""
         ...
 
 
@@ -116,6 +121,20 @@ def sampled_products(
         return torch.sparse.sampled_addmm(pattern, hidden, table.T).values()
 
 
+def block_products(
+    base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int, table: torch.Tensor
+) -> torch.Tensor:
+    """``table[base[e] + k] · hidden[cases[e]]`` for ``k < block``; (E, block). ``table`` (rows, H), ``cases`` (E,)
+    ascending. The native kernel where it applies, else one sampled product over the CSR pattern of the blocks."""
+    out = torch.empty((base.shape[0], block), dtype=hidden.dtype, device=hidden.device)
+    if native.block_products(table, base, cases, hidden, block, out):
+        return out
+    columns = (base[:, None] + torch.arange(block, device=base.device)).flatten()
+    row_starts = torch.zeros(hidden.shape[0] + 1, dtype=torch.long, device=hidden.device)
+    torch.cumsum(torch.bincount(cases, minlength=hidden.shape[0]) * block, 0, out=row_starts[1:])
+    return sampled_products(row_starts, columns, hidden, table).view(-1, block)
+
+
 @dataclass(frozen=True)
 class CurrentRows:
     """A tensor whose rows are current, read as stored."""
@@ -129,8 +148,8 @@ class CurrentRows:
         flat = self.stored.view(self.stored.shape[0], -1)
         return F.embedding_bag(rows, flat, offsets, mode="sum").view(-1, *self.stored.shape[1:])
 
-    def sampled_products(self, row_starts: torch.Tensor, columns: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        return sampled_products(row_starts, columns, hidden, self.stored)
+    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
+        return block_products(base, cases, hidden, block, self.stored)
 
 
 class EigenbasisRows:
@@ -163,16 +182,23 @@ class EigenbasisRows:
                 self.storage[:, i].mul_(self.scale[i])
                 self.scale[i] = 1.0
 
-    def add(self, rows: torch.Tensor, values: torch.Tensor, learning_rate: float) -> None:
-        """This step's ``ε·g`` on ``rows`` (repeats add up): ``ε·g·entryᵢ / scaleᵢ`` into each stored coordinate."""
+    def add(self, gradient: SparseRows, learning_rate: float) -> None:
+        """This step's ``ε·g`` on its rows (repeats add up): ``ε·g·entryᵢ / scaleᵢ`` into each stored coordinate."""
         factors = [learning_rate * entry / scale for entry, scale in zip(self.basis.entry, self.scale, strict=True)]
+        by_case = gradient.factors  # straight from the per-case rows, where the kernel applies
+        if by_case is not None:
+            storage, per_case = self.storage.view(*self.storage.shape[:2], -1), by_case.per_case
+            rows, cases = gradient.rows, by_case.cases
+            if native.add_rows(storage, rows, cases, per_case.view(per_case.shape[0], -1), by_case.weights, factors):
+                return
+        values = gradient.values
         shape = (values.shape[0], 2, *values.shape[1:])
         if self._source.numel() < math.prod(shape):
             self._source = values.new_empty(math.prod(shape) * 3 // 2)
         source = self._source[: math.prod(shape)].view(shape)
         factor = torch.tensor(factors, dtype=values.dtype).view(1, 2, *([1] * (values.dim() - 1)))
         torch.mul(values.unsqueeze(1), factor.to(values.device, non_blocking=True), out=source)
-        self.storage.index_add_(0, rows, source)
+        self.storage.index_add_(0, gradient.rows, source)
 
     def _weights(self, row: int) -> tuple[float, float]:
         """How ``θ`` (row 0) or ``v`` (row 1) is made of the two stored coordinates now."""
@@ -188,9 +214,9 @@ class EigenbasisRows:
         first, second = self._weights(0)
         return torch.mul(both[:, 0], first).add_(both[:, 1], alpha=second)
 
-    def sampled_products(self, row_starts: torch.Tensor, columns: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
         first, second = self._weights(0)
-        return sampled_products(row_starts, columns, torch.cat([hidden * first, hidden * second], 1), self._flat)
+        return block_products(base, cases, torch.cat([hidden * first, hidden * second], 1), block, self._flat)
 
     def finish(self) -> None:
         """Write every row's current ``θ`` and ``v`` back into the parameter and its velocity."""
@@ -221,8 +247,9 @@ class ClockedRows:
         table = self.powers[:count].index_select(1, self.step - last)
         return list(table.view(count, -1, *([1] * (self.parameter.dim() - 1))).unbind(0))
 
-    def add(self, rows: torch.Tensor, values: torch.Tensor, learning_rate: float) -> None:
+    def add(self, gradient: SparseRows, learning_rate: float) -> None:
         """Bring the touched rows (unique) through the steps they missed and this one, adding ``ε·g``."""
+        rows, values = gradient.rows, gradient.values
         p00, p01, p10, p11 = self._coefficients(rows)
         theta, v = self.parameter.index_select(0, rows), self.velocity.index_select(0, rows)  # fresh copies
         new_v = torch.mul(v, p11).addcmul_(theta, p10).add_(values, alpha=learning_rate)
@@ -242,10 +269,11 @@ class ClockedRows:
         total = F.embedding_bag(rows, self.parameter, offsets, mode="sum", per_sample_weights=a)
         return total + F.embedding_bag(rows, self.velocity, offsets, mode="sum", per_sample_weights=b)
 
-    def sampled_products(self, row_starts: torch.Tensor, columns: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        a, b = (c.reshape(-1) for c in self._coefficients(columns, 2))
-        products = sampled_products(row_starts, columns, hidden, self.parameter).mul_(a)
-        return products.addcmul_(sampled_products(row_starts, columns, hidden, self.velocity), b)
+    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
+        columns = (base[:, None] + torch.arange(block, device=base.device)).flatten()
+        a, b = (c.view(-1, block) for c in self._coefficients(columns, 2))
+        products = block_products(base, cases, hidden, block, self.parameter).mul_(a)
+        return products.addcmul_(block_products(base, cases, hidden, block, self.velocity), b)
 
     def finish(self) -> None:
         """Bring every row to the end of the epoch, in place over the whole tensors."""
@@ -292,14 +320,14 @@ class LazyMomentum:
         for state in self.states.values():
             state.advance()
 
-    def update_rows(self, name: str, rows: torch.Tensor, values: torch.Tensor, learning_rate: float) -> None:
-        """This step's ``ε·g`` on ``rows`` of ``name`` (after :meth:`advance`). ``rows`` must be unique unless
+    def update_rows(self, name: str, gradient: SparseRows, learning_rate: float) -> None:
+        """This step's ``ε·g`` on the rows of ``name`` (after :meth:`advance`). The rows must be unique unless
         :meth:`will_use_eigenbasis` (the row clocks bring each row forward once)."""
         state = self.states.get(name)
         if state is None:
             state = self.states[name] = self._take_over(name)
             state.advance()  # the rows were current before this step
-        state.add(rows, values, learning_rate)
+        state.add(gradient, learning_rate)
 
     def will_use_eigenbasis(self, name: str) -> bool:
         """Whether ``name``'s next row-sparse update this epoch goes to the eigenbasis (repeated rows allowed)."""
@@ -359,5 +387,5 @@ class LaggingRows:
     def bag(self, rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         return self.lazy.reader(self.name).bag(rows, offsets)
 
-    def sampled_products(self, row_starts: torch.Tensor, columns: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lazy.reader(self.name).sampled_products(row_starts, columns, hidden)
+    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
+        return self.lazy.reader(self.name).block_products(base, cases, hidden, block)

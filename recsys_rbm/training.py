@@ -38,17 +38,57 @@ from recsys_rbm.rng import RandomSource, UniformStream
 
 
 @dataclass(frozen=True)
+class CaseFactors:
+    """Row values that are each one case's vector, scaled: ``values[i] = weights[i] · per_case[cases[i]]``.
+
+    The recommender's statistics have this form (a rated entry's row gets its case's hidden
+    probabilities); kept factored, the update can add them without forming the (rows, H) values.
+    """
+
+    per_case: torch.Tensor  # (P, *row_shape)
+    cases: torch.Tensor  # (R,) int64 in 0..P-1
+    weights: torch.Tensor | None = None  # (R,); None: all ones
+
+    def values(self) -> torch.Tensor:
+        """The (R, *row_shape) values, formed."""
+        out = self.per_case.index_select(0, self.cases)
+        return out if self.weights is None else out.mul_(self.weights.view(-1, *([1] * (out.dim() - 1))))
+
+
 class SparseRows:
     """A gradient that is zero outside some rows: ``values[i]`` adds to row ``rows[i]`` of a tensor of ``shape``.
 
-    Rows may repeat (``coalesced=False``; the repeats add up) or be unique (``coalesced=True``). The trainer
-    updates only those rows, with exact lazy momentum (:mod:`recsys_rbm.lazy_momentum`).
+    Rows may repeat (``coalesced=False``; the repeats add up) or be unique (``coalesced=True``). The values are
+    given as a tensor, or as :class:`CaseFactors` (formed only when something reads :attr:`values`). The
+    trainer updates only those rows, with exact lazy momentum (:mod:`recsys_rbm.lazy_momentum`).
     """
 
-    rows: torch.Tensor  # (R,) int64
-    values: torch.Tensor  # (R, *shape[1:])
-    shape: torch.Size
-    coalesced: bool = True
+    def __init__(
+        self,
+        rows: torch.Tensor,
+        values: torch.Tensor | None = None,
+        shape: torch.Size | tuple[int, ...] = (),
+        coalesced: bool = True,
+        *,
+        factors: CaseFactors | None = None,
+    ) -> None:
+        if (values is None) == (factors is None):
+            raise ValueError("SparseRows takes its values or their factors, not both")
+        self.rows, self.shape, self.coalesced = rows, torch.Size(shape), coalesced  # rows (R,) int64
+        self.factors = factors
+        self._values = values  # (R, *shape[1:]) once formed
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The (R, *shape[1:]) values (formed from the factors at the first read)."""
+        if self._values is None:
+            assert self.factors is not None
+            self._values = self.factors.values()
+        return self._values
+
+    def with_values(self, values: torch.Tensor) -> SparseRows:
+        """The same rows with other values."""
+        return SparseRows(self.rows, values, self.shape, self.coalesced)
 
     @classmethod
     def accumulate(cls, rows: torch.Tensor, values: torch.Tensor, shape: torch.Size) -> SparseRows:
@@ -344,7 +384,7 @@ class Trainer:
             if isinstance(g, SparseRows):
                 if not g.coalesced and not self._lazy.will_use_eigenbasis(name):
                     g = g.coalesce()  # the row clocks bring each row forward once
-                self._lazy.update_rows(name, g.rows, g.values, learning_rate)
+                self._lazy.update_rows(name, g, learning_rate)
                 continue
             self._lazy.settle(name)  # a dense update needs every row current
             velocity.mul_(momentum).add_(g, alpha=learning_rate)

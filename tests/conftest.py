@@ -12,3 +12,25 @@ def models_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
     patch.setenv("RBM_REC_MODELS", str(tmp_path_factory.mktemp("models")))
     yield
     patch.undo()
+
+
+def _native_built() -> bool:
+    from recsys_rbm import native
+
+    return native.available()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            "1", id="native", marks=pytest.mark.skipif(not _native_built(), reason="the native kernels are not built")
+        ),
+        pytest.param("0", id="torch"),
+    ]
+)
+def row_kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on each path of the row kernels: the native one (where it is built) and torch's."""
+    from recsys_rbm import native
+
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, request.param)
+    return request.param

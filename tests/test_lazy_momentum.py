@@ -7,6 +7,7 @@ import torch
 
 from recsys_rbm import lazy_momentum
 from recsys_rbm.lazy_momentum import ClockedRows, Eigenbasis, EigenbasisRows, LazyMomentum, transition
+from recsys_rbm.training import CaseFactors, SparseRows
 
 
 @pytest.mark.parametrize(("decay", "momentum"), [(0.0, 0.5), (0.001, 0.9), (0.015, 0.5), (1e-5, 0.99)])
@@ -33,21 +34,32 @@ def test_the_eigenbasis_is_refused_where_it_would_not_serve(decay, momentum, why
 def _dense_reference(theta, velocity, steps, decay, momentum, learning_rate):
     """Every row updated at every step: ``v ← m·v − d·θ + ε·g``, ``θ ← θ + v``, with repeated rows summed."""
     theta, velocity = theta.clone(), velocity.clone()
-    for rows, values in steps:
-        g = torch.zeros_like(theta).index_add_(0, rows, values)
+    for step in steps:
+        g = step.dense()
         velocity = momentum * velocity - decay * theta + learning_rate * g
         theta = theta + velocity
     return theta, velocity
 
 
 def _random_steps(n_rows, width, n_steps, repeated):
+    """Row-sparse gradients, every other one given as per-case rows (:class:`CaseFactors`, with and without
+    weights) rather than values."""
     generator = torch.Generator().manual_seed(3)
     steps = []
     for step in range(n_steps):
         rows = torch.randint(0, n_rows, (5,), generator=generator) if repeated else torch.randperm(n_rows)[:5]
         if step % 4 == 3:
             rows = torch.tensor([0, 0, 1]) if repeated else torch.tensor([0, 1])  # some rows lag for long
-        steps.append((rows, torch.randn(rows.shape[0], width, generator=generator, dtype=torch.float64)))
+        shape = torch.Size((n_rows, width))
+        if step % 2:
+            per_case = torch.randn(3, width, generator=generator, dtype=torch.float64)
+            cases = torch.randint(0, 3, rows.shape, generator=generator)
+            weights = torch.rand(rows.shape, generator=generator, dtype=torch.float64) if step % 4 == 1 else None
+            factors = CaseFactors(per_case, cases, weights)
+            steps.append(SparseRows(rows, None, shape, coalesced=not repeated, factors=factors))
+        else:
+            values = torch.randn(rows.shape[0], width, generator=generator, dtype=torch.float64)
+            steps.append(SparseRows(rows, values, shape, coalesced=not repeated))
     return steps
 
 
@@ -56,8 +68,8 @@ def _random_steps(n_rows, width, n_steps, repeated):
     [(True, 2.0**-40), (True, 0.5), (False, 2.0**-40)],
     ids=["eigenbasis", "eigenbasis-rescaled-often", "row-clocks"],
 )
-def test_reads_and_the_final_rows_equal_updating_every_row(eigenbasis, rescale_below, monkeypatch):
-    """Mid-epoch reads (rows, bags, sampled products) and the end of the epoch, with rows that repeat within a
+def test_reads_and_the_final_rows_equal_updating_every_row(eigenbasis, rescale_below, row_kernels, monkeypatch):
+    """Mid-epoch reads (rows, bags, block products) and the end of the epoch, with rows that repeat within a
     step (the eigenbasis adds them; the clocks get them coalesced) and rows that lag for many steps."""
     monkeypatch.setattr(lazy_momentum, "RESCALE_BELOW", rescale_below)
     decay, momentum, learning_rate, n_rows, width, n_steps = 0.01, 0.7, 0.1, 12, 3, 24
@@ -69,9 +81,9 @@ def test_reads_and_the_final_rows_equal_updating_every_row(eigenbasis, rescale_b
     lazy = LazyMomentum({"weights": theta}, {"weights": velocity})
     lazy.prefer_eigenbasis = eigenbasis
     lazy.start_epoch(n_steps, momentum, {"weights": decay}, {"weights": theta})
-    for number, (rows, values) in enumerate(steps, start=1):
+    for number, step in enumerate(steps, start=1):
         lazy.advance()
-        lazy.update_rows("weights", rows, values, learning_rate)
+        lazy.update_rows("weights", step, learning_rate)
         if number % 6 == 0:  # read mid-epoch, against the dense run so far
             expected, _ = _dense_reference(start_theta, start_velocity, steps[:number], decay, momentum, learning_rate)
             reader = lazy.reader("weights")
@@ -82,11 +94,9 @@ def test_reads_and_the_final_rows_equal_updating_every_row(eigenbasis, rescale_b
             bags = torch.stack([expected[rows[:2]].sum(0), expected[rows[2:]].sum(0)])
             torch.testing.assert_close(reader.bag(rows, offsets), bags, rtol=1e-12, atol=1e-12)
             hidden = torch.randn(2, width, generator=generator, dtype=torch.float64)
-            row_starts = torch.tensor([0, 2, 5])
-            products = torch.cat([expected[rows[:2]] @ hidden[0], expected[rows[2:]] @ hidden[1]])
-            torch.testing.assert_close(
-                reader.sampled_products(row_starts, rows, hidden), products, rtol=1e-12, atol=1e-12
-            )
+            base, cases = torch.tensor([0, 5, 9, 5]), torch.tensor([0, 0, 1, 1])  # blocks of 3 rows, one per entry
+            products = torch.stack([expected[b : b + 3] @ hidden[c] for b, c in zip(base, cases, strict=True)])
+            torch.testing.assert_close(reader.block_products(base, cases, hidden, 3), products, rtol=1e-12, atol=1e-12)
     lazy.finish()
     expected_theta, expected_velocity = _dense_reference(
         start_theta, start_velocity, steps, decay, momentum, learning_rate

@@ -754,10 +754,10 @@ def _float64_recommender(model_kind: str):
 
 @pytest.mark.parametrize("eigenbasis", [True, False], ids=["eigenbasis", "row-clocks"])
 @pytest.mark.parametrize("model_kind", ["joint", "ratings"])
-def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind, eigenbasis):
+def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind, eigenbasis, row_kernels):
     """Momentum and decay applied lazily to the rated rows (lagging rows read through the lazy state, in the
-    eigenbasis of the momentum matrix or by row clocks) give the model that updating every row every step
-    gives (float64, so the same Gibbs samples are drawn)."""
+    eigenbasis of the momentum matrix or by row clocks; the native row kernels or torch's) give the model that
+    updating every row every step gives (float64, so the same Gibbs samples are drawn)."""
     from recsys_rbm.config import TrainConfig
     from recsys_rbm.training import Trainer
 

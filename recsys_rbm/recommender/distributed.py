@@ -14,8 +14,6 @@ global batch's, as :func:`~recsys_rbm.recommender.objective.statistics` normalis
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from recsys_rbm.distributed import Parallel, scaled, shard_range
@@ -103,7 +101,7 @@ def _raters_weighted(
         rows_of = visible_rows if name in ("weights", "visible_bias") else unit_weight.__getitem__
         if isinstance(g, SparseRows):
             weight = rows_of(g.rows)
-            out[name] = replace(g, values=g.values * weight.view(-1, *([1] * (g.values.dim() - 1))))
+            out[name] = g.with_values(g.values * weight.view(-1, *([1] * (g.values.dim() - 1))))
         else:
             weight = rows_of(torch.arange(g.shape[0], device=g.device))
             out[name] = g * weight.view(-1, *([1] * (g.dim() - 1)))

@@ -27,7 +27,7 @@ from recsys_rbm.lazy_momentum import LaggingRows
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
 from recsys_rbm.rng import RandomSource
-from recsys_rbm.training import Gradient, SparseRows
+from recsys_rbm.training import CaseFactors, Gradient, SparseRows
 
 #: A validation RMSE this much above the global-mean baseline's means training has gone astray.
 DIVERGENCE_MARGIN = 1.2
@@ -113,64 +113,66 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     rbm = model.rbm
     n, n_entries, n_units = batch.n_cases, batch.units.shape[0], layout.n_units
     p_data, p_model = positive.hidden_probability, negative.hidden_probability  # (B, H)
-    data_cases, model_cases = p_data / n, p_model / -n  # the signed phases, 1/n folded into the (B, H) side
-    once = torch.full((n_entries,), 1.0 / n, dtype=rbm.dtype, device=rbm.device)  # (E,)
-    by_raters, per_entry = None, once  # with "raters": each entry's n / (raters of its unit), on top of 1 / n
+    by_raters = None  # with "raters": each rating entry's n / (raters of its unit)
     if gradient_scale == "raters":
         raters = torch.bincount(batch.units, minlength=n_units).clamp_min_(1).to(rbm.dtype)
         by_raters = (n / raters)[batch.units]
-        per_entry = once * by_raters
+    # Each row of the weights' (biases') gradient is a row (value) of one table, weighted: the interaction
+    # products (G), then the data and the model phase's per-case rows, with 1/n and the sign folded in.
     # The data's interactions are its rated units: x_dataᵀ p_data is then a sum over the rated entries.
     sparse_data = layout.interactions and positive.visible.rated_only
-    n_rows = (n_units + (n_entries if sparse_data else 0)) if layout.interactions else 0
-    n_rows += 2 * n_entries if layout.ratings else 0
-    values = torch.empty((n_rows, rbm.n_hidden), dtype=rbm.dtype, device=rbm.device)  # filled block by block
-    rows, bias_values, start = [], [], 0
+    n_products = n_units if layout.interactions else 0
+    table = torch.empty((n_products + 2 * n, rbm.n_hidden), dtype=rbm.dtype, device=rbm.device)
+    bias_table = torch.empty(n_products + 2, dtype=rbm.dtype, device=rbm.device)
+    torch.div(p_data, n, out=table[n_products : n_products + n])
+    torch.div(p_model, -n, out=table[n_products + n :])
+    bias_table[n_products], bias_table[n_products + 1] = 1.0 / n, -1.0 / n
+    data_at, model_at = n_products, n_products + n  # the phases' blocks in the table (data_at + case, …)
+    rows, cases, bias_cases, weights = [], [], [], []  # per part of the rows, joined at the end
     if layout.interactions:
         x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
-        rows.append(torch.arange(n_units, device=rbm.device))
+        every_unit = torch.arange(n_units, device=rbm.device)
+        rows.append(every_unit)
+        cases.append(every_unit)
+        bias_cases.append(every_unit)
+        phases = table[n_products:]
         if sparse_data:
-            torch.mm(x_model.T, model_cases, out=values[:n_units])
-            torch.index_select(data_cases, 0, batch.case_of_entry, out=values[n_units : n_units + n_entries])
+            torch.mm(x_model.T, phases[n:], out=table[:n_units])
+            torch.mean(x_model, 0, out=bias_table[:n_units]).neg_()
             rows.append(batch.units)
-            bias_values += [x_model.mean(0).neg_(), once]
-            start = n_units + n_entries
+            cases.append(batch.case_of_entry + data_at)
+            bias_cases.append(torch.full_like(batch.units, n_products))
         else:
-            torch.mm(torch.cat([x_data, x_model]).T, torch.cat([data_cases, model_cases]), out=values[:n_units])
-            bias_values.append((x_data - x_model).mean(0))
-            start = n_units
+            torch.mm(torch.cat([x_data, x_model]).T, phases, out=table[:n_units])
+            torch.mean(x_data - x_model, 0, out=bias_table[:n_units])
+        weights += [torch.ones(n_units + (n_entries if sparse_data else 0), dtype=rbm.dtype, device=rbm.device)]
     if layout.ratings:
         k, offset = layout.n_levels, layout.rating_offset
         rows += [offset + batch.units * k + positive.visible.levels, offset + batch.units * k + negative.visible.levels]
-        _per_entry_rows(torch.stack([data_cases, model_cases]), batch.case_of_entry, by_raters, values[start:])
-        bias_values += [per_entry, -per_entry]
+        cases += [batch.case_of_entry + data_at, batch.case_of_entry + model_at]
+        bias_cases += [torch.full_like(batch.units, n_products), torch.full_like(batch.units, n_products + 1)]
+        weights += [torch.ones(n_entries, dtype=rbm.dtype, device=rbm.device) if by_raters is None else by_raters] * 2
     # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up.
-    all_rows = _joined(rows)
+    all_rows, all_weights = _joined(rows), None if by_raters is None else _joined(weights)
     gradient: Gradient = {
-        "weights": SparseRows(all_rows, values, rbm.weights.shape, coalesced=False),
-        "visible_bias": SparseRows(all_rows, _joined(bias_values), rbm.visible_bias.shape, coalesced=False),
+        "weights": SparseRows(
+            all_rows, None, rbm.weights.shape, coalesced=False, factors=CaseFactors(table, _joined(cases), all_weights)
+        ),
+        "visible_bias": SparseRows(
+            all_rows,
+            None,
+            rbm.visible_bias.shape,
+            coalesced=False,
+            factors=CaseFactors(bias_table, _joined(bias_cases), all_weights),
+        ),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
-        difference = torch.empty((n_entries, rbm.n_hidden), dtype=rbm.dtype, device=rbm.device)
-        _per_entry_rows(((p_data - p_model) / n)[None], batch.case_of_entry, by_raters, difference)
-        gradient["conditional_weights"] = SparseRows(batch.units, difference, model.conditional.shape, coalesced=False)
+        difference = CaseFactors((p_data - p_model) / n, batch.case_of_entry, by_raters)  # (B, H) per case
+        gradient["conditional_weights"] = SparseRows(
+            batch.units, None, model.conditional.shape, coalesced=False, factors=difference
+        )
     return gradient
-
-
-def _per_entry_rows(
-    per_case: torch.Tensor, case_of_entry: torch.Tensor, by_raters: torch.Tensor | None, out: torch.Tensor
-) -> None:
-    """``out = [per_case[0][case_e]; per_case[1][case_e]; …]·w_e`` ((P·E, H) from P (B, H) blocks).
-
-    The batch's ``1/n`` is already in ``per_case``; only the raters' weights ``w_e`` (or none) are
-    applied per entry.
-    """
-    n_entries = case_of_entry.shape[0]
-    for block, hidden in enumerate(per_case):
-        rows = torch.index_select(hidden, 0, case_of_entry, out=out[block * n_entries : (block + 1) * n_entries])
-        if by_raters is not None:
-            rows.mul_(by_raters[:, None])
 
 
 def _joined(parts: list[torch.Tensor]) -> torch.Tensor:

@@ -215,17 +215,15 @@ class SparseCases:
     def rated_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``b[g_e, k] + W[g_e, k]·h[case_e]`` at the rated entries only; ``hidden`` (B, H) -> (E, K).
 
-        A sampled dense-dense product (SDDMM): ``h Wᵀ`` evaluated only at the K rows of each entry,
-        so neither the (B, G·K) product nor an (E, K, H) gather of weights is formed.
+        Each entry's K level rows against its case's hidden state (a sampled dense-dense product), so
+        neither the (B, G·K) product nor an (E, K, H) gather of weights is formed.
         """
         layout, batch = self.layout, self.batch
-        k, n_cases = layout.n_levels, hidden.shape[0]
-        columns = (layout.rating_offset + batch.units[:, None] * k + torch.arange(k, device=hidden.device)).flatten()
-        lengths = torch.bincount(batch.case_of_entry, minlength=n_cases) * k
-        row_starts = torch.zeros(n_cases + 1, dtype=torch.long, device=hidden.device)
-        torch.cumsum(lengths, 0, out=row_starts[1:])
-        logits = self.rows("weights").sampled_products(row_starts, columns, hidden)
-        return logits.add_(self.rows("visible_bias").gather(columns)).view(-1, k)
+        k = layout.n_levels
+        base = layout.rating_offset + batch.units * k  # (E,) each entry's first level row
+        logits = self.rows("weights").block_products(base, batch.case_of_entry, hidden, k)
+        biases = self.rows("visible_bias").gather((base[:, None] + torch.arange(k, device=base.device)).flatten())
+        return logits.add_(biases.view(-1, k))
 
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
         """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state."""

@@ -1,0 +1,241 @@
+// Fused row kernels for the recommender's sparse training step on CPU (see recsys_rbm/native/__init__.py).
+//
+// Each kernel does in one pass over a batch's entries what the torch path does with a gather, a
+// product and a scatter, without forming the (entries, width) intermediates:
+//
+//   block_products: out[e, k] = table[base[e] + k] . vectors[cases[e]]              (e < n, k < block)
+//   add_rows:       storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]  (i < n, c < n_coords)
+//
+// Arrays arrive as data pointers of contiguous float32 or float64 arrays and int64 indices; every
+// index is checked before anything is read or written. The GIL is released while a kernel runs;
+// OpenMP (the runtime torch has already loaded) splits the work, and each thread's share runs in a
+// function cloned for AVX-512, AVX2 and plain x86-64, picked once for the CPU at load time.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RECSYS_RBM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RECSYS_RBM_CLONES
+#endif
+#define RECSYS_RBM_INLINE inline __attribute__((always_inline))
+
+namespace {
+
+// --- block_products ---------------------------------------------------------------------------
+// The `Block` products of one entry: each chunk of its vector is loaded once and multiplied into
+// every row of the block, with a vector of partial sums per row, so neither the loads nor the adds
+// wait on one another.
+template <typename T, int64_t Block>
+RECSYS_RBM_INLINE void products_of(const T* rows, const T* vector, int64_t width, T* out) {
+    constexpr int64_t lanes = 64 / sizeof(T);
+    T partial[Block][lanes] = {};
+    int64_t j = 0;
+    for (; j + lanes <= width; j += lanes)
+        for (int64_t k = 0; k < Block; ++k)
+#pragma omp simd
+            for (int64_t l = 0; l < lanes; ++l) partial[k][l] += rows[k * width + j + l] * vector[j + l];
+    for (int64_t k = 0; k < Block; ++k) {
+        T total = 0;
+        for (int64_t l = 0; l < lanes; ++l) total += partial[k][l];
+        for (int64_t rest = j; rest < width; ++rest) total += rows[k * width + rest] * vector[rest];
+        out[k] = total;
+    }
+}
+
+template <typename T, int64_t Block>
+RECSYS_RBM_INLINE void products_over(const T* table, int64_t width, const int64_t* base, const int64_t* cases,
+                                     const T* vectors, int64_t first, int64_t last, T* out) {
+    for (int64_t e = first; e < last; ++e) {
+        if (e + 1 < last) {  // the next entry's rows are fetched while this one's products run
+            const char* next = reinterpret_cast<const char*>(table + base[e + 1] * width);
+            for (int64_t byte = 0; byte < Block * width * int64_t(sizeof(T)); byte += 64) __builtin_prefetch(next + byte);
+        }
+        products_of<T, Block>(table + base[e] * width, vectors + cases[e] * width, width, out + e * Block);
+    }
+}
+
+// Entries first..last-1. Blocks of 2 to 10 rows (a rating block's levels) get unrolled loops.
+template <typename T>
+RECSYS_RBM_INLINE void products_range(const T* table, int64_t width, const int64_t* base, const int64_t* cases,
+                                      const T* vectors, int64_t block, int64_t first, int64_t last, T* out) {
+    switch (block) {
+        case 2: return products_over<T, 2>(table, width, base, cases, vectors, first, last, out);
+        case 3: return products_over<T, 3>(table, width, base, cases, vectors, first, last, out);
+        case 4: return products_over<T, 4>(table, width, base, cases, vectors, first, last, out);
+        case 5: return products_over<T, 5>(table, width, base, cases, vectors, first, last, out);
+        case 6: return products_over<T, 6>(table, width, base, cases, vectors, first, last, out);
+        case 7: return products_over<T, 7>(table, width, base, cases, vectors, first, last, out);
+        case 8: return products_over<T, 8>(table, width, base, cases, vectors, first, last, out);
+        case 9: return products_over<T, 9>(table, width, base, cases, vectors, first, last, out);
+        case 10: return products_over<T, 10>(table, width, base, cases, vectors, first, last, out);
+    }
+    for (int64_t e = first; e < last; ++e)
+        for (int64_t k = 0; k < block; ++k)
+            products_of<T, 1>(table + (base[e] + k) * width, vectors + cases[e] * width, width, out + e * block + k);
+}
+
+RECSYS_RBM_CLONES void products_range_float(const float* table, int64_t width, const int64_t* base,
+                                            const int64_t* cases, const float* vectors, int64_t block, int64_t first,
+                                            int64_t last, float* out) {
+    products_range(table, width, base, cases, vectors, block, first, last, out);
+}
+
+RECSYS_RBM_CLONES void products_range_double(const double* table, int64_t width, const int64_t* base,
+                                             const int64_t* cases, const double* vectors, int64_t block, int64_t first,
+                                             int64_t last, double* out) {
+    products_range(table, width, base, cases, vectors, block, first, last, out);
+}
+
+// --- add_rows ---------------------------------------------------------------------------------
+// Thread `owner` of `n_owners` adds the entries whose row r has r % n_owners == owner: no two
+// threads write one row, and repeated rows add up in entry order, whatever the number of threads.
+template <typename T>
+RECSYS_RBM_INLINE void add_owned(T* storage, int64_t n_coords, int64_t width, const int64_t* rows,
+                                 const int64_t* cases, const T* per_case, const T* weights, const double* coefs,
+                                 int64_t n, int64_t owner, int64_t n_owners) {
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t row = rows[i];
+        if (row % n_owners != owner) continue;
+        const T* source = per_case + cases[i] * width;
+        const T scale = weights ? weights[i] : T(1);
+        for (int64_t c = 0; c < n_coords; ++c) {
+            const T factor = static_cast<T>(coefs[c]) * scale;
+            T* target = storage + (row * n_coords + c) * width;
+#pragma omp simd
+            for (int64_t j = 0; j < width; ++j) target[j] += factor * source[j];
+        }
+    }
+}
+
+RECSYS_RBM_CLONES void add_owned_float(float* storage, int64_t n_coords, int64_t width, const int64_t* rows,
+                                       const int64_t* cases, const float* per_case, const float* weights,
+                                       const double* coefs, int64_t n, int64_t owner, int64_t n_owners) {
+    add_owned(storage, n_coords, width, rows, cases, per_case, weights, coefs, n, owner, n_owners);
+}
+
+RECSYS_RBM_CLONES void add_owned_double(double* storage, int64_t n_coords, int64_t width, const int64_t* rows,
+                                        const int64_t* cases, const double* per_case, const double* weights,
+                                        const double* coefs, int64_t n, int64_t owner, int64_t n_owners) {
+    add_owned(storage, n_coords, width, rows, cases, per_case, weights, coefs, n, owner, n_owners);
+}
+
+// --- the Python side ----------------------------------------------------------------------------
+bool in_range(const int64_t* index, int64_t n, int64_t low, int64_t high) {
+    bool ok = true;
+    for (int64_t i = 0; i < n; ++i) ok &= (index[i] >= low) & (index[i] < high);
+    return ok;
+}
+
+template <typename P>
+P* pointer(unsigned long long address) {
+    return reinterpret_cast<P*>(static_cast<uintptr_t>(address));
+}
+
+int thread_number() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int thread_count() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+// block_products(table, table_rows, width, base, cases, vectors, n_vectors, n, block, out, n_threads, is_double)
+PyObject* py_block_products(PyObject*, PyObject* args) {
+    unsigned long long table, base, cases, vectors, out;
+    long long table_rows, width, n_vectors, n, block;
+    int n_threads, is_double;
+    if (!PyArg_ParseTuple(args, "KLLKKKLLLKii", &table, &table_rows, &width, &base, &cases, &vectors, &n_vectors, &n,
+                          &block, &out, &n_threads, &is_double))
+        return nullptr;
+    const int64_t* base_ = pointer<const int64_t>(base);
+    const int64_t* cases_ = pointer<const int64_t>(cases);
+    bool ok;
+    Py_BEGIN_ALLOW_THREADS;
+    ok = block >= 1 && in_range(base_, n, 0, table_rows - block + 1) && in_range(cases_, n, 0, n_vectors);
+    if (ok) {
+#pragma omp parallel num_threads(n_threads)
+        {
+            const int64_t share = (n + thread_count() - 1) / thread_count();
+            const int64_t first = share * thread_number(), last = first + share < n ? first + share : n;
+            if (first < last && is_double)
+                products_range_double(pointer<const double>(table), width, base_, cases_,
+                                      pointer<const double>(vectors), block, first, last, pointer<double>(out));
+            else if (first < last)
+                products_range_float(pointer<const float>(table), width, base_, cases_,
+                                     pointer<const float>(vectors), block, first, last, pointer<float>(out));
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    if (!ok) {
+        PyErr_SetString(PyExc_IndexError, "block_products: an entry's rows or case is out of range");
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+// add_rows(storage, n_rows, n_coords, width, rows, cases, per_case, n_per_case, weights, coefs, n, n_threads,
+//          is_double); weights may be 0 (all ones); coefs are n_coords float64 values.
+PyObject* py_add_rows(PyObject*, PyObject* args) {
+    unsigned long long storage, rows, cases, per_case, weights, coefs;
+    long long n_rows, n_coords, width, n_per_case, n;
+    int n_threads, is_double;
+    if (!PyArg_ParseTuple(args, "KLLLKKKLKKLii", &storage, &n_rows, &n_coords, &width, &rows, &cases, &per_case,
+                          &n_per_case, &weights, &coefs, &n, &n_threads, &is_double))
+        return nullptr;
+    const int64_t* rows_ = pointer<const int64_t>(rows);
+    const int64_t* cases_ = pointer<const int64_t>(cases);
+    const double* coefs_ = pointer<const double>(coefs);
+    bool ok;
+    Py_BEGIN_ALLOW_THREADS;
+    ok = in_range(rows_, n, 0, n_rows) && in_range(cases_, n, 0, n_per_case);
+    if (ok) {
+#pragma omp parallel num_threads(n_threads)
+        {
+            if (is_double)
+                add_owned_double(pointer<double>(storage), n_coords, width, rows_, cases_,
+                                 pointer<const double>(per_case), weights ? pointer<const double>(weights) : nullptr,
+                                 coefs_, n, thread_number(), thread_count());
+            else
+                add_owned_float(pointer<float>(storage), n_coords, width, rows_, cases_,
+                                pointer<const float>(per_case), weights ? pointer<const float>(weights) : nullptr,
+                                coefs_, n, thread_number(), thread_count());
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    if (!ok) {
+        PyErr_SetString(PyExc_IndexError, "add_rows: a row or case index is out of range");
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+PyMethodDef methods[] = {
+    {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
+    {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernels", "Fused row kernels (see recsys_rbm.native).", -1, methods,
+    nullptr,               nullptr,    nullptr,                                       nullptr,
+};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__kernels() { return PyModule_Create(&module); }

@@ -1,0 +1,101 @@
+"""The native row kernels against the torch expressions they replace, and what they refuse."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recsys_rbm import native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="the native kernels are not built")
+
+
+def _products_problem(dtype, block, width=37, n_rows=60, n_cases=5, n_entries=40):
+    generator = torch.Generator().manual_seed(block)
+    table = torch.randn(n_rows, width, generator=generator, dtype=dtype)
+    vectors = torch.randn(n_cases, width, generator=generator, dtype=dtype)
+    base = torch.randint(0, n_rows - block + 1, (n_entries,), generator=generator)
+    cases = torch.randint(0, n_cases, (n_entries,), generator=generator)
+    return table, base, cases, vectors
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("block", [1, 2, 5, 10, 13])  # 2..10 have unrolled loops; 1 and 13 go row by row
+def test_block_products_are_each_entrys_rows_times_its_cases_vector(dtype, block):
+    table, base, cases, vectors = _products_problem(dtype, block)
+    out = torch.full((base.shape[0], block), float("nan"), dtype=dtype)
+    assert native.block_products(table, base, cases, vectors, block, out)
+    expected = torch.stack([table[b : b + block] @ vectors[c] for b, c in zip(base, cases, strict=True)])
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, expected, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_add_rows_adds_each_cases_row_scaled_into_every_coordinate(dtype, weighted):
+    generator = torch.Generator().manual_seed(0)
+    storage = torch.randn(30, 2, 19, generator=generator, dtype=dtype)
+    per_case = torch.randn(6, 19, generator=generator, dtype=dtype)
+    rows = torch.randint(0, 30, (200,), generator=generator)  # many repeats
+    cases = torch.randint(0, 6, (200,), generator=generator)
+    weights = torch.rand(200, generator=generator, dtype=dtype) if weighted else None
+    coefs = (0.25, -3.0)
+    values = per_case[cases] * (weights[:, None] if weighted else 1.0)
+    expected = storage.clone()
+    for c, coef in enumerate(coefs):
+        expected[:, c].index_add_(0, rows, coef * values)
+    assert native.add_rows(storage, rows, cases, per_case, weights, coefs)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(storage, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_the_sum_over_repeated_rows_does_not_depend_on_the_number_of_threads():
+    generator = torch.Generator().manual_seed(1)
+    per_case = torch.randn(8, 64, generator=generator)
+    rows = torch.randint(0, 7, (5000,), generator=generator)
+    cases = torch.randint(0, 8, (5000,), generator=generator)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n_threads in (1, 2, 3):
+            torch.set_num_threads(n_threads)
+            storage = torch.zeros(7, 1, 64)
+            assert native.add_rows(storage, rows, cases, per_case, None, (1.0,))
+            results.append(storage)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(results[0], other) for other in results[1:])
+
+
+def test_an_index_out_of_range_is_an_error_and_nothing_is_written():
+    table, base, cases, vectors = _products_problem(torch.float32, 4)
+    out = torch.zeros(base.shape[0], 4)
+    with pytest.raises(IndexError, match="out of range"):
+        native.block_products(table, torch.full_like(base, 57), cases, vectors, 4, out)  # rows 57..60 of 60
+    with pytest.raises(IndexError, match="out of range"):
+        native.block_products(table, base, torch.full_like(cases, -1), vectors, 4, out)
+    assert not out.any()
+    storage = torch.zeros(5, 2, 3)
+    with pytest.raises(IndexError, match="out of range"):
+        native.add_rows(storage, torch.tensor([0, 5]), torch.tensor([0, 0]), torch.ones(1, 3), None, (1.0, 1.0))
+    assert not storage.any()
+
+
+def test_misshapen_arguments_are_refused_before_any_pointer_is_read():
+    table, base, cases, vectors = _products_problem(torch.float32, 3)
+    with pytest.raises(ValueError, match="disagree in shape"):
+        native.block_products(table, base, cases, vectors[:, :5].contiguous(), 3, torch.empty(base.shape[0], 3))
+    with pytest.raises(ValueError, match="disagree in shape"):
+        native.add_rows(torch.zeros(5, 2, 3), torch.tensor([0]), torch.tensor([0]), torch.ones(1, 4), None, (1.0, 1.0))
+
+
+def test_where_a_kernel_does_not_apply_it_says_so_and_the_caller_takes_the_torch_path(monkeypatch):
+    table, base, cases, vectors = _products_problem(torch.float32, 2)
+    out = torch.zeros(base.shape[0], 2)
+    assert not native.block_products(table.T.contiguous().T, base, cases, vectors, 2, out)  # not contiguous
+    assert not native.block_products(table.half(), base, cases, vectors.half(), 2, out.half())  # no float16 kernel
+    assert not native.block_products(table, base.int(), cases, vectors, 2, out)  # int32 indices
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, "0")
+    assert not native.available()
+    assert not native.block_products(table, base, cases, vectors, 2, out)
+    assert not out.any()
