@@ -101,9 +101,23 @@ class RowReader(Protocol):
         """``Σ`` of the current rows per bag (bags start at ``offsets`` (B,)); (B, *shape[1:])."""
         ...
 
-    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
-        """``θ[base[e] + k] · hidden[cases[e]]`` for ``k < block``; (E, block). ``cases`` (E,) ascending,
-        ``hidden`` (B, H)."""
+    def block_products(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``θ[base[e] + k] · hidden[cases[e]]`` (plus ``offsets``' current row ``base[e] + k``) for ``k < block``;
+        (E, block). ``cases`` (E,) ascending, ``hidden`` (B, H); ``order``: a permutation of the entries to visit
+        them in, for speed only (entries on the same rows together)."""
+        ...
+
+    def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]] | None:
+        """``(stored (R, C, …), coefs)`` with every current row ``Σ_c coefs[c]·stored[:, c]``, or None where the
+        rows have no such common form."""
         ...
 
 
@@ -122,17 +136,29 @@ def sampled_products(
 
 
 def block_products(
-    base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int, table: torch.Tensor
+    base: torch.Tensor,
+    cases: torch.Tensor,
+    hidden: torch.Tensor,
+    block: int,
+    table: torch.Tensor,
+    offsets: RowReader | None = None,
+    order: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``table[base[e] + k] · hidden[cases[e]]`` for ``k < block``; (E, block). ``table`` (rows, H), ``cases`` (E,)
-    ascending. The native kernel where it applies, else one sampled product over the CSR pattern of the blocks."""
+    """``table[base[e] + k] · hidden[cases[e]]`` (plus ``offsets``' row ``base[e] + k``) for ``k < block``; (E, block).
+    ``table`` (rows, H), ``cases`` (E,) ascending. The native kernel where it applies (visiting the entries in
+    ``order`` when given), else one sampled product over the CSR pattern of the blocks."""
     out = torch.empty((base.shape[0], block), dtype=hidden.dtype, device=hidden.device)
-    if native.block_products(table, base, cases, hidden, block, out):
+    form = offsets.coordinates() if offsets is not None else None
+    stored_offsets = None if form is None else (form[0].view(form[0].shape[0], -1), form[1])
+    if (offsets is None or stored_offsets is not None) and native.block_products(
+        table, base, cases, hidden, block, out, stored_offsets, order
+    ):
         return out
     columns = (base[:, None] + torch.arange(block, device=base.device)).flatten()
     row_starts = torch.zeros(hidden.shape[0] + 1, dtype=torch.long, device=hidden.device)
     torch.cumsum(torch.bincount(cases, minlength=hidden.shape[0]) * block, 0, out=row_starts[1:])
-    return sampled_products(row_starts, columns, hidden, table).view(-1, block)
+    out = sampled_products(row_starts, columns, hidden, table).view(-1, block)
+    return out if offsets is None else out.add_(offsets.gather(columns).view(-1, block))
 
 
 @dataclass(frozen=True)
@@ -148,8 +174,19 @@ class CurrentRows:
         flat = self.stored.view(self.stored.shape[0], -1)
         return F.embedding_bag(rows, flat, offsets, mode="sum").view(-1, *self.stored.shape[1:])
 
-    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
-        return block_products(base, cases, hidden, block, self.stored)
+    def block_products(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return block_products(base, cases, hidden, block, self.stored, offsets, order)
+
+    def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]]:
+        return self.stored.view(self.stored.shape[0], 1, *self.stored.shape[1:]), (1.0,)
 
 
 class EigenbasisRows:
@@ -188,8 +225,8 @@ class EigenbasisRows:
         by_case = gradient.factors  # straight from the per-case rows, where the kernel applies
         if by_case is not None:
             storage, per_case = self.storage.view(*self.storage.shape[:2], -1), by_case.per_case
-            rows, cases = gradient.rows, by_case.cases
-            if native.add_rows(storage, rows, cases, per_case.view(per_case.shape[0], -1), by_case.weights, factors):
+            rows, cases, per_case = gradient.rows, by_case.cases, per_case.view(per_case.shape[0], -1)
+            if native.add_rows(storage, rows, cases, per_case, by_case.weights, factors, by_case.order, by_case.group):
                 return
         values = gradient.values
         shape = (values.shape[0], 2, *values.shape[1:])
@@ -214,9 +251,21 @@ class EigenbasisRows:
         first, second = self._weights(0)
         return torch.mul(both[:, 0], first).add_(both[:, 1], alpha=second)
 
-    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
+    def block_products(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         first, second = self._weights(0)
-        return block_products(base, cases, torch.cat([hidden * first, hidden * second], 1), block, self._flat)
+        both = torch.cat([hidden * first, hidden * second], 1)
+        return block_products(base, cases, both, block, self._flat, offsets, order)
+
+    def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]]:
+        return self.storage, self._weights(0)
 
     def finish(self) -> None:
         """Write every row's current ``θ`` and ``v`` back into the parameter and its velocity."""
@@ -269,11 +318,23 @@ class ClockedRows:
         total = F.embedding_bag(rows, self.parameter, offsets, mode="sum", per_sample_weights=a)
         return total + F.embedding_bag(rows, self.velocity, offsets, mode="sum", per_sample_weights=b)
 
-    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
+    def block_products(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         columns = (base[:, None] + torch.arange(block, device=base.device)).flatten()
         a, b = (c.view(-1, block) for c in self._coefficients(columns, 2))
         products = block_products(base, cases, hidden, block, self.parameter).mul_(a)
-        return products.addcmul_(block_products(base, cases, hidden, block, self.velocity), b)
+        products.addcmul_(block_products(base, cases, hidden, block, self.velocity), b)
+        return products if offsets is None else products.add_(offsets.gather(columns).view(-1, block))
+
+    def coordinates(self) -> None:
+        return None  # each row has its own clock
 
     def finish(self) -> None:
         """Bring every row to the end of the epoch, in place over the whole tensors."""
@@ -387,5 +448,16 @@ class LaggingRows:
     def bag(self, rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         return self.lazy.reader(self.name).bag(rows, offsets)
 
-    def block_products(self, base: torch.Tensor, cases: torch.Tensor, hidden: torch.Tensor, block: int) -> torch.Tensor:
-        return self.lazy.reader(self.name).block_products(base, cases, hidden, block)
+    def block_products(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.lazy.reader(self.name).block_products(base, cases, hidden, block, offsets, order)
+
+    def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]] | None:
+        return self.lazy.reader(self.name).coordinates()

@@ -48,6 +48,10 @@ class CaseFactors:
     per_case: torch.Tensor  # (P, *row_shape)
     cases: torch.Tensor  # (R,) int64 in 0..P-1
     weights: torch.Tensor | None = None  # (R,); None: all ones
+    #: How to visit the rows when adding them, for speed only: a permutation of 0..R-1 that puts rows near each
+    #: other together, and how many consecutive rows one thread takes (None, 1: entry order, row by row).
+    order: torch.Tensor | None = None
+    group: int = 1
 
     def values(self) -> torch.Tensor:
         """The (R, *row_shape) values, formed."""

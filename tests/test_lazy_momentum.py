@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from recsys_rbm import lazy_momentum
-from recsys_rbm.lazy_momentum import ClockedRows, Eigenbasis, EigenbasisRows, LazyMomentum, transition
+from recsys_rbm.lazy_momentum import ClockedRows, CurrentRows, Eigenbasis, EigenbasisRows, LazyMomentum, transition
 from recsys_rbm.training import CaseFactors, SparseRows
 
 
@@ -97,6 +97,11 @@ def test_reads_and_the_final_rows_equal_updating_every_row(eigenbasis, rescale_b
             base, cases = torch.tensor([0, 5, 9, 5]), torch.tensor([0, 0, 1, 1])  # blocks of 3 rows, one per entry
             products = torch.stack([expected[b : b + 3] @ hidden[c] for b, c in zip(base, cases, strict=True)])
             torch.testing.assert_close(reader.block_products(base, cases, hidden, 3), products, rtol=1e-12, atol=1e-12)
+            biases = torch.randn(n_rows, generator=generator, dtype=torch.float64)  # offsets read as stored
+            with_biases = products + torch.stack([biases[b : b + 3] for b in base])
+            torch.testing.assert_close(
+                reader.block_products(base, cases, hidden, 3, CurrentRows(biases)), with_biases, rtol=1e-12, atol=1e-12
+            )
     lazy.finish()
     expected_theta, expected_velocity = _dense_reference(
         start_theta, start_velocity, steps, decay, momentum, learning_rate

@@ -30,6 +30,18 @@ def test_block_products_are_each_entrys_rows_times_its_cases_vector(dtype, block
     torch.testing.assert_close(out, expected, rtol=tolerance, atol=tolerance)
 
 
+def test_block_products_add_the_offsets_rows_combined_from_their_coordinates():
+    table, base, cases, vectors = _products_problem(torch.float64, 4)
+    offsets = torch.randn(table.shape[0], 2, dtype=torch.float64)
+    out = torch.empty(base.shape[0], 4, dtype=torch.float64)
+    assert native.block_products(table, base, cases, vectors, 4, out, (offsets, (0.5, -2.0)))
+    combined = 0.5 * offsets[:, 0] - 2.0 * offsets[:, 1]
+    expected = torch.stack(
+        [table[b : b + 4] @ vectors[c] + combined[b : b + 4] for b, c in zip(base, cases, strict=True)]
+    )
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_add_rows_adds_each_cases_row_scaled_into_every_coordinate(dtype, weighted):
@@ -85,6 +97,8 @@ def test_misshapen_arguments_are_refused_before_any_pointer_is_read():
     table, base, cases, vectors = _products_problem(torch.float32, 3)
     with pytest.raises(ValueError, match="disagree in shape"):
         native.block_products(table, base, cases, vectors[:, :5].contiguous(), 3, torch.empty(base.shape[0], 3))
+    with pytest.raises(ValueError, match="offsets do not match"):
+        native.block_products(table, base, cases, vectors, 3, torch.empty(base.shape[0], 3), (torch.ones(2, 1), (1.0,)))
     with pytest.raises(ValueError, match="disagree in shape"):
         native.add_rows(torch.zeros(5, 2, 3), torch.tensor([0]), torch.tensor([0]), torch.ones(1, 4), None, (1.0, 1.0))
 
@@ -99,3 +113,48 @@ def test_where_a_kernel_does_not_apply_it_says_so_and_the_caller_takes_the_torch
     assert not native.available()
     assert not native.block_products(table, base, cases, vectors, 2, out)
     assert not out.any()
+
+
+def test_group_order_sorts_the_positions_by_key_stably():
+    keys = torch.tensor([3, 0, 3, 1, 0, 3])
+    order = native.group_order(keys, 4)
+    assert order.tolist() == [1, 4, 3, 0, 2, 5]
+    torch.testing.assert_close(order, torch.argsort(keys, stable=True))
+    with pytest.raises(IndexError, match="out of range"):
+        native.group_order(keys, 3)
+
+
+def test_a_visiting_order_changes_neither_the_products_nor_the_sums():
+    table, base, cases, vectors = _products_problem(torch.float64, 5)
+    order = native.group_order(base, table.shape[0])
+    plain, ordered = (
+        torch.empty(base.shape[0], 5, dtype=torch.float64),
+        torch.empty(base.shape[0], 5, dtype=torch.float64),
+    )
+    assert native.block_products(table, base, cases, vectors, 5, plain)
+    assert native.block_products(table, base, cases, vectors, 5, ordered, order=order)
+    assert torch.equal(plain, ordered)  # each entry's products are computed alike, only at another time
+    generator = torch.Generator().manual_seed(2)
+    rows = torch.randint(0, 40, (300,), generator=generator)
+    cases = torch.randint(0, 4, (300,), generator=generator)
+    per_case = torch.randn(4, 9, generator=generator, dtype=torch.float64)
+    results = []
+    for order, group in ((None, 1), (native.group_order(rows, 40), 1), (native.group_order(rows, 40), 8)):
+        storage = torch.zeros(40, 2, 9, dtype=torch.float64)
+        assert native.add_rows(storage, rows, cases, per_case, None, (1.0, 0.5), order, group)
+        results.append(storage)
+    for other in results[1:]:
+        torch.testing.assert_close(other, results[0], rtol=1e-12, atol=1e-12)  # the sums' order may differ
+
+
+def test_an_order_that_is_not_a_permutation_is_refused():
+    table, base, cases, vectors = _products_problem(torch.float32, 2)
+    repeated = torch.zeros_like(base)  # entry 0 every time: the others would never be written
+    with pytest.raises(IndexError, match="permutation"):
+        native.block_products(table, base, cases, vectors, 2, torch.empty(base.shape[0], 2), order=repeated)
+    storage = torch.zeros(3, 1, 2)
+    with pytest.raises(IndexError, match="permutation"):
+        native.add_rows(
+            storage, torch.tensor([0, 1]), torch.tensor([0, 0]), torch.ones(1, 2), None, (1.0,), torch.tensor([1, 1])
+        )
+    assert not storage.any()

@@ -6,7 +6,10 @@ pass what the torch path does with a gather, a product and a scatter:
 * :func:`block_products`: ``out[e, k] = table[base[e] + k] · vectors[cases[e]]``, the rated logits
   (each entry's K level rows against its case's hidden state);
 * :func:`add_rows`: ``storage[rows[i], c] += coefs[c] · weights[i] · per_case[cases[i]]``, the lazy
-  momentum's update straight from the per-case statistics, without an (entries, H) source.
+  momentum's update straight from the per-case statistics, without an (entries, H) source;
+
+and :func:`group_order` (a counting sort) gives the order that visits the entries of one unit together,
+so that each unit's rows come from memory once per batch.
 
 Each returns ``False`` where it does not apply (not built, a CUDA or non-contiguous tensor, a dtype
 other than float32/float64, or ``RBM_REC_NATIVE=0`` in the environment), and the caller takes its
@@ -40,19 +43,38 @@ def _applies(*tensors: torch.Tensor) -> bool:
 
 
 def block_products(
-    table: torch.Tensor, base: torch.Tensor, cases: torch.Tensor, vectors: torch.Tensor, block: int, out: torch.Tensor
+    table: torch.Tensor,
+    base: torch.Tensor,
+    cases: torch.Tensor,
+    vectors: torch.Tensor,
+    block: int,
+    out: torch.Tensor,
+    offsets: tuple[torch.Tensor, tuple[float, ...]] | None = None,
+    order: torch.Tensor | None = None,
 ) -> bool:
     """``out[e, k] = table[base[e] + k] · vectors[cases[e]]`` (``table`` (R, W), ``vectors`` (B, W), ``out``
-    (E, block)); ``False`` (nothing written) where the kernel does not apply."""
-    if not _applies(table, base, cases, vectors, out) or table.dtype not in _FLOATS:
+    (E, block)), plus ``Σ_c coefs[c] · stored[base[e] + k, c]`` for ``offsets = (stored (R, C), coefs)``;
+    ``False`` (nothing written) where the kernel does not apply. ``order``: a permutation of the entries to visit
+    them in (entries on the same rows together read those rows once; the result is the same)."""
+    stored, coefs = offsets if offsets is not None else (None, ())
+    tensors = [table, base, cases, vectors, out] + [t for t in (stored, order) if t is not None]
+    if not _applies(*tensors) or table.dtype not in _FLOATS:
         return False
-    if not (vectors.dtype == out.dtype == table.dtype and base.dtype == cases.dtype == torch.int64):
+    if not (vectors.dtype == out.dtype == table.dtype and _indices(base, cases, order)):
+        return False
+    if stored is not None and stored.dtype != table.dtype:
         return False
     if vectors.shape[1] != table.shape[1] or out.shape != (base.shape[0], block) or cases.shape != base.shape:
         raise ValueError("block_products: the table, vectors, indices and output disagree in shape")
+    if stored is not None and (stored.shape[0] != table.shape[0] or stored.shape[1] != len(coefs)):
+        raise ValueError("block_products: the offsets do not match the table's rows or their coefficients")
+    if order is not None and order.shape != base.shape:
+        raise ValueError("block_products: the order is not one of the entries")
+    factors = torch.tensor(coefs, dtype=torch.float64)
     _kernels.block_products(
         table.data_ptr(), table.shape[0], table.shape[1], base.data_ptr(), cases.data_ptr(), vectors.data_ptr(),
-        vectors.shape[0], base.shape[0], block, out.data_ptr(), torch.get_num_threads(), table.dtype == torch.float64,
+        vectors.shape[0], base.shape[0], block, out.data_ptr(), 0 if stored is None else stored.data_ptr(),
+        len(coefs), factors.data_ptr(), _address(order), torch.get_num_threads(), table.dtype == torch.float64,
     )  # fmt: skip
     return True
 
@@ -64,25 +86,50 @@ def add_rows(
     per_case: torch.Tensor,
     weights: torch.Tensor | None,
     coefs: list[float] | tuple[float, ...],
+    order: torch.Tensor | None = None,
+    group: int = 1,
 ) -> bool:
     """``storage[rows[i], c] += coefs[c] · weights[i] · per_case[cases[i]]`` (``storage`` (N, C, W), ``per_case``
-    (P, W), ``weights`` (R,) or None for ones); ``False`` (nothing written) where the kernel does not apply."""
-    tensors = [storage, rows, cases, per_case] + ([] if weights is None else [weights])
+    (P, W), ``weights`` (R,) or None for ones); ``False`` (nothing written) where the kernel does not apply.
+
+    ``order``: a permutation of the entries to visit them in (entries on nearby rows together); ``group``: rows
+    ``group·j .. group·(j+1) − 1`` go to one thread (a unit's K level rows, say). Repeated rows add up in the
+    visiting order.
+    """
+    tensors = [storage, rows, cases, per_case] + [t for t in (weights, order) if t is not None]
     if not _applies(*tensors) or storage.dtype not in _FLOATS or storage.dim() != 3:
         return False
     same = per_case.dtype == storage.dtype and (weights is None or weights.dtype == storage.dtype)
-    if not (same and rows.dtype == cases.dtype == torch.int64 and len(coefs) == storage.shape[1]):
+    if not (same and _indices(rows, cases, order) and len(coefs) == storage.shape[1]):
         return False
     if (
         per_case.shape[1] != storage.shape[2]
         or cases.shape != rows.shape
-        or (weights is not None and weights.shape != rows.shape)
+        or (any(t is not None and t.shape != rows.shape for t in (weights, order)))
     ):
         raise ValueError("add_rows: the storage, per-case rows, indices and weights disagree in shape")
     factors = torch.tensor(coefs, dtype=torch.float64)
     _kernels.add_rows(
         storage.data_ptr(), storage.shape[0], storage.shape[1], storage.shape[2], rows.data_ptr(), cases.data_ptr(),
-        per_case.data_ptr(), per_case.shape[0], 0 if weights is None else weights.data_ptr(), factors.data_ptr(),
+        per_case.data_ptr(), per_case.shape[0], _address(weights), factors.data_ptr(), _address(order), max(group, 1),
         rows.shape[0], torch.get_num_threads(), storage.dtype == torch.float64,
     )  # fmt: skip
     return True
+
+
+def group_order(keys: torch.Tensor, n_keys: int) -> torch.Tensor | None:
+    """The positions of ``keys`` (E,) int64 in 0..n_keys-1, sorted by key, stably (a counting sort); None where
+    the kernel does not apply."""
+    if not _applies(keys) or keys.dtype != torch.int64:
+        return None
+    order = torch.empty_like(keys)
+    _kernels.group_order(keys.data_ptr(), keys.shape[0], n_keys, order.data_ptr())
+    return order
+
+
+def _indices(*indices: torch.Tensor | None) -> bool:
+    return all(index is None or index.dtype == torch.int64 for index in indices)
+
+
+def _address(tensor: torch.Tensor | None) -> int:
+    return 0 if tensor is None else tensor.data_ptr()

@@ -4,7 +4,9 @@
 // product and a scatter, without forming the (entries, width) intermediates:
 //
 //   block_products: out[e, k] = table[base[e] + k] . vectors[cases[e]]              (e < n, k < block)
+//                   (+ sum_c offset_coefs[c] * offsets[base[e] + k, c], when offsets are given)
 //   add_rows:       storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]  (i < n, c < n_coords)
+//   group_order:    the positions 0..n-1 sorted by key, stably (to visit the entries of one unit together)
 //
 // Arrays arrive as data pointers of contiguous float32 or float64 arrays and int64 indices; every
 // index is checked before anything is read or written. The GIL is released while a kernel runs;
@@ -15,6 +17,7 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -52,58 +55,79 @@ RECSYS_RBM_INLINE void products_of(const T* rows, const T* vector, int64_t width
 
 template <typename T, int64_t Block>
 RECSYS_RBM_INLINE void products_over(const T* table, int64_t width, const int64_t* base, const int64_t* cases,
-                                     const T* vectors, int64_t first, int64_t last, T* out) {
-    for (int64_t e = first; e < last; ++e) {
-        if (e + 1 < last) {  // the next entry's rows are fetched while this one's products run
-            const char* next = reinterpret_cast<const char*>(table + base[e + 1] * width);
+                                     const T* vectors, const int64_t* order, int64_t first, int64_t last, T* out) {
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t e = order ? order[i] : i;
+        if (i + 1 < last) {  // the next entry's rows are fetched while this one's products run
+            const int64_t next_entry = order ? order[i + 1] : i + 1;
+            const char* next = reinterpret_cast<const char*>(table + base[next_entry] * width);
             for (int64_t byte = 0; byte < Block * width * int64_t(sizeof(T)); byte += 64) __builtin_prefetch(next + byte);
         }
         products_of<T, Block>(table + base[e] * width, vectors + cases[e] * width, width, out + e * Block);
     }
 }
 
-// Entries first..last-1. Blocks of 2 to 10 rows (a rating block's levels) get unrolled loops.
+// The entries order[first..last-1] (first..last-1 without an order). Blocks of 2 to 10 rows (a rating block's
+// levels) get unrolled loops.
 template <typename T>
 RECSYS_RBM_INLINE void products_range(const T* table, int64_t width, const int64_t* base, const int64_t* cases,
-                                      const T* vectors, int64_t block, int64_t first, int64_t last, T* out) {
+                                      const T* vectors, const int64_t* order, int64_t block, int64_t first,
+                                      int64_t last, T* out) {
     switch (block) {
-        case 2: return products_over<T, 2>(table, width, base, cases, vectors, first, last, out);
-        case 3: return products_over<T, 3>(table, width, base, cases, vectors, first, last, out);
-        case 4: return products_over<T, 4>(table, width, base, cases, vectors, first, last, out);
-        case 5: return products_over<T, 5>(table, width, base, cases, vectors, first, last, out);
-        case 6: return products_over<T, 6>(table, width, base, cases, vectors, first, last, out);
-        case 7: return products_over<T, 7>(table, width, base, cases, vectors, first, last, out);
-        case 8: return products_over<T, 8>(table, width, base, cases, vectors, first, last, out);
-        case 9: return products_over<T, 9>(table, width, base, cases, vectors, first, last, out);
-        case 10: return products_over<T, 10>(table, width, base, cases, vectors, first, last, out);
+        case 2: return products_over<T, 2>(table, width, base, cases, vectors, order, first, last, out);
+        case 3: return products_over<T, 3>(table, width, base, cases, vectors, order, first, last, out);
+        case 4: return products_over<T, 4>(table, width, base, cases, vectors, order, first, last, out);
+        case 5: return products_over<T, 5>(table, width, base, cases, vectors, order, first, last, out);
+        case 6: return products_over<T, 6>(table, width, base, cases, vectors, order, first, last, out);
+        case 7: return products_over<T, 7>(table, width, base, cases, vectors, order, first, last, out);
+        case 8: return products_over<T, 8>(table, width, base, cases, vectors, order, first, last, out);
+        case 9: return products_over<T, 9>(table, width, base, cases, vectors, order, first, last, out);
+        case 10: return products_over<T, 10>(table, width, base, cases, vectors, order, first, last, out);
     }
-    for (int64_t e = first; e < last; ++e)
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t e = order ? order[i] : i;
         for (int64_t k = 0; k < block; ++k)
             products_of<T, 1>(table + (base[e] + k) * width, vectors + cases[e] * width, width, out + e * block + k);
+    }
 }
 
 RECSYS_RBM_CLONES void products_range_float(const float* table, int64_t width, const int64_t* base,
-                                            const int64_t* cases, const float* vectors, int64_t block, int64_t first,
-                                            int64_t last, float* out) {
-    products_range(table, width, base, cases, vectors, block, first, last, out);
+                                            const int64_t* cases, const float* vectors, const int64_t* order,
+                                            int64_t block, int64_t first, int64_t last, float* out) {
+    products_range(table, width, base, cases, vectors, order, block, first, last, out);
 }
 
 RECSYS_RBM_CLONES void products_range_double(const double* table, int64_t width, const int64_t* base,
-                                             const int64_t* cases, const double* vectors, int64_t block, int64_t first,
-                                             int64_t last, double* out) {
-    products_range(table, width, base, cases, vectors, block, first, last, out);
+                                             const int64_t* cases, const double* vectors, const int64_t* order,
+                                             int64_t block, int64_t first, int64_t last, double* out) {
+    products_range(table, width, base, cases, vectors, order, block, first, last, out);
+}
+
+// The offsets' rows of the same entries as products_range, added to their products.
+template <typename T>
+void add_offsets(const T* offsets, int64_t n_coords, const double* coefs, const int64_t* base, const int64_t* order,
+                 int64_t block, int64_t first, int64_t last, T* out) {
+    for (int64_t i = first; i < last; ++i)
+        for (int64_t k = 0, e = order ? order[i] : i; k < block; ++k) {
+            const T* row = offsets + (base[e] + k) * n_coords;
+            T total = 0;
+            for (int64_t c = 0; c < n_coords; ++c) total += static_cast<T>(coefs[c]) * row[c];
+            out[e * block + k] += total;
+        }
 }
 
 // --- add_rows ---------------------------------------------------------------------------------
-// Thread `owner` of `n_owners` adds the entries whose row r has r % n_owners == owner: no two
-// threads write one row, and repeated rows add up in entry order, whatever the number of threads.
+// Thread `owner` of `n_owners` adds the entries whose row r has (r / group) % n_owners == owner (a group
+// of rows, e.g. a unit's levels, stays with one thread): no two threads write one row, and repeated rows add
+// up in the visiting order (`order`, or entry order), whatever the number of threads.
 template <typename T>
 RECSYS_RBM_INLINE void add_owned(T* storage, int64_t n_coords, int64_t width, const int64_t* rows,
                                  const int64_t* cases, const T* per_case, const T* weights, const double* coefs,
-                                 int64_t n, int64_t owner, int64_t n_owners) {
-    for (int64_t i = 0; i < n; ++i) {
+                                 const int64_t* order, int64_t group, int64_t n, int64_t owner, int64_t n_owners) {
+    for (int64_t j = 0; j < n; ++j) {
+        const int64_t i = order ? order[j] : j;
         const int64_t row = rows[i];
-        if (row % n_owners != owner) continue;
+        if ((row / group) % n_owners != owner) continue;
         const T* source = per_case + cases[i] * width;
         const T scale = weights ? weights[i] : T(1);
         for (int64_t c = 0; c < n_coords; ++c) {
@@ -117,14 +141,25 @@ RECSYS_RBM_INLINE void add_owned(T* storage, int64_t n_coords, int64_t width, co
 
 RECSYS_RBM_CLONES void add_owned_float(float* storage, int64_t n_coords, int64_t width, const int64_t* rows,
                                        const int64_t* cases, const float* per_case, const float* weights,
-                                       const double* coefs, int64_t n, int64_t owner, int64_t n_owners) {
-    add_owned(storage, n_coords, width, rows, cases, per_case, weights, coefs, n, owner, n_owners);
+                                       const double* coefs, const int64_t* order, int64_t group, int64_t n,
+                                       int64_t owner, int64_t n_owners) {
+    add_owned(storage, n_coords, width, rows, cases, per_case, weights, coefs, order, group, n, owner, n_owners);
 }
 
 RECSYS_RBM_CLONES void add_owned_double(double* storage, int64_t n_coords, int64_t width, const int64_t* rows,
                                         const int64_t* cases, const double* per_case, const double* weights,
-                                        const double* coefs, int64_t n, int64_t owner, int64_t n_owners) {
-    add_owned(storage, n_coords, width, rows, cases, per_case, weights, coefs, n, owner, n_owners);
+                                        const double* coefs, const int64_t* order, int64_t group, int64_t n,
+                                        int64_t owner, int64_t n_owners) {
+    add_owned(storage, n_coords, width, rows, cases, per_case, weights, coefs, order, group, n, owner, n_owners);
+}
+
+// --- group_order ------------------------------------------------------------------------------
+// A stable counting sort: the positions 0..n-1 ordered by their key (keys in 0..n_keys-1).
+void group_order(const int64_t* keys, int64_t n, int64_t n_keys, int64_t* order) {
+    std::vector<int64_t> start(n_keys + 1, 0);
+    for (int64_t i = 0; i < n; ++i) ++start[keys[i] + 1];
+    for (int64_t key = 0; key < n_keys; ++key) start[key + 1] += start[key];
+    for (int64_t i = 0; i < n; ++i) order[start[keys[i]]++] = i;
 }
 
 // --- the Python side ----------------------------------------------------------------------------
@@ -132,6 +167,17 @@ bool in_range(const int64_t* index, int64_t n, int64_t low, int64_t high) {
     bool ok = true;
     for (int64_t i = 0; i < n; ++i) ok &= (index[i] >= low) & (index[i] < high);
     return ok;
+}
+
+// Whether `order` holds every position 0..n-1 once (a visiting order must neither skip nor repeat one).
+bool is_permutation(const int64_t* order, int64_t n) {
+    if (!in_range(order, n, 0, n)) return false;
+    std::vector<unsigned char> seen(n, 0);
+    for (int64_t i = 0; i < n; ++i) {
+        if (seen[order[i]]) return false;
+        seen[order[i]] = 1;
+    }
+    return true;
 }
 
 template <typename P>
@@ -155,71 +201,108 @@ int thread_count() {
 #endif
 }
 
-// block_products(table, table_rows, width, base, cases, vectors, n_vectors, n, block, out, n_threads, is_double)
+// block_products(table, table_rows, width, base, cases, vectors, n_vectors, n, block, out, offsets, n_offset_coords,
+//                offset_coefs, order, n_threads, is_double); offsets may be 0 (none): a (table_rows,
+//                n_offset_coords) array, combined with n_offset_coords float64 coefficients; order may be 0 (entry
+//                order): a permutation of the entries to visit them in.
 PyObject* py_block_products(PyObject*, PyObject* args) {
-    unsigned long long table, base, cases, vectors, out;
-    long long table_rows, width, n_vectors, n, block;
+    unsigned long long table, base, cases, vectors, out, offsets, offset_coefs, order;
+    long long table_rows, width, n_vectors, n, block, n_offset_coords;
     int n_threads, is_double;
-    if (!PyArg_ParseTuple(args, "KLLKKKLLLKii", &table, &table_rows, &width, &base, &cases, &vectors, &n_vectors, &n,
-                          &block, &out, &n_threads, &is_double))
+    if (!PyArg_ParseTuple(args, "KLLKKKLLLKKLKKii", &table, &table_rows, &width, &base, &cases, &vectors, &n_vectors,
+                          &n, &block, &out, &offsets, &n_offset_coords, &offset_coefs, &order, &n_threads, &is_double))
         return nullptr;
     const int64_t* base_ = pointer<const int64_t>(base);
     const int64_t* cases_ = pointer<const int64_t>(cases);
+    const int64_t* order_ = order ? pointer<const int64_t>(order) : nullptr;
+    const double* coefs_ = pointer<const double>(offset_coefs);
     bool ok;
     Py_BEGIN_ALLOW_THREADS;
-    ok = block >= 1 && in_range(base_, n, 0, table_rows - block + 1) && in_range(cases_, n, 0, n_vectors);
+    ok = block >= 1 && in_range(base_, n, 0, table_rows - block + 1) && in_range(cases_, n, 0, n_vectors) &&
+         (!order_ || is_permutation(order_, n));
     if (ok) {
 #pragma omp parallel num_threads(n_threads)
         {
             const int64_t share = (n + thread_count() - 1) / thread_count();
             const int64_t first = share * thread_number(), last = first + share < n ? first + share : n;
-            if (first < last && is_double)
+            if (first < last && is_double) {
                 products_range_double(pointer<const double>(table), width, base_, cases_,
-                                      pointer<const double>(vectors), block, first, last, pointer<double>(out));
-            else if (first < last)
-                products_range_float(pointer<const float>(table), width, base_, cases_,
-                                     pointer<const float>(vectors), block, first, last, pointer<float>(out));
+                                      pointer<const double>(vectors), order_, block, first, last,
+                                      pointer<double>(out));
+                if (offsets)
+                    add_offsets(pointer<const double>(offsets), n_offset_coords, coefs_, base_, order_, block, first,
+                                last, pointer<double>(out));
+            } else if (first < last) {
+                products_range_float(pointer<const float>(table), width, base_, cases_, pointer<const float>(vectors),
+                                     order_, block, first, last, pointer<float>(out));
+                if (offsets)
+                    add_offsets(pointer<const float>(offsets), n_offset_coords, coefs_, base_, order_, block, first,
+                                last, pointer<float>(out));
+            }
         }
     }
     Py_END_ALLOW_THREADS;
     if (!ok) {
-        PyErr_SetString(PyExc_IndexError, "block_products: an entry's rows or case is out of range");
+        PyErr_SetString(PyExc_IndexError, "block_products: an entry's rows or case is out of range, or the order is "
+                                          "not a permutation of the entries");
         return nullptr;
     }
     Py_RETURN_NONE;
 }
 
-// add_rows(storage, n_rows, n_coords, width, rows, cases, per_case, n_per_case, weights, coefs, n, n_threads,
-//          is_double); weights may be 0 (all ones); coefs are n_coords float64 values.
+// add_rows(storage, n_rows, n_coords, width, rows, cases, per_case, n_per_case, weights, coefs, order, group, n,
+//          n_threads, is_double); weights may be 0 (all ones); coefs are n_coords float64 values; order may be 0
+//          (entry order): a permutation of the entries to visit them in; group: rows per thread's share (>= 1).
 PyObject* py_add_rows(PyObject*, PyObject* args) {
-    unsigned long long storage, rows, cases, per_case, weights, coefs;
-    long long n_rows, n_coords, width, n_per_case, n;
+    unsigned long long storage, rows, cases, per_case, weights, coefs, order;
+    long long n_rows, n_coords, width, n_per_case, group, n;
     int n_threads, is_double;
-    if (!PyArg_ParseTuple(args, "KLLLKKKLKKLii", &storage, &n_rows, &n_coords, &width, &rows, &cases, &per_case,
-                          &n_per_case, &weights, &coefs, &n, &n_threads, &is_double))
+    if (!PyArg_ParseTuple(args, "KLLLKKKLKKKLLii", &storage, &n_rows, &n_coords, &width, &rows, &cases, &per_case,
+                          &n_per_case, &weights, &coefs, &order, &group, &n, &n_threads, &is_double))
         return nullptr;
     const int64_t* rows_ = pointer<const int64_t>(rows);
     const int64_t* cases_ = pointer<const int64_t>(cases);
+    const int64_t* order_ = order ? pointer<const int64_t>(order) : nullptr;
     const double* coefs_ = pointer<const double>(coefs);
     bool ok;
     Py_BEGIN_ALLOW_THREADS;
-    ok = in_range(rows_, n, 0, n_rows) && in_range(cases_, n, 0, n_per_case);
+    ok = group >= 1 && in_range(rows_, n, 0, n_rows) && in_range(cases_, n, 0, n_per_case) &&
+         (!order_ || is_permutation(order_, n));
     if (ok) {
 #pragma omp parallel num_threads(n_threads)
         {
             if (is_double)
                 add_owned_double(pointer<double>(storage), n_coords, width, rows_, cases_,
                                  pointer<const double>(per_case), weights ? pointer<const double>(weights) : nullptr,
-                                 coefs_, n, thread_number(), thread_count());
+                                 coefs_, order_, group, n, thread_number(), thread_count());
             else
                 add_owned_float(pointer<float>(storage), n_coords, width, rows_, cases_,
                                 pointer<const float>(per_case), weights ? pointer<const float>(weights) : nullptr,
-                                coefs_, n, thread_number(), thread_count());
+                                coefs_, order_, group, n, thread_number(), thread_count());
         }
     }
     Py_END_ALLOW_THREADS;
     if (!ok) {
-        PyErr_SetString(PyExc_IndexError, "add_rows: a row or case index is out of range");
+        PyErr_SetString(PyExc_IndexError, "add_rows: a row or case index is out of range, or the order is not a "
+                                          "permutation of the entries");
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+// group_order(keys, n, n_keys, order): order = the positions sorted by key, stably.
+PyObject* py_group_order(PyObject*, PyObject* args) {
+    unsigned long long keys, order;
+    long long n, n_keys;
+    if (!PyArg_ParseTuple(args, "KLLK", &keys, &n, &n_keys, &order)) return nullptr;
+    const int64_t* keys_ = pointer<const int64_t>(keys);
+    bool ok;
+    Py_BEGIN_ALLOW_THREADS;
+    ok = in_range(keys_, n, 0, n_keys);
+    if (ok) group_order(keys_, n, n_keys, pointer<int64_t>(order));
+    Py_END_ALLOW_THREADS;
+    if (!ok) {
+        PyErr_SetString(PyExc_IndexError, "group_order: a key is out of range");
         return nullptr;
     }
     Py_RETURN_NONE;
@@ -228,6 +311,7 @@ PyObject* py_add_rows(PyObject*, PyObject* args) {
 PyMethodDef methods[] = {
     {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
     {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
+    {"group_order", py_group_order, METH_VARARGS, "the positions sorted by key, stably (a counting sort)"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -29,6 +29,8 @@ from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM,
 from recsys_rbm.rng import RandomSource
 from recsys_rbm.training import CaseFactors, Gradient, SparseRows
 
+#: Units whose rows one thread of the native update takes before the next thread's share begins.
+UNITS_PER_THREAD_SHARE = 16
 #: A validation RMSE this much above the global-mean baseline's means training has gone astray.
 DIVERGENCE_MARGIN = 1.2
 
@@ -152,27 +154,48 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
         cases += [batch.case_of_entry + data_at, batch.case_of_entry + model_at]
         bias_cases += [torch.full_like(batch.units, n_products), torch.full_like(batch.units, n_products + 1)]
         weights += [torch.ones(n_entries, dtype=rbm.dtype, device=rbm.device) if by_raters is None else by_raters] * 2
-    # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up.
+    # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up. Where
+    # the batch has a unit order, the rows are visited unit by unit (an entry's rows together), each unit's
+    # levels and the next ones by one thread.
     all_rows, all_weights = _joined(rows), None if by_raters is None else _joined(weights)
+    n_per_entry = (len(rows) - 1) if layout.interactions else len(rows)  # rows per entry after the G leading ones
+    unit_order = view.unit_order()
+    order = None if unit_order is None else _visiting_order(n_products, n_per_entry, unit_order)
+    group = UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1)
     gradient: Gradient = {
         "weights": SparseRows(
-            all_rows, None, rbm.weights.shape, coalesced=False, factors=CaseFactors(table, _joined(cases), all_weights)
+            all_rows,
+            None,
+            rbm.weights.shape,
+            coalesced=False,
+            factors=CaseFactors(table, _joined(cases), all_weights, order, group),
         ),
         "visible_bias": SparseRows(
             all_rows,
             None,
             rbm.visible_bias.shape,
             coalesced=False,
-            factors=CaseFactors(bias_table, _joined(bias_cases), all_weights),
+            factors=CaseFactors(bias_table, _joined(bias_cases), all_weights, order, group),
         ),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
-        difference = CaseFactors((p_data - p_model) / n, batch.case_of_entry, by_raters)  # (B, H) per case
+        difference = CaseFactors(  # (B, H) per case
+            (p_data - p_model) / n, batch.case_of_entry, by_raters, unit_order, UNITS_PER_THREAD_SHARE
+        )
         gradient["conditional_weights"] = SparseRows(
             batch.units, None, model.conditional.shape, coalesced=False, factors=difference
         )
     return gradient
+
+
+def _visiting_order(n_leading: int, n_per_entry: int, unit_order: torch.Tensor) -> torch.Tensor:
+    """The rows ``[leading (n_leading) | part 0 (E) | part 1 (E) | …]`` visited as: the leading rows in order, then
+    entry by entry in ``unit_order``, each entry's rows of every part together."""
+    n_entries = unit_order.shape[0]
+    parts = torch.arange(n_per_entry, device=unit_order.device) * n_entries
+    by_entry = (unit_order[:, None] + parts).flatten() + n_leading
+    return by_entry if n_leading == 0 else torch.cat([torch.arange(n_leading, device=unit_order.device), by_entry])
 
 
 def _joined(parts: list[torch.Tensor]) -> torch.Tensor:

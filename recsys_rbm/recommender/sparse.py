@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recsys_rbm import native
 from recsys_rbm.lazy_momentum import CurrentRows, LaggingRows, RowReader
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender.state import Layout
@@ -168,6 +169,8 @@ class SparseCases:
         self.lagging = lagging or {}
         self._interaction_block: tuple[torch.Tensor, torch.Tensor] | None = None
         self._rated_set_input: torch.Tensor | None = None
+        self._unit_order: torch.Tensor | None = None
+        self._unit_order_known = False
 
     def rows(self, name: str) -> RowReader:
         """The reader of parameter ``name``'s current rows."""
@@ -202,6 +205,14 @@ class SparseCases:
             total += self.rated_set_input()
         return total
 
+    def unit_order(self) -> torch.Tensor | None:
+        """The batch's entries ordered by unit (E,), so that work over them reads each unit's rows once; None
+        where only the native kernels would use it and they do not apply. Speed only: results do not change."""
+        if not self._unit_order_known:
+            self._unit_order = native.group_order(self.batch.units, self.layout.n_units)
+            self._unit_order_known = True
+        return self._unit_order
+
     def rated_set_input(self) -> torch.Tensor:
         """``Σ_{g rated} D[g]`` per case (B, H): the same in every Gibbs step of the batch, so summed once."""
         if self._rated_set_input is None:
@@ -221,9 +232,8 @@ class SparseCases:
         layout, batch = self.layout, self.batch
         k = layout.n_levels
         base = layout.rating_offset + batch.units * k  # (E,) each entry's first level row
-        logits = self.rows("weights").block_products(base, batch.case_of_entry, hidden, k)
-        biases = self.rows("visible_bias").gather((base[:, None] + torch.arange(k, device=base.device)).flatten())
-        return logits.add_(biases.view(-1, k))
+        biases = self.rows("visible_bias")
+        return self.rows("weights").block_products(base, batch.case_of_entry, hidden, k, biases, self.unit_order())
 
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
         """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state."""
