@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from recsys_rbm import native
 from recsys_rbm.rng import RandomSource, bernoulli, uniform
 
 BASE_RATE_EPS = 1e-3  # base rates are clipped away from 0 and 1 before taking logs
@@ -35,8 +36,12 @@ def sample_levels(logits: torch.Tensor, random: RandomSource) -> torch.Tensor:
     left unnormalised (the uniform is scaled by their total instead), several times faster than
     ``torch.softmax`` over a short last axis.
     """
+    uniforms = uniform((*logits.shape[:-1], 1), logits, random)
+    drawn = native.sample_levels(logits, uniforms)  # the same arithmetic in one pass, where it applies
+    if drawn is not None:
+        return drawn
     cumulative = (logits - logits.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # ∝ the cumulative probabilities
-    draw = uniform((*cumulative.shape[:-1], 1), cumulative, random).mul_(cumulative[..., -1:])
+    draw = uniforms.mul_(cumulative[..., -1:])
     return (cumulative < draw).sum(-1).clamp_max(logits.shape[-1] - 1)
 
 

@@ -158,3 +158,18 @@ def test_an_order_that_is_not_a_permutation_is_refused():
             storage, torch.tensor([0, 1]), torch.tensor([0, 0]), torch.ones(1, 2), None, (1.0,), torch.tensor([1, 1])
         )
     assert not storage.any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sample_levels_draws_what_the_torch_inverse_cdf_draws(dtype):
+    generator = torch.Generator().manual_seed(4)
+    logits = 3 * torch.randn(2000, 7, generator=generator, dtype=dtype)
+    uniforms = torch.rand(2000, 1, generator=generator, dtype=dtype)
+    cumulative = (logits - logits.amax(-1, keepdim=True)).exp().cumsum(-1)
+    expected = (cumulative < uniforms * cumulative[:, -1:]).sum(-1).clamp_max(6)
+    drawn = native.sample_levels(logits, uniforms)
+    assert drawn.dtype == torch.int64 and drawn.shape == (2000,)
+    assert (drawn != expected).sum() <= 2  # exp may round differently at a boundary, rarely
+    assert native.sample_levels(logits, torch.zeros(2000, 1, dtype=dtype)).eq(0).all()  # u = 0: the first level
+    assert native.sample_levels(logits, torch.full((2000, 1), 0.9999999, dtype=dtype)).max() <= 6
+    assert native.sample_levels(torch.zeros(3, 65, dtype=dtype), torch.zeros(3, 1, dtype=dtype)) is None  # > 64

@@ -9,7 +9,8 @@ pass what the torch path does with a gather, a product and a scatter:
   momentum's update straight from the per-case statistics, without an (entries, H) source;
 
 and :func:`group_order` (a counting sort) gives the order that visits the entries of one unit together,
-so that each unit's rows come from memory once per batch.
+so that each unit's rows come from memory once per batch; :func:`sample_levels` draws each rated entry's
+level from its K logits in one pass.
 
 Each returns ``False`` where it does not apply (not built, a CUDA or non-contiguous tensor, a dtype
 other than float32/float64, or ``RBM_REC_NATIVE=0`` in the environment), and the caller takes its
@@ -125,6 +126,26 @@ def group_order(keys: torch.Tensor, n_keys: int) -> torch.Tensor | None:
     order = torch.empty_like(keys)
     _kernels.group_order(keys.data_ptr(), keys.shape[0], n_keys, order.data_ptr())
     return order
+
+
+#: The most levels :func:`sample_levels` takes (its cumulative weights live on the stack).
+MAX_LEVELS = 64
+
+
+def sample_levels(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor | None:
+    """One level per row of ``logits`` (..., K) from its softmax, by the inverse CDF with ``uniforms`` (...)
+    (what :func:`recsys_rbm.units.sample_levels` computes); None where the kernel does not apply."""
+    if not _applies(logits, uniforms) or logits.dtype not in _FLOATS or uniforms.dtype != logits.dtype:
+        return None
+    levels = logits.shape[-1]
+    if not 1 <= levels <= MAX_LEVELS or uniforms.numel() * levels != logits.numel():
+        return None
+    out = torch.empty(logits.shape[:-1], dtype=torch.int64)
+    _kernels.sample_levels(
+        logits.data_ptr(), uniforms.numel(), levels, uniforms.data_ptr(), out.data_ptr(), torch.get_num_threads(),
+        logits.dtype == torch.float64,
+    )  # fmt: skip
+    return out
 
 
 def _indices(*indices: torch.Tensor | None) -> bool:

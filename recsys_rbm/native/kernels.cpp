@@ -7,6 +7,7 @@
 //                   (+ sum_c offset_coefs[c] * offsets[base[e] + k, c], when offsets are given)
 //   add_rows:       storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]  (i < n, c < n_coords)
 //   group_order:    the positions 0..n-1 sorted by key, stably (to visit the entries of one unit together)
+//   sample_levels:  out[r] = the level k whose cumulative softmax(logits[r]) first exceeds uniforms[r]
 //
 // Arrays arrive as data pointers of contiguous float32 or float64 arrays and int64 indices; every
 // index is checked before anything is read or written. The GIL is released while a kernel runs;
@@ -16,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -160,6 +162,26 @@ void group_order(const int64_t* keys, int64_t n, int64_t n_keys, int64_t* order)
     for (int64_t i = 0; i < n; ++i) ++start[keys[i] + 1];
     for (int64_t key = 0; key < n_keys; ++key) start[key + 1] += start[key];
     for (int64_t i = 0; i < n; ++i) order[start[keys[i]]++] = i;
+}
+
+// --- sample_levels ----------------------------------------------------------------------------------
+// The inverse CDF of each row's softmax, as recsys_rbm.units.sample_levels computes it: unnormalised
+// cumulative weights exp(logit - max), compared with the uniform scaled by their total.
+template <typename T>
+void sample_levels(const T* logits, int64_t n, int64_t levels, const T* uniforms, int64_t* out, int n_threads) {
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+    for (int64_t r = 0; r < n; ++r) {
+        const T* row = logits + r * levels;
+        T top = row[0];
+        for (int64_t k = 1; k < levels; ++k) top = row[k] > top ? row[k] : top;
+        T cumulative[64];
+        T total = 0;
+        for (int64_t k = 0; k < levels; ++k) cumulative[k] = total += std::exp(row[k] - top);
+        const T draw = uniforms[r] * total;
+        int64_t level = 0;
+        while (level < levels - 1 && cumulative[level] < draw) ++level;
+        out[r] = level;
+    }
 }
 
 // --- the Python side ----------------------------------------------------------------------------
@@ -308,9 +330,32 @@ PyObject* py_group_order(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// sample_levels(logits, n, levels, uniforms, out, n_threads, is_double); levels <= 64.
+PyObject* py_sample_levels(PyObject*, PyObject* args) {
+    unsigned long long logits, uniforms, out;
+    long long n, levels;
+    int n_threads, is_double;
+    if (!PyArg_ParseTuple(args, "KLLKKii", &logits, &n, &levels, &uniforms, &out, &n_threads, &is_double))
+        return nullptr;
+    if (levels < 1 || levels > 64) {
+        PyErr_SetString(PyExc_ValueError, "sample_levels: between 1 and 64 levels");
+        return nullptr;
+    }
+    Py_BEGIN_ALLOW_THREADS;
+    if (is_double)
+        sample_levels(pointer<const double>(logits), n, levels, pointer<const double>(uniforms),
+                      pointer<int64_t>(out), n_threads);
+    else
+        sample_levels(pointer<const float>(logits), n, levels, pointer<const float>(uniforms), pointer<int64_t>(out),
+                      n_threads);
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
     {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
+    {"sample_levels", py_sample_levels, METH_VARARGS, "one level per row from softmax(logits), by the inverse CDF"},
     {"group_order", py_group_order, METH_VARARGS, "the positions sorted by key, stably (a counting sort)"},
     {nullptr, nullptr, 0, nullptr},
 };
