@@ -161,15 +161,25 @@ def test_an_order_that_is_not_a_permutation_is_refused():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_sample_levels_draws_what_the_torch_inverse_cdf_draws(dtype):
+@pytest.mark.parametrize("levels", [7, 13])  # 7: rows a vector's width at a time; 13: one by one
+def test_sample_levels_draws_what_the_torch_inverse_cdf_draws(dtype, levels):
     generator = torch.Generator().manual_seed(4)
-    logits = 3 * torch.randn(2000, 7, generator=generator, dtype=dtype)
-    uniforms = torch.rand(2000, 1, generator=generator, dtype=dtype)
+    logits = 3 * torch.randn(2003, levels, generator=generator, dtype=dtype)  # 2003: a tail of rows after the lanes
+    uniforms = torch.rand(2003, 1, generator=generator, dtype=dtype)
     cumulative = (logits - logits.amax(-1, keepdim=True)).exp().cumsum(-1)
-    expected = (cumulative < uniforms * cumulative[:, -1:]).sum(-1).clamp_max(6)
+    expected = (cumulative < uniforms * cumulative[:, -1:]).sum(-1).clamp_max(levels - 1)
     drawn = native.sample_levels(logits, uniforms)
-    assert drawn.dtype == torch.int64 and drawn.shape == (2000,)
+    assert drawn.dtype == torch.int64 and drawn.shape == (2003,)
     assert (drawn != expected).sum() <= 2  # exp may round differently at a boundary, rarely
-    assert native.sample_levels(logits, torch.zeros(2000, 1, dtype=dtype)).eq(0).all()  # u = 0: the first level
-    assert native.sample_levels(logits, torch.full((2000, 1), 0.9999999, dtype=dtype)).max() <= 6
+    assert native.sample_levels(logits, torch.zeros(2003, 1, dtype=dtype)).eq(0).all()  # u = 0: the first level
+    assert native.sample_levels(logits, torch.full((2003, 1), 0.9999999, dtype=dtype)).max() <= levels - 1
     assert native.sample_levels(torch.zeros(3, 65, dtype=dtype), torch.zeros(3, 1, dtype=dtype)) is None  # > 64
+
+
+def test_the_softmax_draw_has_the_softmax_probabilities():
+    """Its exp is a polynomial: the frequencies of 200,000 draws match softmax(logits) to sampling error."""
+    logits = torch.tensor([[-30.0, -1.0, 0.0, 2.5, -0.5]]).expand(200_000, 5).contiguous()
+    uniforms = torch.rand(200_000, 1, generator=torch.Generator().manual_seed(5))
+    frequencies = torch.bincount(native.sample_levels(logits, uniforms), minlength=5) / 200_000
+    probabilities = torch.softmax(logits[0].double(), 0).float()
+    torch.testing.assert_close(frequencies, probabilities, atol=4 * (0.25 / 200_000) ** 0.5, rtol=0)

@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #ifdef _OPENMP
@@ -63,7 +64,8 @@ RECSYS_RBM_INLINE void products_over(const T* table, int64_t width, const int64_
         if (i + 1 < last) {  // the next entry's rows are fetched while this one's products run
             const int64_t next_entry = order ? order[i + 1] : i + 1;
             const char* next = reinterpret_cast<const char*>(table + base[next_entry] * width);
-            for (int64_t byte = 0; byte < Block * width * int64_t(sizeof(T)); byte += 64) __builtin_prefetch(next + byte);
+            for (int64_t byte = 0; byte < Block * width * int64_t(sizeof(T)); byte += 64)
+                __builtin_prefetch(next + byte);
         }
         products_of<T, Block>(table + base[e] * width, vectors + cases[e] * width, width, out + e * Block);
     }
@@ -165,23 +167,116 @@ void group_order(const int64_t* keys, int64_t n, int64_t n_keys, int64_t* order)
 }
 
 // --- sample_levels ----------------------------------------------------------------------------------
-// The inverse CDF of each row's softmax, as recsys_rbm.units.sample_levels computes it: unnormalised
-// cumulative weights exp(logit - max), compared with the uniform scaled by their total.
+// exp(x) for x <= 0, in a form the compiler vectorises: x = n ln 2 + r with |r| <= ln 2 / 2, exp(r) by its
+// Taylor polynomial (degree 7 for float, 13 for double: within a few units in the last place), times 2^n
+// built in the exponent bits; 0 below the smallest normal number.
 template <typename T>
-void sample_levels(const T* logits, int64_t n, int64_t levels, const T* uniforms, int64_t* out, int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (int64_t r = 0; r < n; ++r) {
-        const T* row = logits + r * levels;
-        T top = row[0];
-        for (int64_t k = 1; k < levels; ++k) top = row[k] > top ? row[k] : top;
-        T cumulative[64];
-        T total = 0;
-        for (int64_t k = 0; k < levels; ++k) cumulative[k] = total += std::exp(row[k] - top);
-        const T draw = uniforms[r] * total;
-        int64_t level = 0;
-        while (level < levels - 1 && cumulative[level] < draw) ++level;
-        out[r] = level;
+RECSYS_RBM_INLINE T exp_nonpositive(T x);
+
+template <>
+RECSYS_RBM_INLINE float exp_nonpositive(float x) {
+    const float shift = 12582912.0f;  // 1.5 · 2^23: adding it rounds to an integer, in vector registers too
+    const float n = (x * 1.44269504088896341f + shift) - shift;
+    const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
+    float p = 1.0f / 5040;
+    for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = p * r + c;
+    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return x < -87.0f ? 0.0f : p * scale;  // (x below -87 would round n under the smallest exponent)
+}
+
+template <>
+RECSYS_RBM_INLINE double exp_nonpositive(double x) {
+    const double shift = 6755399441055744.0;  // 1.5 · 2^52
+    const double n = (x * 1.4426950408889634 + shift) - shift;
+    const double r = (x - n * 0.693147180369123816490) - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    for (double c : {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
+                     1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0})
+        p = p * r + c;
+    const int64_t bits = (static_cast<int64_t>(n) + 1023) << 52;
+    double scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return x < -708.0 ? 0.0 : p * scale;
+}
+
+// The inverse CDF of each row's softmax, as recsys_rbm.units.sample_levels computes it: unnormalised
+// cumulative weights exp(logit - max), compared with the uniform scaled by their total. One row at a time
+// is a chain of dependent steps (the max, the running sum), so rows are taken a vector's width at a time,
+// one row per lane, where K is known at compile time.
+template <typename T>
+RECSYS_RBM_INLINE int64_t sample_row(const T* row, int64_t levels, T uniform) {
+    T top = row[0];
+    for (int64_t k = 1; k < levels; ++k) top = row[k] > top ? row[k] : top;
+    T cumulative[64];
+    T total = 0;
+    for (int64_t k = 0; k < levels; ++k) cumulative[k] = total += exp_nonpositive<T>(row[k] - top);
+    const T draw = uniform * total;
+    int64_t level = 0;
+    for (int64_t k = 0; k + 1 < levels; ++k) level += cumulative[k] < draw;
+    return level;
+}
+
+template <typename T, int64_t Levels>
+RECSYS_RBM_INLINE void sample_lanes(const T* logits, int64_t first, int64_t last, const T* uniforms, int64_t* out) {
+    constexpr int64_t lanes = 64 / sizeof(T);
+    int64_t r = first;
+    for (; r + lanes <= last; r += lanes) {
+        T cumulative[Levels][lanes], top[lanes], total[lanes], draw[lanes];
+        int64_t level[lanes];
+        for (int64_t k = 0; k < Levels; ++k)
+#pragma omp simd
+            for (int64_t l = 0; l < lanes; ++l) cumulative[k][l] = logits[(r + l) * Levels + k];
+#pragma omp simd
+        for (int64_t l = 0; l < lanes; ++l) top[l] = cumulative[0][l];
+        for (int64_t k = 1; k < Levels; ++k)
+#pragma omp simd
+            for (int64_t l = 0; l < lanes; ++l) top[l] = cumulative[k][l] > top[l] ? cumulative[k][l] : top[l];
+#pragma omp simd
+        for (int64_t l = 0; l < lanes; ++l) total[l] = 0;
+        for (int64_t k = 0; k < Levels; ++k)
+#pragma omp simd
+            for (int64_t l = 0; l < lanes; ++l)
+                cumulative[k][l] = total[l] += exp_nonpositive<T>(cumulative[k][l] - top[l]);
+#pragma omp simd
+        for (int64_t l = 0; l < lanes; ++l) {
+            draw[l] = uniforms[r + l] * total[l];
+            level[l] = 0;
+        }
+        for (int64_t k = 0; k + 1 < Levels; ++k)
+#pragma omp simd
+            for (int64_t l = 0; l < lanes; ++l) level[l] += cumulative[k][l] < draw[l];
+        for (int64_t l = 0; l < lanes; ++l) out[r + l] = level[l];
     }
+    for (; r < last; ++r) out[r] = sample_row(logits + r * Levels, Levels, uniforms[r]);
+}
+
+template <typename T>
+RECSYS_RBM_INLINE void sample_rows(const T* logits, int64_t first, int64_t last, int64_t levels, const T* uniforms,
+                                   int64_t* out) {
+    switch (levels) {
+        case 2: return sample_lanes<T, 2>(logits, first, last, uniforms, out);
+        case 3: return sample_lanes<T, 3>(logits, first, last, uniforms, out);
+        case 4: return sample_lanes<T, 4>(logits, first, last, uniforms, out);
+        case 5: return sample_lanes<T, 5>(logits, first, last, uniforms, out);
+        case 6: return sample_lanes<T, 6>(logits, first, last, uniforms, out);
+        case 7: return sample_lanes<T, 7>(logits, first, last, uniforms, out);
+        case 8: return sample_lanes<T, 8>(logits, first, last, uniforms, out);
+        case 9: return sample_lanes<T, 9>(logits, first, last, uniforms, out);
+        case 10: return sample_lanes<T, 10>(logits, first, last, uniforms, out);
+    }
+    for (int64_t r = first; r < last; ++r) out[r] = sample_row(logits + r * levels, levels, uniforms[r]);
+}
+
+RECSYS_RBM_CLONES void sample_rows_float(const float* logits, int64_t first, int64_t last, int64_t levels,
+                                         const float* uniforms, int64_t* out) {
+    sample_rows(logits, first, last, levels, uniforms, out);
+}
+
+RECSYS_RBM_CLONES void sample_rows_double(const double* logits, int64_t first, int64_t last, int64_t levels,
+                                          const double* uniforms, int64_t* out) {
+    sample_rows(logits, first, last, levels, uniforms, out);
 }
 
 // --- the Python side ----------------------------------------------------------------------------
@@ -342,12 +437,17 @@ PyObject* py_sample_levels(PyObject*, PyObject* args) {
         return nullptr;
     }
     Py_BEGIN_ALLOW_THREADS;
-    if (is_double)
-        sample_levels(pointer<const double>(logits), n, levels, pointer<const double>(uniforms),
-                      pointer<int64_t>(out), n_threads);
-    else
-        sample_levels(pointer<const float>(logits), n, levels, pointer<const float>(uniforms), pointer<int64_t>(out),
-                      n_threads);
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int64_t share = (n + thread_count() - 1) / thread_count();
+        const int64_t first = share * thread_number(), last = first + share < n ? first + share : n;
+        if (first < last && is_double)
+            sample_rows_double(pointer<const double>(logits), first, last, levels, pointer<const double>(uniforms),
+                               pointer<int64_t>(out));
+        else if (first < last)
+            sample_rows_float(pointer<const float>(logits), first, last, levels, pointer<const float>(uniforms),
+                              pointer<int64_t>(out));
+    }
     Py_END_ALLOW_THREADS;
     Py_RETURN_NONE;
 }
