@@ -9,16 +9,18 @@ leave such rows alone until a gradient touches them, and bring every row forward
   size, as it has for any momentum of 0.25 or more): with ``M = P·diag(λ₁, λ₂)·P⁻¹`` the coordinates
   ``u = P⁻¹(θ, v)`` of an untouched row shrink by ``λᵢ`` per step, one factor for all rows. Stored as
   ``uᵢ / sᵢ`` with a global ``sᵢ = λᵢ^steps``, untouched rows stay constant in memory: a step adds
-  ``ε·g·(P⁻¹(1, 1))ᵢ / sᵢ`` to the touched rows (one ``index_add``, no gathers), and a reader combines the
-  two stored halves of a row with global scalars, so a batch's products run once over one interleaved
-  (rows, 2, …) table.
+  ``ε·g·(P⁻¹(1, 1))ᵢ / sᵢ`` to the touched rows (one pass, no gathers: the native ``add_rows`` straight
+  from the per-case rows of :class:`~recsys_rbm.training.CaseFactors`, or one ``index_add``), and a reader
+  combines the two stored halves of a row with global scalars, so a batch's products run once over one
+  interleaved (rows, 2, …) table.
 * **by row clocks** (:class:`ClockedRows`, the fallback, e.g. without momentum): each row remembers the
   step of its last update and, ``s`` steps later, is brought forward by ``M^s`` (one table of powers
   shared by every row) and given its gradient; a reader takes it as ``a·θ + b·v`` with ``(a, b)`` the
   first row of ``M^s``.
 
 Readers (the recommender's conditionals) see a lazily updated parameter through :class:`LaggingRows`;
-:class:`CurrentRows` reads a tensor as stored, with the same methods.
+:class:`CurrentRows` reads a tensor as stored, with the same methods. Their block products run on the
+native kernels of :mod:`recsys_rbm.native` where those apply (CPU, float32/64), on torch otherwise.
 """
 
 from __future__ import annotations

@@ -128,10 +128,14 @@ template <typename T>
 RECSYS_RBM_INLINE void add_owned(T* storage, int64_t n_coords, int64_t width, const int64_t* rows,
                                  const int64_t* cases, const T* per_case, const T* weights, const double* coefs,
                                  const int64_t* order, int64_t group, int64_t n, int64_t owner, int64_t n_owners) {
+    // With powers of two (the usual case) the share of a row is a shift and a mask, not two divisions.
+    const bool powers_of_two = (group & (group - 1)) == 0 && (n_owners & (n_owners - 1)) == 0;
+    const int shift = __builtin_ctzll(static_cast<unsigned long long>(group));
     for (int64_t j = 0; j < n; ++j) {
         const int64_t i = order ? order[j] : j;
         const int64_t row = rows[i];
-        if ((row / group) % n_owners != owner) continue;
+        const int64_t share = powers_of_two ? (row >> shift) & (n_owners - 1) : (row / group) % n_owners;
+        if (share != owner) continue;
         const T* source = per_case + cases[i] * width;
         const T scale = weights ? weights[i] : T(1);
         for (int64_t c = 0; c < n_coords; ++c) {

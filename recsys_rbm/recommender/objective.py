@@ -161,7 +161,7 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     n_per_entry = (len(rows) - 1) if layout.interactions else len(rows)  # rows per entry after the G leading ones
     unit_order = view.unit_order()
     order = None if unit_order is None else _visiting_order(n_products, n_per_entry, unit_order)
-    group = UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1)
+    group = 1 << (UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1) - 1).bit_length()  # a power of 2
     gradient: Gradient = {
         "weights": SparseRows(
             all_rows,
