@@ -117,6 +117,21 @@ class RowReader(Protocol):
         them in, for speed only (entries on the same rows together)."""
         ...
 
+    def sampled_blocks(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        uniforms: torch.Tensor,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A level per entry drawn from the softmax of its :meth:`block_products` (inverse CDF, ``uniforms`` (E,)),
+        and the current rows ``θ[base[e] + level_e]`` summed per case: (levels (E,), sums (B, H)), in one pass where
+        the native kernel applies; None otherwise (the caller draws from the block products)."""
+        ...
+
     def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]] | None:
         """``(stored (R, C, …), coefs)`` with every current row ``Σ_c coefs[c]·stored[:, c]``, or None where the
         rows have no such common form."""
@@ -163,6 +178,25 @@ def block_products(
     return out if offsets is None else out.add_(offsets.gather(columns).view(-1, block))
 
 
+def sampled_blocks(
+    base: torch.Tensor,
+    cases: torch.Tensor,
+    vectors: torch.Tensor,
+    block: int,
+    uniforms: torch.Tensor,
+    table: torch.Tensor,
+    row_coefs: tuple[float, ...],
+    offsets: RowReader | None,
+    order: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The native draw over ``table`` (rows, C·H) whose current rows are ``Σ_c row_coefs[c]·coordinate c``, or None."""
+    form = offsets.coordinates() if offsets is not None else None
+    if offsets is not None and form is None:
+        return None
+    stored_offsets = None if form is None else (form[0].view(form[0].shape[0], -1), form[1])
+    return native.sampled_blocks(table, row_coefs, base, cases, vectors, block, uniforms, stored_offsets, order)
+
+
 @dataclass(frozen=True)
 class CurrentRows:
     """A tensor whose rows are current, read as stored."""
@@ -186,6 +220,18 @@ class CurrentRows:
         order: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return block_products(base, cases, hidden, block, self.stored, offsets, order)
+
+    def sampled_blocks(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        uniforms: torch.Tensor,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return sampled_blocks(base, cases, hidden, block, uniforms, self.stored, (1.0,), offsets, order)
 
     def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]]:
         return self.stored.view(self.stored.shape[0], 1, *self.stored.shape[1:]), (1.0,)
@@ -266,6 +312,20 @@ class EigenbasisRows:
         both = torch.cat([hidden * first, hidden * second], 1)
         return block_products(base, cases, both, block, self._flat, offsets, order)
 
+    def sampled_blocks(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        uniforms: torch.Tensor,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        first, second = self._weights(0)
+        both = torch.cat([hidden * first, hidden * second], 1)
+        return sampled_blocks(base, cases, both, block, uniforms, self._flat, (first, second), offsets, order)
+
     def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]]:
         return self.storage, self._weights(0)
 
@@ -334,6 +394,18 @@ class ClockedRows:
         products = block_products(base, cases, hidden, block, self.parameter).mul_(a)
         products.addcmul_(block_products(base, cases, hidden, block, self.velocity), b)
         return products if offsets is None else products.add_(offsets.gather(columns).view(-1, block))
+
+    def sampled_blocks(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        uniforms: torch.Tensor,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> None:
+        return None  # each row has its own clock: no common form for the kernel
 
     def coordinates(self) -> None:
         return None  # each row has its own clock
@@ -460,6 +532,18 @@ class LaggingRows:
         order: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return self.lazy.reader(self.name).block_products(base, cases, hidden, block, offsets, order)
+
+    def sampled_blocks(
+        self,
+        base: torch.Tensor,
+        cases: torch.Tensor,
+        hidden: torch.Tensor,
+        block: int,
+        uniforms: torch.Tensor,
+        offsets: RowReader | None = None,
+        order: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self.lazy.reader(self.name).sampled_blocks(base, cases, hidden, block, uniforms, offsets, order)
 
     def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]] | None:
         return self.lazy.reader(self.name).coordinates()

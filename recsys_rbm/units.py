@@ -36,7 +36,12 @@ def sample_levels(logits: torch.Tensor, random: RandomSource) -> torch.Tensor:
     left unnormalised (the uniform is scaled by their total instead), several times faster than
     ``torch.softmax`` over a short last axis.
     """
-    uniforms = uniform((*logits.shape[:-1], 1), logits, random)
+    return levels_at(logits, uniform((*logits.shape[:-1], 1), logits, random))
+
+
+def levels_at(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The inverse CDF of ``softmax(logits)`` at ``uniforms`` (..., 1): the first level whose cumulative probability
+    exceeds the uniform; ``(..., K) -> (...)``. Consumes ``uniforms``."""
     drawn = native.sample_levels(logits, uniforms)  # the same arithmetic in one pass, where it applies
     if drawn is not None:
         return drawn

@@ -183,3 +183,31 @@ def test_the_softmax_draw_has_the_softmax_probabilities():
     frequencies = torch.bincount(native.sample_levels(logits, uniforms), minlength=5) / 200_000
     probabilities = torch.softmax(logits[0].double(), 0).float()
     torch.testing.assert_close(frequencies, probabilities, atol=4 * (0.25 / 200_000) ** 0.5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("ordered", [False, True])
+def test_sampled_blocks_draw_each_entrys_level_and_sum_the_drawn_rows_per_case(dtype, ordered):
+    """The fused draw: the levels of the inverse CDF at the block products (offsets included), and per case the
+    drawn rows' current values, each a combination of its stored coordinates."""
+    generator = torch.Generator().manual_seed(6)
+    n_rows, hidden, block, n_cases, n_entries = 50, 11, 5, 4, 203
+    table = torch.randn(n_rows, 2 * hidden, generator=generator, dtype=dtype)  # rows of 2 coordinates
+    vectors = torch.randn(n_cases, 2 * hidden, generator=generator, dtype=dtype)
+    base = torch.randint(0, n_rows - block + 1, (n_entries,), generator=generator)
+    cases = torch.randint(0, n_cases, (n_entries,), generator=generator)
+    uniforms = torch.rand(n_entries, generator=generator, dtype=dtype)
+    biases = torch.randn(n_rows, 2, generator=generator, dtype=dtype)
+    order = native.group_order(base, n_rows) if ordered else None
+    levels, sums = native.sampled_blocks(
+        table, (0.5, -1.5), base, cases, vectors, block, uniforms, (biases, (1.0, 0.25)), order
+    )
+    products = torch.empty(n_entries, block, dtype=dtype)
+    assert native.block_products(table, base, cases, vectors, block, products, (biases, (1.0, 0.25)))
+    cumulative = (products - products.amax(-1, keepdim=True)).exp().cumsum(-1)
+    expected = (cumulative < uniforms[:, None] * cumulative[:, -1:]).sum(-1).clamp_max(block - 1)
+    assert (levels != expected).sum() <= 1
+    current = 0.5 * table[:, :hidden] - 1.5 * table[:, hidden:]  # (rows, H): each row's current value
+    expected_sums = torch.zeros(n_cases, hidden, dtype=dtype).index_add_(0, cases, current[base + levels])
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(sums, expected_sums, rtol=tolerance, atol=tolerance)

@@ -128,6 +128,54 @@ def group_order(keys: torch.Tensor, n_keys: int) -> torch.Tensor | None:
     return order
 
 
+def sampled_blocks(
+    table: torch.Tensor,
+    row_coefs: tuple[float, ...],
+    base: torch.Tensor,
+    cases: torch.Tensor,
+    vectors: torch.Tensor,
+    block: int,
+    uniforms: torch.Tensor,
+    offsets: tuple[torch.Tensor, tuple[float, ...]] | None = None,
+    order: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """:func:`block_products` of the entries, a level drawn per entry from the softmax of its products (as
+    :func:`sample_levels`, with ``uniforms`` (E,)), and ``Σ_c row_coefs[c] · table[base[e] + level_e, c]`` summed
+    per case (``table`` (R, C·H) rows of C coordinates): the levels (E,) and the sums (B, H), or None where the
+    kernel does not apply. The sums are added in visiting order, per thread, then over threads."""
+    stored, coefs = offsets if offsets is not None else (None, ())
+    tensors = [table, base, cases, vectors, uniforms] + [t for t in (stored, order) if t is not None]
+    if not _applies(*tensors) or table.dtype not in _FLOATS or not 1 <= block <= MAX_LEVELS:
+        return None
+    if not (vectors.dtype == uniforms.dtype == table.dtype and _indices(base, cases, order)):
+        return None
+    if stored is not None and stored.dtype != table.dtype:
+        return None
+    n_coords = len(row_coefs)
+    if table.dim() != 2 or table.shape[1] % n_coords or vectors.shape[1] != table.shape[1]:
+        raise ValueError("sampled_blocks: the table's rows are not whole coordinates, or the vectors do not match")
+    if (
+        cases.shape != base.shape
+        or uniforms.numel() != base.shape[0]
+        or (order is not None and order.shape != base.shape)
+    ):
+        raise ValueError("sampled_blocks: the entries' indices, uniforms and order disagree in shape")
+    if stored is not None and (stored.shape[0] != table.shape[0] or stored.shape[1] != len(coefs)):
+        raise ValueError("sampled_blocks: the offsets do not match the table's rows or their coefficients")
+    hidden = table.shape[1] // n_coords
+    out = torch.empty((base.shape[0], block), dtype=table.dtype)
+    levels = torch.empty(base.shape[0], dtype=torch.int64)
+    sums = torch.zeros((vectors.shape[0], hidden), dtype=table.dtype)
+    row_factors, offset_factors = torch.tensor(row_coefs, dtype=torch.float64), torch.tensor(coefs, dtype=torch.float64)
+    _kernels.sampled_blocks(
+        table.data_ptr(), table.shape[0], n_coords, hidden, row_factors.data_ptr(), base.data_ptr(), cases.data_ptr(),
+        vectors.data_ptr(), vectors.shape[0], _address(order), base.shape[0], block, _address(stored), len(coefs),
+        offset_factors.data_ptr(), uniforms.data_ptr(), out.data_ptr(), levels.data_ptr(), sums.data_ptr(),
+        torch.get_num_threads(), table.dtype == torch.float64,
+    )  # fmt: skip
+    return levels, sums
+
+
 #: The most levels :func:`sample_levels` takes (its cumulative weights live on the stack).
 MAX_LEVELS = 64
 

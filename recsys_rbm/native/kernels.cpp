@@ -8,6 +8,7 @@
 //   add_rows:       storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]  (i < n, c < n_coords)
 //   group_order:    the positions 0..n-1 sorted by key, stably (to visit the entries of one unit together)
 //   sample_levels:  out[r] = the level k whose cumulative softmax(logits[r]) first exceeds uniforms[r]
+//   sampled_blocks: block_products, a level drawn per entry from its products, and the drawn rows summed per case
 //
 // Arrays arrive as data pointers of contiguous float32 or float64 arrays and int64 indices; every
 // index is checked before anything is read or written. The GIL is released while a kernel runs;
@@ -283,6 +284,104 @@ RECSYS_RBM_CLONES void sample_rows_double(const double* logits, int64_t first, i
     sample_rows(logits, first, last, levels, uniforms, out);
 }
 
+// --- sampled_blocks -------------------------------------------------------------------------------
+// block_products, then each entry's level drawn from softmax(out[e]) (with uniforms[e]), and the drawn row's
+// current value, sum_c coefs[c] * table[base[e] + level, c-th H of the row], added to its case's sum: the
+// draw of a rated entry and the next hidden input's share of it, while the entry's rows are still in cache.
+template <typename T>
+RECSYS_RBM_INLINE void add_drawn_rows(const T* table, int64_t n_coords, int64_t hidden, const double* coefs,
+                                      const int64_t* base, const int64_t* cases, const int64_t* entries,
+                                      const int64_t* drawn, int64_t count, T* sums) {
+    for (int64_t j = 0; j < count; ++j) {
+        const T* row = table + (base[entries[j]] + drawn[j]) * n_coords * hidden;
+        T* target = sums + cases[entries[j]] * hidden;
+        for (int64_t c = 0; c < n_coords; ++c) {
+            const T factor = static_cast<T>(coefs[c]);
+#pragma omp simd
+            for (int64_t k = 0; k < hidden; ++k) target[k] += factor * row[c * hidden + k];
+        }
+    }
+}
+
+RECSYS_RBM_CLONES void add_drawn_rows_float(const float* table, int64_t n_coords, int64_t hidden, const double* coefs,
+                                            const int64_t* base, const int64_t* cases, const int64_t* entries,
+                                            const int64_t* drawn, int64_t count, float* sums) {
+    add_drawn_rows(table, n_coords, hidden, coefs, base, cases, entries, drawn, count, sums);
+}
+
+RECSYS_RBM_CLONES void add_drawn_rows_double(const double* table, int64_t n_coords, int64_t hidden,
+                                             const double* coefs, const int64_t* base, const int64_t* cases,
+                                             const int64_t* entries, const int64_t* drawn, int64_t count,
+                                             double* sums) {
+    add_drawn_rows(table, n_coords, hidden, coefs, base, cases, entries, drawn, count, sums);
+}
+
+void products_range_of(const float* table, int64_t width, const int64_t* base, const int64_t* cases,
+                       const float* vectors, const int64_t* order, int64_t block, int64_t first, int64_t last,
+                       float* out) {
+    products_range_float(table, width, base, cases, vectors, order, block, first, last, out);
+}
+void products_range_of(const double* table, int64_t width, const int64_t* base, const int64_t* cases,
+                       const double* vectors, const int64_t* order, int64_t block, int64_t first, int64_t last,
+                       double* out) {
+    products_range_double(table, width, base, cases, vectors, order, block, first, last, out);
+}
+void sample_rows_of(const float* logits, int64_t first, int64_t last, int64_t levels, const float* uniforms,
+                    int64_t* out) {
+    sample_rows_float(logits, first, last, levels, uniforms, out);
+}
+void sample_rows_of(const double* logits, int64_t first, int64_t last, int64_t levels, const double* uniforms,
+                    int64_t* out) {
+    sample_rows_double(logits, first, last, levels, uniforms, out);
+}
+void add_drawn_rows_of(const float* table, int64_t n_coords, int64_t hidden, const double* coefs, const int64_t* base,
+                       const int64_t* cases, const int64_t* entries, const int64_t* drawn, int64_t count,
+                       float* sums) {
+    add_drawn_rows_float(table, n_coords, hidden, coefs, base, cases, entries, drawn, count, sums);
+}
+void add_drawn_rows_of(const double* table, int64_t n_coords, int64_t hidden, const double* coefs,
+                       const int64_t* base, const int64_t* cases, const int64_t* entries, const int64_t* drawn,
+                       int64_t count, double* sums) {
+    add_drawn_rows_double(table, n_coords, hidden, coefs, base, cases, entries, drawn, count, sums);
+}
+
+int thread_number();
+int thread_count();
+
+// Each thread sums into its own (n_cases, hidden) slice; the slices are added up in thread order at the end.
+template <typename T>
+void sampled_blocks(const T* table, int64_t n_coords, int64_t hidden, const double* row_coefs, const int64_t* base,
+                    const int64_t* cases, const T* vectors, int64_t n_cases, const int64_t* order, int64_t n,
+                    int64_t block, const T* offsets, int64_t n_offset_coords, const double* offset_coefs,
+                    const T* uniforms, T* out, int64_t* levels, T* sums, int n_threads) {
+    constexpr int64_t chunk = 16;  // entries whose K rows stay in cache from their products to their draw
+    const int64_t width = n_coords * hidden, slice = n_cases * hidden;
+    std::vector<T> partial(static_cast<size_t>(n_threads) * slice, T(0));
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int64_t share = (n + thread_count() - 1) / thread_count();
+        const int64_t first = share * thread_number(), last = first + share < n ? first + share : n;
+        T* mine = partial.data() + thread_number() * slice;
+        T chunk_logits[chunk * 64], chunk_uniforms[chunk];
+        int64_t entries[chunk], drawn[chunk];
+        for (int64_t i = first; i < last; i += chunk) {
+            const int64_t count = i + chunk < last ? chunk : last - i;
+            products_range_of(table, width, base, cases, vectors, order, block, i, i + count, out);
+            if (offsets) add_offsets(offsets, n_offset_coords, offset_coefs, base, order, block, i, i + count, out);
+            for (int64_t j = 0; j < count; ++j) {
+                entries[j] = order ? order[i + j] : i + j;
+                for (int64_t k = 0; k < block; ++k) chunk_logits[j * block + k] = out[entries[j] * block + k];
+                chunk_uniforms[j] = uniforms[entries[j]];
+            }
+            sample_rows_of(chunk_logits, 0, count, block, chunk_uniforms, drawn);
+            for (int64_t j = 0; j < count; ++j) levels[entries[j]] = drawn[j];
+            add_drawn_rows_of(table, n_coords, hidden, row_coefs, base, cases, entries, drawn, count, mine);
+        }
+    }
+    for (int t = 0; t < n_threads; ++t)
+        for (int64_t k = 0; k < slice; ++k) sums[k] += partial[t * slice + k];
+}
+
 // --- the Python side ----------------------------------------------------------------------------
 bool in_range(const int64_t* index, int64_t n, int64_t low, int64_t high) {
     bool ok = true;
@@ -366,6 +465,47 @@ PyObject* py_block_products(PyObject*, PyObject* args) {
     if (!ok) {
         PyErr_SetString(PyExc_IndexError, "block_products: an entry's rows or case is out of range, or the order is "
                                           "not a permutation of the entries");
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+// sampled_blocks(table, table_rows, n_coords, hidden, row_coefs, base, cases, vectors, n_cases, order, n, block,
+//                offsets, n_offset_coords, offset_coefs, uniforms, out, levels, sums, n_threads, is_double):
+//                block_products (table rows of n_coords * hidden values) into out, then levels[e] drawn from
+//                softmax(out[e]) and sums[cases[e]] += the drawn row's sum_c row_coefs[c] * coordinate c.
+PyObject* py_sampled_blocks(PyObject*, PyObject* args) {
+    unsigned long long table, row_coefs, base, cases, vectors, order, offsets, offset_coefs, uniforms, out, levels,
+        sums;
+    long long table_rows, n_coords, hidden, n_cases, n, block, n_offset_coords;
+    int n_threads, is_double;
+    if (!PyArg_ParseTuple(args, "KLLLKKKKLKLLKLKKKKKii", &table, &table_rows, &n_coords, &hidden, &row_coefs, &base,
+                          &cases, &vectors, &n_cases, &order, &n, &block, &offsets, &n_offset_coords, &offset_coefs,
+                          &uniforms, &out, &levels, &sums, &n_threads, &is_double))
+        return nullptr;
+    const int64_t* base_ = pointer<const int64_t>(base);
+    const int64_t* cases_ = pointer<const int64_t>(cases);
+    const int64_t* order_ = order ? pointer<const int64_t>(order) : nullptr;
+    bool ok;
+    Py_BEGIN_ALLOW_THREADS;
+    ok = block >= 1 && block <= 64 && n_threads >= 1 && in_range(base_, n, 0, table_rows - block + 1) &&
+         in_range(cases_, n, 0, n_cases) && (!order_ || is_permutation(order_, n));
+    if (ok && is_double)
+        sampled_blocks(pointer<const double>(table), n_coords, hidden, pointer<const double>(row_coefs), base_,
+                       cases_, pointer<const double>(vectors), n_cases, order_, n, block,
+                       offsets ? pointer<const double>(offsets) : nullptr, n_offset_coords,
+                       pointer<const double>(offset_coefs), pointer<const double>(uniforms), pointer<double>(out),
+                       pointer<int64_t>(levels), pointer<double>(sums), n_threads);
+    else if (ok)
+        sampled_blocks(pointer<const float>(table), n_coords, hidden, pointer<const double>(row_coefs), base_, cases_,
+                       pointer<const float>(vectors), n_cases, order_, n, block,
+                       offsets ? pointer<const float>(offsets) : nullptr, n_offset_coords,
+                       pointer<const double>(offset_coefs), pointer<const float>(uniforms), pointer<float>(out),
+                       pointer<int64_t>(levels), pointer<float>(sums), n_threads);
+    Py_END_ALLOW_THREADS;
+    if (!ok) {
+        PyErr_SetString(PyExc_IndexError, "sampled_blocks: an entry's rows or case is out of range, the order is not "
+                                          "a permutation of the entries, or there are over 64 levels");
         return nullptr;
     }
     Py_RETURN_NONE;
@@ -459,6 +599,7 @@ PyObject* py_sample_levels(PyObject*, PyObject* args) {
 PyMethodDef methods[] = {
     {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
     {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
+    {"sampled_blocks", py_sampled_blocks, METH_VARARGS, "block_products, a level drawn per entry, drawn rows summed"},
     {"sample_levels", py_sample_levels, METH_VARARGS, "one level per row from softmax(logits), by the inverse CDF"},
     {"group_order", py_group_order, METH_VARARGS, "the positions sorted by key, stably (a counting sort)"},
     {nullptr, nullptr, 0, nullptr},

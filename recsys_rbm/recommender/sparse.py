@@ -31,8 +31,8 @@ from recsys_rbm import native
 from recsys_rbm.lazy_momentum import CurrentRows, LaggingRows, RowReader
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender.state import Layout
-from recsys_rbm.rng import RandomSource, bernoulli
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, sample_levels
+from recsys_rbm.rng import RandomSource, bernoulli, uniform
+from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, levels_at
 
 
 def visible_layer(layout: Layout) -> VisibleLayer:
@@ -131,6 +131,8 @@ class CaseState:
     levels: torch.Tensor | None  # (E,) levels at the batch's rated entries (None without a rating block)
     #: The interactions are the batch's rated units (the data's state): sums over them run over the entries.
     rated_only: bool = False
+    #: ``Σ_e W[rating row of entry e at its level]`` per case (B, H), where the draw of the levels summed it.
+    rating_input: torch.Tensor | None = None
 
 
 # --- the parameters and their conditionals on a batch ---------------------------------------------
@@ -198,7 +200,9 @@ class SparseCases:
             total += self.rows("weights").bag(batch.units, batch.offsets)
         elif state.interactions is not None:
             total.addmm_(state.interactions, self.interaction_block()[0])
-        if state.levels is not None:
+        if state.rating_input is not None:
+            total += state.rating_input
+        elif state.levels is not None:
             rows = layout.rating_offset + batch.units * layout.n_levels + state.levels
             total += self.rows("weights").bag(rows, batch.offsets)
         if self.model.conditional is not None:
@@ -243,6 +247,20 @@ class SparseCases:
             weights, biases = self.interaction_block()
             logits = torch.addmm(biases, hidden, weights.T)  # (B, G)
             interactions = bernoulli(torch.sigmoid(logits), random)
+        rating_input = None
         if layout.ratings:
-            levels = sample_levels(self.rated_logits(hidden), random)
-        return CaseState(interactions, levels)
+            levels, rating_input = self._draw_levels(hidden, random)
+        return CaseState(interactions, levels, rating_input=rating_input)
+
+    def _draw_levels(self, hidden: torch.Tensor, random: RandomSource) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each rated entry's level from ``p(v_e | h)``, and where the native kernel draws them, the next hidden
+        input's share of them (the drawn rows summed per case) from the same pass."""
+        layout, batch = self.layout, self.batch
+        uniforms = uniform((batch.units.shape[0], 1), hidden, random)  # as sample_levels draws them
+        base = layout.rating_offset + batch.units * layout.n_levels
+        fused = self.rows("weights").sampled_blocks(
+            base, batch.case_of_entry, hidden, layout.n_levels, uniforms, self.rows("visible_bias"), self.unit_order()
+        )
+        if fused is not None:
+            return fused
+        return levels_at(self.rated_logits(hidden), uniforms), None
