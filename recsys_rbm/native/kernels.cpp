@@ -59,14 +59,19 @@ RECSYS_RBM_INLINE void products_of(const T* rows, const T* vector, int64_t width
 
 template <typename T, int64_t Block>
 RECSYS_RBM_INLINE void products_over(const T* table, int64_t width, const int64_t* base, const int64_t* cases,
-                                     const T* vectors, const int64_t* order, int64_t first, int64_t last, T* out) {
+                                     const T* vectors, const int64_t* order, int64_t first, int64_t last,
+                                     int64_t limit, T* out) {
+    auto base_at = [&](int64_t i) { return base[order ? order[i] : i]; };
     for (int64_t i = first; i < last; ++i) {
         const int64_t e = order ? order[i] : i;
-        if (i + 1 < last) {  // the next entry's rows are fetched while this one's products run
-            const int64_t next_entry = order ? order[i + 1] : i + 1;
-            const char* next = reinterpret_cast<const char*>(table + base[next_entry] * width);
-            for (int64_t byte = 0; byte < Block * width * int64_t(sizeof(T)); byte += 64)
-                __builtin_prefetch(next + byte);
+        if (i == first || base_at(i - 1) != base[e]) {  // a new block: ask for the next different one now
+            int64_t next = i + 1;
+            while (next < limit && base_at(next) == base[e]) ++next;
+            if (next < limit) {
+                const char* rows = reinterpret_cast<const char*>(table + base_at(next) * width);
+                for (int64_t byte = 0; byte < Block * width * int64_t(sizeof(T)); byte += 64)
+                    __builtin_prefetch(rows + byte);
+            }
         }
         products_of<T, Block>(table + base[e] * width, vectors + cases[e] * width, width, out + e * Block);
     }
@@ -77,17 +82,17 @@ RECSYS_RBM_INLINE void products_over(const T* table, int64_t width, const int64_
 template <typename T>
 RECSYS_RBM_INLINE void products_range(const T* table, int64_t width, const int64_t* base, const int64_t* cases,
                                       const T* vectors, const int64_t* order, int64_t block, int64_t first,
-                                      int64_t last, T* out) {
+                                      int64_t last, int64_t limit, T* out) {
     switch (block) {
-        case 2: return products_over<T, 2>(table, width, base, cases, vectors, order, first, last, out);
-        case 3: return products_over<T, 3>(table, width, base, cases, vectors, order, first, last, out);
-        case 4: return products_over<T, 4>(table, width, base, cases, vectors, order, first, last, out);
-        case 5: return products_over<T, 5>(table, width, base, cases, vectors, order, first, last, out);
-        case 6: return products_over<T, 6>(table, width, base, cases, vectors, order, first, last, out);
-        case 7: return products_over<T, 7>(table, width, base, cases, vectors, order, first, last, out);
-        case 8: return products_over<T, 8>(table, width, base, cases, vectors, order, first, last, out);
-        case 9: return products_over<T, 9>(table, width, base, cases, vectors, order, first, last, out);
-        case 10: return products_over<T, 10>(table, width, base, cases, vectors, order, first, last, out);
+        case 2: return products_over<T, 2>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 3: return products_over<T, 3>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 4: return products_over<T, 4>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 5: return products_over<T, 5>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 6: return products_over<T, 6>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 7: return products_over<T, 7>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 8: return products_over<T, 8>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 9: return products_over<T, 9>(table, width, base, cases, vectors, order, first, last, limit, out);
+        case 10: return products_over<T, 10>(table, width, base, cases, vectors, order, first, last, limit, out);
     }
     for (int64_t i = first; i < last; ++i) {
         const int64_t e = order ? order[i] : i;
@@ -98,14 +103,15 @@ RECSYS_RBM_INLINE void products_range(const T* table, int64_t width, const int64
 
 RECSYS_RBM_CLONES void products_range_float(const float* table, int64_t width, const int64_t* base,
                                             const int64_t* cases, const float* vectors, const int64_t* order,
-                                            int64_t block, int64_t first, int64_t last, float* out) {
-    products_range(table, width, base, cases, vectors, order, block, first, last, out);
+                                            int64_t block, int64_t first, int64_t last, int64_t limit, float* out) {
+    products_range(table, width, base, cases, vectors, order, block, first, last, limit, out);
 }
 
 RECSYS_RBM_CLONES void products_range_double(const double* table, int64_t width, const int64_t* base,
                                              const int64_t* cases, const double* vectors, const int64_t* order,
-                                             int64_t block, int64_t first, int64_t last, double* out) {
-    products_range(table, width, base, cases, vectors, order, block, first, last, out);
+                                             int64_t block, int64_t first, int64_t last, int64_t limit,
+                                             double* out) {
+    products_range(table, width, base, cases, vectors, order, block, first, last, limit, out);
 }
 
 // The offsets' rows of the same entries as products_range, added to their products.
@@ -318,13 +324,13 @@ RECSYS_RBM_CLONES void add_drawn_rows_double(const double* table, int64_t n_coor
 
 void products_range_of(const float* table, int64_t width, const int64_t* base, const int64_t* cases,
                        const float* vectors, const int64_t* order, int64_t block, int64_t first, int64_t last,
-                       float* out) {
-    products_range_float(table, width, base, cases, vectors, order, block, first, last, out);
+                       int64_t limit, float* out) {
+    products_range_float(table, width, base, cases, vectors, order, block, first, last, limit, out);
 }
 void products_range_of(const double* table, int64_t width, const int64_t* base, const int64_t* cases,
                        const double* vectors, const int64_t* order, int64_t block, int64_t first, int64_t last,
-                       double* out) {
-    products_range_double(table, width, base, cases, vectors, order, block, first, last, out);
+                       int64_t limit, double* out) {
+    products_range_double(table, width, base, cases, vectors, order, block, first, last, limit, out);
 }
 void sample_rows_of(const float* logits, int64_t first, int64_t last, int64_t levels, const float* uniforms,
                     int64_t* out) {
@@ -366,7 +372,7 @@ void sampled_blocks(const T* table, int64_t n_coords, int64_t hidden, const doub
         int64_t entries[chunk], drawn[chunk];
         for (int64_t i = first; i < last; i += chunk) {
             const int64_t count = i + chunk < last ? chunk : last - i;
-            products_range_of(table, width, base, cases, vectors, order, block, i, i + count, out);
+            products_range_of(table, width, base, cases, vectors, order, block, i, i + count, last, out);
             if (offsets) add_offsets(offsets, n_offset_coords, offset_coefs, base, order, block, i, i + count, out);
             for (int64_t j = 0; j < count; ++j) {
                 entries[j] = order ? order[i + j] : i + j;
@@ -447,14 +453,14 @@ PyObject* py_block_products(PyObject*, PyObject* args) {
             const int64_t first = share * thread_number(), last = first + share < n ? first + share : n;
             if (first < last && is_double) {
                 products_range_double(pointer<const double>(table), width, base_, cases_,
-                                      pointer<const double>(vectors), order_, block, first, last,
+                                      pointer<const double>(vectors), order_, block, first, last, last,
                                       pointer<double>(out));
                 if (offsets)
                     add_offsets(pointer<const double>(offsets), n_offset_coords, coefs_, base_, order_, block, first,
                                 last, pointer<double>(out));
             } else if (first < last) {
                 products_range_float(pointer<const float>(table), width, base_, cases_, pointer<const float>(vectors),
-                                     order_, block, first, last, pointer<float>(out));
+                                     order_, block, first, last, last, pointer<float>(out));
                 if (offsets)
                     add_offsets(pointer<const float>(offsets), n_offset_coords, coefs_, base_, order_, block, first,
                                 last, pointer<float>(out));
