@@ -162,21 +162,11 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     unit_order = view.unit_order()
     order = None if unit_order is None else _visiting_order(n_products, n_per_entry, unit_order)
     group = 1 << (UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1) - 1).bit_length()  # a power of 2
+    weight_factors = CaseFactors(table, _joined(cases), all_weights, order, group)
+    bias_factors = CaseFactors(bias_table, _joined(bias_cases), all_weights, order, group)
     gradient: Gradient = {
-        "weights": SparseRows(
-            all_rows,
-            None,
-            rbm.weights.shape,
-            coalesced=False,
-            factors=CaseFactors(table, _joined(cases), all_weights, order, group),
-        ),
-        "visible_bias": SparseRows(
-            all_rows,
-            None,
-            rbm.visible_bias.shape,
-            coalesced=False,
-            factors=CaseFactors(bias_table, _joined(bias_cases), all_weights, order, group),
-        ),
+        "weights": SparseRows(all_rows, None, rbm.weights.shape, coalesced=False, factors=weight_factors),
+        "visible_bias": SparseRows(all_rows, None, rbm.visible_bias.shape, coalesced=False, factors=bias_factors),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
