@@ -165,11 +165,8 @@ def block_products(
     ``table`` (rows, H), ``cases`` (E,) ascending. The native kernel where it applies (visiting the entries in
     ``order`` when given), else one sampled product over the CSR pattern of the blocks."""
     out = torch.empty((base.shape[0], block), dtype=hidden.dtype, device=hidden.device)
-    form = offsets.coordinates() if offsets is not None else None
-    stored_offsets = None if form is None else (form[0].view(form[0].shape[0], -1), form[1])
-    if (offsets is None or stored_offsets is not None) and native.block_products(
-        table, base, cases, hidden, block, out, stored_offsets, order
-    ):
+    usable, stored_offsets = _offsets_as_stored(offsets)
+    if usable and native.block_products(table, base, cases, hidden, block, out, stored_offsets, order):
         return out
     columns = (base[:, None] + torch.arange(block, device=base.device)).flatten()
     row_starts = torch.zeros(hidden.shape[0] + 1, dtype=torch.long, device=hidden.device)
@@ -190,11 +187,21 @@ def sampled_blocks(
     order: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The native draw over ``table`` (rows, C·H) whose current rows are ``Σ_c row_coefs[c]·coordinate c``, or None."""
-    form = offsets.coordinates() if offsets is not None else None
-    if offsets is not None and form is None:
+    usable, stored_offsets = _offsets_as_stored(offsets)
+    if not usable:
         return None
-    stored_offsets = None if form is None else (form[0].view(form[0].shape[0], -1), form[1])
     return native.sampled_blocks(table, row_coefs, base, cases, vectors, block, uniforms, stored_offsets, order)
+
+
+def _offsets_as_stored(
+    offsets: RowReader | None,
+) -> tuple[bool, tuple[torch.Tensor, tuple[float, ...]] | None]:
+    """The kernels' form of ``offsets``: (whether they can take it, ``(stored (R, C), coefs)`` or None for no
+    offsets). Offsets without a common form over stored coordinates (row clocks) cannot be taken."""
+    if offsets is None:
+        return True, None
+    form = offsets.coordinates()
+    return (False, None) if form is None else (True, (form[0].view(form[0].shape[0], -1), form[1]))
 
 
 @dataclass(frozen=True)
@@ -308,9 +315,7 @@ class EigenbasisRows:
         offsets: RowReader | None = None,
         order: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        first, second = self._weights(0)
-        both = torch.cat([hidden * first, hidden * second], 1)
-        return block_products(base, cases, both, block, self._flat, offsets, order)
+        return block_products(base, cases, self._both_halves(hidden), block, self._flat, offsets, order)
 
     def sampled_blocks(
         self,
@@ -322,9 +327,13 @@ class EigenbasisRows:
         offsets: RowReader | None = None,
         order: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        both = self._both_halves(hidden)
+        return sampled_blocks(base, cases, both, block, uniforms, self._flat, self._weights(0), offsets, order)
+
+    def _both_halves(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[h·first, h·second]`` (B, 2H): a product of it with a stored (2H,) row is ``θ_row · h``."""
         first, second = self._weights(0)
-        both = torch.cat([hidden * first, hidden * second], 1)
-        return sampled_blocks(base, cases, both, block, uniforms, self._flat, (first, second), offsets, order)
+        return torch.cat([hidden * first, hidden * second], 1)
 
     def coordinates(self) -> tuple[torch.Tensor, tuple[float, ...]]:
         return self.storage, self._weights(0)

@@ -57,20 +57,11 @@ def block_products(
     (E, block)), plus ``Σ_c coefs[c] · stored[base[e] + k, c]`` for ``offsets = (stored (R, C), coefs)``;
     ``False`` (nothing written) where the kernel does not apply. ``order``: a permutation of the entries to visit
     them in (entries on the same rows together read those rows once; the result is the same)."""
-    stored, coefs = offsets if offsets is not None else (None, ())
-    tensors = [table, base, cases, vectors, out] + [t for t in (stored, order) if t is not None]
-    if not _applies(*tensors) or table.dtype not in _FLOATS:
+    if not _entries_apply("block_products", table, base, cases, vectors, offsets, order, out):
         return False
-    if not (vectors.dtype == out.dtype == table.dtype and _indices(base, cases, order)):
-        return False
-    if stored is not None and stored.dtype != table.dtype:
-        return False
-    if vectors.shape[1] != table.shape[1] or out.shape != (base.shape[0], block) or cases.shape != base.shape:
+    if out.shape != (base.shape[0], block):
         raise ValueError("block_products: the table, vectors, indices and output disagree in shape")
-    if stored is not None and (stored.shape[0] != table.shape[0] or stored.shape[1] != len(coefs)):
-        raise ValueError("block_products: the offsets do not match the table's rows or their coefficients")
-    if order is not None and order.shape != base.shape:
-        raise ValueError("block_products: the order is not one of the entries")
+    stored, coefs = offsets if offsets is not None else (None, ())
     factors = torch.tensor(coefs, dtype=torch.float64)
     _kernels.block_products(
         table.data_ptr(), table.shape[0], table.shape[1], base.data_ptr(), cases.data_ptr(), vectors.data_ptr(),
@@ -93,9 +84,9 @@ def add_rows(
     """``storage[rows[i], c] += coefs[c] · weights[i] · per_case[cases[i]]`` (``storage`` (N, C, W), ``per_case``
     (P, W), ``weights`` (R,) or None for ones); ``False`` (nothing written) where the kernel does not apply.
 
-    ``order``: a permutation of the entries to visit them in (entries on nearby rows together); ``group``: rows
-    ``group·j .. group·(j+1) − 1`` go to one thread (a unit's K level rows, say). Repeated rows add up in the
-    visiting order.
+    ``order``: a permutation of the entries to visit them in (entries on nearby rows together); ``group``: about
+    how many consecutive rows go to one thread (a few units' K level rows, say; rounded up to a power of two, so
+    a row's thread is a shift and a mask). Repeated rows add up in the visiting order.
     """
     tensors = [storage, rows, cases, per_case] + [t for t in (weights, order) if t is not None]
     if not _applies(*tensors) or storage.dtype not in _FLOATS or storage.dim() != 3:
@@ -110,9 +101,10 @@ def add_rows(
     ):
         raise ValueError("add_rows: the storage, per-case rows, indices and weights disagree in shape")
     factors = torch.tensor(coefs, dtype=torch.float64)
+    rows_per_share = 1 << (max(group, 1) - 1).bit_length()
     _kernels.add_rows(
         storage.data_ptr(), storage.shape[0], storage.shape[1], storage.shape[2], rows.data_ptr(), cases.data_ptr(),
-        per_case.data_ptr(), per_case.shape[0], _address(weights), factors.data_ptr(), _address(order), max(group, 1),
+        per_case.data_ptr(), per_case.shape[0], _address(weights), factors.data_ptr(), _address(order), rows_per_share,
         rows.shape[0], torch.get_num_threads(), storage.dtype == torch.float64,
     )  # fmt: skip
     return True
@@ -143,25 +135,16 @@ def sampled_blocks(
     :func:`sample_levels`, with ``uniforms`` (E,)), and ``Σ_c row_coefs[c] · table[base[e] + level_e, c]`` summed
     per case (``table`` (R, C·H) rows of C coordinates): the levels (E,) and the sums (B, H), or None where the
     kernel does not apply. The sums are added in visiting order, per thread, then over threads."""
-    stored, coefs = offsets if offsets is not None else (None, ())
-    tensors = [table, base, cases, vectors, uniforms] + [t for t in (stored, order) if t is not None]
-    if not _applies(*tensors) or table.dtype not in _FLOATS or not 1 <= block <= MAX_LEVELS:
-        return None
-    if not (vectors.dtype == uniforms.dtype == table.dtype and _indices(base, cases, order)):
-        return None
-    if stored is not None and stored.dtype != table.dtype:
+    if not 1 <= block <= MAX_LEVELS or not _entries_apply(
+        "sampled_blocks", table, base, cases, vectors, offsets, order, uniforms
+    ):
         return None
     n_coords = len(row_coefs)
-    if table.dim() != 2 or table.shape[1] % n_coords or vectors.shape[1] != table.shape[1]:
-        raise ValueError("sampled_blocks: the table's rows are not whole coordinates, or the vectors do not match")
-    if (
-        cases.shape != base.shape
-        or uniforms.numel() != base.shape[0]
-        or (order is not None and order.shape != base.shape)
-    ):
-        raise ValueError("sampled_blocks: the entries' indices, uniforms and order disagree in shape")
-    if stored is not None and (stored.shape[0] != table.shape[0] or stored.shape[1] != len(coefs)):
-        raise ValueError("sampled_blocks: the offsets do not match the table's rows or their coefficients")
+    if table.dim() != 2 or table.shape[1] % n_coords or uniforms.numel() != base.shape[0]:
+        raise ValueError(
+            "sampled_blocks: the table's rows are not whole coordinates, or the uniforms not one per entry"
+        )
+    stored, coefs = offsets if offsets is not None else (None, ())
     hidden = table.shape[1] // n_coords
     out = torch.empty((base.shape[0], block), dtype=table.dtype)
     levels = torch.empty(base.shape[0], dtype=torch.int64)
@@ -194,6 +177,35 @@ def sample_levels(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor 
         logits.dtype == torch.float64,
     )  # fmt: skip
     return out
+
+
+def _entries_apply(
+    name: str,
+    table: torch.Tensor,
+    base: torch.Tensor,
+    cases: torch.Tensor,
+    vectors: torch.Tensor,
+    offsets: tuple[torch.Tensor, tuple[float, ...]] | None,
+    order: torch.Tensor | None,
+    *others: torch.Tensor,
+) -> bool:
+    """Whether the products kernels take these arguments (CPU, contiguous, one float dtype, int64 indices; ``others``
+    are float tensors beside the table); raises ``ValueError`` where their shapes disagree."""
+    stored, coefs = offsets if offsets is not None else (None, ())
+    floats = [vectors, *others] + ([] if stored is None else [stored])
+    if not _applies(table, base, cases, *floats, *([] if order is None else [order])) or table.dtype not in _FLOATS:
+        return False
+    if not (all(t.dtype == table.dtype for t in floats) and _indices(base, cases, order)):
+        return False
+    if (
+        vectors.shape[1] != table.shape[1]
+        or cases.shape != base.shape
+        or (order is not None and order.shape != base.shape)
+    ):
+        raise ValueError(f"{name}: the table, vectors, indices and output disagree in shape")
+    if stored is not None and (stored.shape[0] != table.shape[0] or stored.shape[1] != len(coefs)):
+        raise ValueError(f"{name}: the offsets do not match the table's rows or their coefficients")
+    return True
 
 
 def _indices(*indices: torch.Tensor | None) -> bool:

@@ -130,7 +130,7 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     torch.div(p_model, -n, out=table[n_products + n :])
     bias_table[n_products], bias_table[n_products + 1] = 1.0 / n, -1.0 / n
     data_at, model_at = n_products, n_products + n  # the phases' blocks in the table (data_at + case, …)
-    rows, cases, bias_cases, weights = [], [], [], []  # per part of the rows, joined at the end
+    rows, cases, bias_cases, weights = [], [], [], []  # per part of the rows, joined at the end (weights: raters)
     if layout.interactions:
         x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
         every_unit = torch.arange(n_units, device=rbm.device)
@@ -147,21 +147,21 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
         else:
             torch.mm(torch.cat([x_data, x_model]).T, phases, out=table[:n_units])
             torch.mean(x_data - x_model, 0, out=bias_table[:n_units])
-        weights += [torch.ones(n_units + (n_entries if sparse_data else 0), dtype=rbm.dtype, device=rbm.device)]
+        if by_raters is not None:  # the interaction rows are not reweighted
+            weights.append(torch.ones(n_units + (n_entries if sparse_data else 0), dtype=rbm.dtype, device=rbm.device))
     if layout.ratings:
-        k, offset = layout.n_levels, layout.rating_offset
-        rows += [offset + batch.units * k + positive.visible.levels, offset + batch.units * k + negative.visible.levels]
+        rows += [view.level_rows + positive.visible.levels, view.level_rows + negative.visible.levels]
         cases += [batch.case_of_entry + data_at, batch.case_of_entry + model_at]
         bias_cases += [torch.full_like(batch.units, n_products), torch.full_like(batch.units, n_products + 1)]
-        weights += [torch.ones(n_entries, dtype=rbm.dtype, device=rbm.device) if by_raters is None else by_raters] * 2
+        weights += [] if by_raters is None else [by_raters, by_raters]
     # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up. Where
     # the batch has a unit order, the rows are visited unit by unit (an entry's rows together), each unit's
     # levels and the next ones by one thread.
     all_rows, all_weights = _joined(rows), None if by_raters is None else _joined(weights)
     n_per_entry = (len(rows) - 1) if layout.interactions else len(rows)  # rows per entry after the G leading ones
-    unit_order = view.unit_order()
+    unit_order = view.unit_order
     order = None if unit_order is None else _visiting_order(n_products, n_per_entry, unit_order)
-    group = 1 << (UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1) - 1).bit_length()  # a power of 2
+    group = UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1)
     weight_factors = CaseFactors(table, _joined(cases), all_weights, order, group)
     bias_factors = CaseFactors(bias_table, _joined(bias_cases), all_weights, order, group)
     gradient: Gradient = {

@@ -22,6 +22,7 @@ block, which is dense over units: ``B × G`` per batch, ``cases × G × H`` per 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,8 +172,6 @@ class SparseCases:
         self.lagging = lagging or {}
         self._interaction_block: tuple[torch.Tensor, torch.Tensor] | None = None
         self._rated_set_input: torch.Tensor | None = None
-        self._unit_order: torch.Tensor | None = None
-        self._unit_order_known = False
 
     def rows(self, name: str) -> RowReader:
         """The reader of parameter ``name``'s current rows."""
@@ -194,7 +193,7 @@ class SparseCases:
 
     def hidden_input(self, state: CaseState) -> torch.Tensor:
         """``vᵀW (+ Σ_{g rated} D[g])`` from the state's blocks; -> (B, H)."""
-        rbm, layout, batch = self.model.rbm, self.layout, self.batch
+        rbm, batch = self.model.rbm, self.batch
         total = torch.zeros(batch.n_cases, rbm.n_hidden, dtype=rbm.dtype, device=rbm.device)
         if state.interactions is not None and state.rated_only:  # Σ_{g rated} W[g]: a bag, not a (B, G) product
             total += self.rows("weights").bag(batch.units, batch.offsets)
@@ -203,19 +202,21 @@ class SparseCases:
         if state.rating_input is not None:
             total += state.rating_input
         elif state.levels is not None:
-            rows = layout.rating_offset + batch.units * layout.n_levels + state.levels
-            total += self.rows("weights").bag(rows, batch.offsets)
+            total += self.rows("weights").bag(self.level_rows + state.levels, batch.offsets)
         if self.model.conditional is not None:
             total += self.rated_set_input()
         return total
 
+    @functools.cached_property
     def unit_order(self) -> torch.Tensor | None:
         """The batch's entries ordered by unit (E,), so that work over them reads each unit's rows once; None
         where only the native kernels would use it and they do not apply. Speed only: results do not change."""
-        if not self._unit_order_known:
-            self._unit_order = native.group_order(self.batch.units, self.layout.n_units)
-            self._unit_order_known = True
-        return self._unit_order
+        return native.group_order(self.batch.units, self.layout.n_units)
+
+    @functools.cached_property
+    def level_rows(self) -> torch.Tensor:
+        """Each rated entry's first level row in ``W`` and ``b`` (E,): its K levels are the rows from there on."""
+        return self.layout.rating_offset + self.batch.units * self.layout.n_levels
 
     def rated_set_input(self) -> torch.Tensor:
         """``Σ_{g rated} D[g]`` per case (B, H): the same in every Gibbs step of the batch, so summed once."""
@@ -233,11 +234,10 @@ class SparseCases:
         Each entry's K level rows against its case's hidden state (a sampled dense-dense product), so
         neither the (B, G·K) product nor an (E, K, H) gather of weights is formed.
         """
-        layout, batch = self.layout, self.batch
-        k = layout.n_levels
-        base = layout.rating_offset + batch.units * k  # (E,) each entry's first level row
-        biases = self.rows("visible_bias")
-        return self.rows("weights").block_products(base, batch.case_of_entry, hidden, k, biases, self.unit_order())
+        k, biases = self.layout.n_levels, self.rows("visible_bias")
+        return self.rows("weights").block_products(
+            self.level_rows, self.batch.case_of_entry, hidden, k, biases, self.unit_order
+        )
 
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
         """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state."""
@@ -255,11 +255,10 @@ class SparseCases:
     def _draw_levels(self, hidden: torch.Tensor, random: RandomSource) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Each rated entry's level from ``p(v_e | h)``, and where the native kernel draws them, the next hidden
         input's share of them (the drawn rows summed per case) from the same pass."""
-        layout, batch = self.layout, self.batch
+        batch, k, biases = self.batch, self.layout.n_levels, self.rows("visible_bias")
         uniforms = uniform((batch.units.shape[0], 1), hidden, random)  # as sample_levels draws them
-        base = layout.rating_offset + batch.units * layout.n_levels
         fused = self.rows("weights").sampled_blocks(
-            base, batch.case_of_entry, hidden, layout.n_levels, uniforms, self.rows("visible_bias"), self.unit_order()
+            self.level_rows, batch.case_of_entry, hidden, k, uniforms, biases, self.unit_order
         )
         if fused is not None:
             return fused
