@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,3 +212,37 @@ def test_sampled_blocks_draw_each_entrys_level_and_sum_the_drawn_rows_per_case(d
     expected_sums = torch.zeros(n_cases, hidden, dtype=dtype).index_add_(0, cases, current[base + levels])
     tolerance = 1e-5 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(sums, expected_sums, rtol=tolerance, atol=tolerance)
+
+
+def _live(state: dict) -> tuple:
+    """A PCG64 state as far as later draws can tell (the left-over half counts only while it is pending)."""
+    return state["state"], state["has_uint32"], state["uinteger"] if state["has_uint32"] else None
+
+
+@pytest.mark.parametrize(("dtype", "numpy_dtype"), [(torch.float32, np.float32), (torch.float64, np.float64)])
+def test_pcg64_uniforms_are_the_numbers_numpy_draws_and_leave_its_state_where_numpy_would(dtype, numpy_dtype):
+    ours, numpys = np.random.PCG64(123), np.random.PCG64(123)
+    reference = np.random.Generator(numpys)
+    threads = torch.get_num_threads()
+    try:
+        # odd counts leave half an output pending for the next float32 draw; 0 draws nothing
+        for n_threads, count in [(1, 5), (2, 1), (2, 0), (3, 4), (2, 1001), (1, 7), (3, 1 << 16), (2, 3), (2, 2)]:
+            torch.set_num_threads(n_threads)
+            drawn = native.pcg64_uniforms(ours, count, dtype)
+            assert drawn.dtype == dtype and drawn.shape == (count,)
+            assert np.array_equal(drawn.numpy(), reference.random(count, dtype=numpy_dtype))
+            assert _live(ours.state) == _live(numpys.state)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_uniform_stream_is_the_same_with_and_without_the_native_kernels(monkeypatch):
+    from recsys_rbm.rng import BLOCK_SIZE, UniformStream
+
+    shapes = [(100, 500), (3,), (BLOCK_SIZE + 5,), (BLOCK_SIZE - 1,), (7, 9)]  # across blocks and past one
+    fast = UniformStream(9)
+    fast_draws = [fast.uniform(shape).clone() for shape in shapes]
+    monkeypatch.setenv(native.ENVIRONMENT_SWITCH, "0")
+    plain = UniformStream(9)
+    for shape, expected in zip(shapes, fast_draws, strict=True):
+        assert torch.equal(plain.uniform(shape), expected)

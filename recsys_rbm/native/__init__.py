@@ -10,7 +10,8 @@ pass what the torch path does with a gather, a product and a scatter:
 
 and :func:`group_order` (a counting sort) gives the order that visits the entries of one unit together,
 so that each unit's rows come from memory once per batch; :func:`sample_levels` draws each rated entry's
-level from its K logits in one pass.
+level from its K logits in one pass. :func:`pcg64_uniforms` continues a NumPy PCG64 stream on every thread
+(NumPy draws on one): the same numbers, for the samplers' :class:`~recsys_rbm.rng.UniformStream`.
 
 Each returns ``False`` where it does not apply (not built, a CUDA or non-contiguous tensor, a dtype
 other than float32/float64, or ``RBM_REC_NATIVE=0`` in the environment), and the caller takes its
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 
 try:
@@ -176,6 +178,36 @@ def sample_levels(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor 
         logits.data_ptr(), uniforms.numel(), levels, uniforms.data_ptr(), out.data_ptr(), torch.get_num_threads(),
         logits.dtype == torch.float64,
     )  # fmt: skip
+    return out
+
+
+_LOW_64 = (1 << 64) - 1
+
+
+def pcg64_uniforms(bit_generator: np.random.PCG64, count: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """``count`` U[0, 1) values, the very ones ``np.random.Generator(bit_generator).random(count, dtype)`` would
+    draw, with the generator's state moved past them as that call would; None where the kernel does not apply
+    (``dtype`` not float32/float64)."""
+    if not available() or dtype not in _FLOATS or count < 0:
+        return None
+    state = bit_generator.state
+    out = torch.empty(count, dtype=dtype)
+    first = 0
+    if dtype == torch.float32 and state["has_uint32"] and count:  # the high half left over by the last float32
+        out[0] = (state["uinteger"] >> 8) / 16777216.0
+        state["has_uint32"], first = 0, 1
+    n_outputs = count - first if dtype == torch.float64 else (count - first) // 2
+    lcg = state["state"]
+    pairs = out[first : first + (n_outputs if dtype == torch.float64 else 2 * n_outputs)]
+    high, low = _kernels.pcg64_uniforms(
+        lcg["state"] >> 64, lcg["state"] & _LOW_64, lcg["inc"] >> 64, lcg["inc"] & _LOW_64, n_outputs,
+        pairs.data_ptr(), dtype == torch.float64, torch.get_num_threads(),
+    )  # fmt: skip
+    lcg["state"] = (high << 64) | low
+    bit_generator.state = state
+    if dtype == torch.float32 and (count - first) % 2:  # an odd count: the last value takes a half of one more
+        generator = np.random.Generator(bit_generator)
+        out[-1] = float(generator.random(dtype=np.float32))
     return out
 
 

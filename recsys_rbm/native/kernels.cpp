@@ -9,6 +9,7 @@
 //   group_order:    the positions 0..n-1 sorted by key, stably (to visit the entries of one unit together)
 //   sample_levels:  out[r] = the level k whose cumulative softmax(logits[r]) first exceeds uniforms[r]
 //   sampled_blocks: block_products, a level drawn per entry from its products, and the drawn rows summed per case
+//   pcg64_uniforms: uniforms of NumPy's PCG64 stream from a given state, several threads at once
 //
 // Arrays arrive as data pointers of contiguous float32 or float64 arrays and int64 indices; every
 // index is checked before anything is read or written. The GIL is released while a kernel runs;
@@ -387,6 +388,52 @@ void sampled_blocks(const T* table, int64_t n_coords, int64_t hidden, const doub
         for (int64_t k = 0; k < slice; ++k) sums[k] += partial[t * slice + k];
 }
 
+// --- uniforms ---------------------------------------------------------------------------------------
+// NumPy's PCG64 stream (a 128-bit LCG with the XSL-RR output), continued here so that the numbers are the
+// ones NumPy would draw: each 64-bit output is the output function of the stepped state; a float32 takes
+// 32 bits (the low half of an output, then its high half), a float64 a whole output. An LCG can jump ahead
+// by n steps in O(log n) (Brown 1994), so each thread starts at its own share of the outputs.
+using u128 = unsigned __int128;
+
+constexpr u128 pcg_multiplier() { return (u128(2549297995355413924ULL) << 64) | 4865540595714422341ULL; }
+
+// The state n steps on: s * a^n + c * (a^(n-1) + ... + 1).
+u128 pcg_jumped(u128 state, u128 increment, uint64_t steps) {
+    u128 multiplier = pcg_multiplier(), total_multiplier = 1, total_increment = 0;
+    for (; steps; steps >>= 1) {
+        if (steps & 1) {
+            total_multiplier *= multiplier;
+            total_increment = total_increment * multiplier + increment;
+        }
+        increment *= multiplier + 1;
+        multiplier *= multiplier;
+    }
+    return total_multiplier * state + total_increment;
+}
+
+RECSYS_RBM_INLINE uint64_t pcg_output(u128& state, u128 increment) {
+    state = state * pcg_multiplier() + increment;
+    const uint64_t folded = uint64_t(state >> 64) ^ uint64_t(state);
+    const unsigned rotation = unsigned(state >> 122);
+    return (folded >> rotation) | (folded << ((64 - rotation) & 63));
+}
+
+// Outputs first..last-1 counted from `state` (output i comes from the state stepped i + 1 times).
+void pcg_floats(u128 state, u128 increment, uint64_t first, uint64_t last, float* out) {
+    state = pcg_jumped(state, increment, first);
+    for (uint64_t i = first; i < last; ++i) {
+        const uint64_t bits = pcg_output(state, increment);
+        out[2 * i] = float(uint32_t(bits) >> 8) * (1.0f / 16777216.0f);
+        out[2 * i + 1] = float(uint32_t(bits >> 32) >> 8) * (1.0f / 16777216.0f);
+    }
+}
+
+void pcg_doubles(u128 state, u128 increment, uint64_t first, uint64_t last, double* out) {
+    state = pcg_jumped(state, increment, first);
+    for (uint64_t i = first; i < last; ++i)
+        out[i] = double(pcg_output(state, increment) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 // --- the Python side ----------------------------------------------------------------------------
 bool in_range(const int64_t* index, int64_t n, int64_t low, int64_t high) {
     bool ok = true;
@@ -601,12 +648,44 @@ PyObject* py_sample_levels(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// pcg64_uniforms(state_high, state_low, increment_high, increment_low, n_outputs, out, is_double, n_threads):
+//                 out takes 2 * n_outputs float32 values (or n_outputs float64 ones) of NumPy's PCG64 stream
+//                 from the given state; returns the state after them as (high, low).
+PyObject* py_pcg64_uniforms(PyObject*, PyObject* args) {
+    unsigned long long state_high, state_low, increment_high, increment_low, out;
+    long long n_outputs;
+    int is_double, n_threads;
+    if (!PyArg_ParseTuple(args, "KKKKLKii", &state_high, &state_low, &increment_high, &increment_low, &n_outputs,
+                          &out, &is_double, &n_threads))
+        return nullptr;
+    if (n_outputs < 0 || n_threads < 1) {
+        PyErr_SetString(PyExc_ValueError, "pcg64_uniforms: a negative count or no threads");
+        return nullptr;
+    }
+    const u128 state = (u128(state_high) << 64) | state_low, increment = (u128(increment_high) << 64) | increment_low;
+    const uint64_t n = uint64_t(n_outputs);
+    Py_BEGIN_ALLOW_THREADS;
+#pragma omp parallel num_threads(n_threads)
+    {
+        const uint64_t share = (n + thread_count() - 1) / thread_count();
+        const uint64_t first = share * thread_number(), last = first + share < n ? first + share : n;
+        if (first < last && is_double)
+            pcg_doubles(state, increment, first, last, pointer<double>(out));
+        else if (first < last)
+            pcg_floats(state, increment, first, last, pointer<float>(out));
+    }
+    Py_END_ALLOW_THREADS;
+    const u128 after = pcg_jumped(state, increment, n);
+    return Py_BuildValue("KK", (unsigned long long)(after >> 64), (unsigned long long)after);
+}
+
 PyMethodDef methods[] = {
     {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
     {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
     {"sampled_blocks", py_sampled_blocks, METH_VARARGS, "block_products, a level drawn per entry, drawn rows summed"},
     {"sample_levels", py_sample_levels, METH_VARARGS, "one level per row from softmax(logits), by the inverse CDF"},
     {"group_order", py_group_order, METH_VARARGS, "the positions sorted by key, stably (a counting sort)"},
+    {"pcg64_uniforms", py_pcg64_uniforms, METH_VARARGS, "uniforms of NumPy's PCG64 stream, from a given state"},
     {nullptr, nullptr, 0, nullptr},
 };
 
