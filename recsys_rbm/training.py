@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import torch
 
+from recsys_rbm import native
 from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
@@ -119,6 +120,19 @@ Gradient = dict[str, "torch.Tensor | SparseRows"]
 def dense_gradient(gradient: Gradient) -> dict[str, torch.Tensor]:
     """Every entry as a full tensor (for all-reducing across processes, and for tests)."""
     return {name: g.dense() if isinstance(g, SparseRows) else g for name, g in gradient.items()}
+
+
+def momentum_step(
+    parameter: torch.Tensor, velocity: torch.Tensor, gradient: torch.Tensor, momentum: float, rate: float, shrink: float
+) -> None:
+    """``v ← m·v + ε·g + s·θ``, ``θ ← θ + v`` in place (``s = −ε·λ``, the weight decay's share): one pass over
+    the tensors where the native kernel applies, four torch operations otherwise."""
+    if native.momentum_step(parameter, velocity, gradient, momentum, rate, shrink):
+        return
+    velocity.mul_(momentum).add_(gradient, alpha=rate)
+    if shrink:
+        velocity.add_(parameter, alpha=shrink)
+    parameter.add_(velocity)
 
 
 def contrastive_gradient(
@@ -391,10 +405,8 @@ class Trainer:
                 self._lazy.update_rows(name, g, learning_rate)
                 continue
             self._lazy.settle(name)  # a dense update needs every row current
-            velocity.mul_(momentum).add_(g, alpha=learning_rate)
-            if decay and name in self.objective.decayed:
-                velocity.add_(parameter, alpha=-learning_rate * decay)
-            parameter.add_(velocity)
+            shrink = -learning_rate * decay if decay and name in self.objective.decayed else 0.0
+            momentum_step(parameter, velocity, g, momentum, learning_rate, shrink)
         return gradient
 
     # --- what happens between epochs ------------------------------------------------------------

@@ -246,3 +246,26 @@ def test_the_uniform_stream_is_the_same_with_and_without_the_native_kernels(monk
     plain = UniformStream(9)
     for shape, expected in zip(shapes, fast_draws, strict=True):
         assert torch.equal(plain.uniform(shape), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("size", [(7,), (784, 500)])  # a bias on one thread; a weight matrix on several
+@pytest.mark.parametrize("shrink", [0.0, -1e-4])
+def test_momentum_step_is_the_trainers_four_operations_in_one_pass(dtype, size, shrink):
+    generator = torch.Generator().manual_seed(5)
+    parameter, velocity, gradient = (torch.randn(size, generator=generator, dtype=dtype) for _ in range(3))
+    expected_parameter, expected_velocity = parameter.clone(), velocity.clone()
+    expected_velocity.mul_(0.9).add_(gradient, alpha=0.05).add_(expected_parameter, alpha=shrink)
+    expected_parameter.add_(expected_velocity)
+    assert native.momentum_step(parameter, velocity, gradient, 0.9, 0.05, shrink)
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-14
+    torch.testing.assert_close(velocity, expected_velocity, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(parameter, expected_parameter, rtol=tolerance, atol=tolerance)
+
+
+def test_momentum_step_leaves_tensors_it_cannot_take_to_the_torch_path():
+    parameter, velocity = torch.zeros(4, 3), torch.zeros(4, 3)
+    assert not native.momentum_step(parameter, velocity, torch.ones(3, 4).T, 0.9, 0.05, 0.0)  # not contiguous
+    assert not native.momentum_step(parameter, velocity, torch.ones(4, 3, dtype=torch.float64), 0.9, 0.05, 0.0)
+    assert not native.momentum_step(parameter, velocity, torch.ones(12), 0.9, 0.05, 0.0)  # another shape
+    assert not parameter.any() and not velocity.any()

@@ -10,7 +10,8 @@ pass what the torch path does with a gather, a product and a scatter:
 
 and :func:`group_order` (a counting sort) gives the order that visits the entries of one unit together,
 so that each unit's rows come from memory once per batch; :func:`sample_levels` draws each rated entry's
-level from its K logits in one pass. :func:`pcg64_uniforms` continues a NumPy PCG64 stream on every thread
+level from its K logits in one pass. :func:`momentum_step` is the trainer's dense update in one pass, and
+:func:`pcg64_uniforms` continues a NumPy PCG64 stream on every thread
 (NumPy draws on one): the same numbers, for the samplers' :class:`~recsys_rbm.rng.UniformStream`.
 
 Each returns ``False`` where it does not apply (not built, a CUDA or non-contiguous tensor, a dtype
@@ -179,6 +180,23 @@ def sample_levels(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor 
         logits.dtype == torch.float64,
     )  # fmt: skip
     return out
+
+
+def momentum_step(
+    parameter: torch.Tensor, velocity: torch.Tensor, gradient: torch.Tensor, momentum: float, rate: float, shrink: float
+) -> bool:
+    """``v ← m·v + rate·g + shrink·θ``, ``θ ← θ + v`` in one pass over the three tensors (of one shape and float
+    dtype); ``False`` (nothing written) where the kernel does not apply."""
+    tensors = (parameter, velocity, gradient)
+    if not _applies(*tensors) or parameter.dtype not in _FLOATS:
+        return False
+    if any(t.dtype != parameter.dtype or t.shape != parameter.shape for t in tensors):
+        return False
+    _kernels.momentum_step(
+        parameter.data_ptr(), velocity.data_ptr(), gradient.data_ptr(), parameter.numel(), momentum, rate, shrink,
+        torch.get_num_threads(), parameter.dtype == torch.float64,
+    )  # fmt: skip
+    return True
 
 
 _LOW_64 = (1 << 64) - 1

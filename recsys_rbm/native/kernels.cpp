@@ -9,6 +9,7 @@
 //   group_order:    the positions 0..n-1 sorted by key, stably (to visit the entries of one unit together)
 //   sample_levels:  out[r] = the level k whose cumulative softmax(logits[r]) first exceeds uniforms[r]
 //   sampled_blocks: block_products, a level drawn per entry from its products, and the drawn rows summed per case
+//   momentum_step:  v = m * v + lr * g - lr * decay * theta, theta += v (the trainer's dense update, one pass)
 //   pcg64_uniforms: uniforms of NumPy's PCG64 stream from a given state, several threads at once
 //
 // Arrays arrive as data pointers of contiguous float32 or float64 arrays and int64 indices; every
@@ -388,6 +389,31 @@ void sampled_blocks(const T* table, int64_t n_coords, int64_t hidden, const doub
         for (int64_t k = 0; k < slice; ++k) sums[k] += partial[t * slice + k];
 }
 
+// --- momentum_step --------------------------------------------------------------------------------
+// The trainer's dense update in one pass, in the torch path's order of operations:
+// v = m * v + lr * g + shrink * theta (shrink = -lr * weight decay), then theta += v.
+template <typename T>
+RECSYS_RBM_INLINE void momentum_range(T* parameter, T* velocity, const T* gradient, T momentum, T rate, T shrink,
+                                      int64_t first, int64_t last) {
+#pragma omp simd
+    for (int64_t i = first; i < last; ++i) {
+        const T v = (velocity[i] * momentum + rate * gradient[i]) + shrink * parameter[i];
+        velocity[i] = v;
+        parameter[i] += v;
+    }
+}
+
+RECSYS_RBM_CLONES void momentum_range_float(float* parameter, float* velocity, const float* gradient, float momentum,
+                                            float rate, float shrink, int64_t first, int64_t last) {
+    momentum_range(parameter, velocity, gradient, momentum, rate, shrink, first, last);
+}
+
+RECSYS_RBM_CLONES void momentum_range_double(double* parameter, double* velocity, const double* gradient,
+                                             double momentum, double rate, double shrink, int64_t first,
+                                             int64_t last) {
+    momentum_range(parameter, velocity, gradient, momentum, rate, shrink, first, last);
+}
+
 // --- uniforms ---------------------------------------------------------------------------------------
 // NumPy's PCG64 stream (a 128-bit LCG with the XSL-RR output), continued here so that the numbers are the
 // ones NumPy would draw: each 64-bit output is the output function of the stepped state; a float32 takes
@@ -679,12 +705,39 @@ PyObject* py_pcg64_uniforms(PyObject*, PyObject* args) {
     return Py_BuildValue("KK", (unsigned long long)(after >> 64), (unsigned long long)after);
 }
 
+// momentum_step(parameter, velocity, gradient, n, momentum, rate, shrink, n_threads, is_double): n values each.
+PyObject* py_momentum_step(PyObject*, PyObject* args) {
+    unsigned long long parameter, velocity, gradient;
+    long long n;
+    double momentum, rate, shrink;
+    int n_threads, is_double;
+    if (!PyArg_ParseTuple(args, "KKKLdddii", &parameter, &velocity, &gradient, &n, &momentum, &rate, &shrink,
+                          &n_threads, &is_double))
+        return nullptr;
+    Py_BEGIN_ALLOW_THREADS;
+    // Small tensors (biases) are not worth waking a second thread for.
+#pragma omp parallel num_threads(n >= (1 << 16) ? n_threads : 1)
+    {
+        const int64_t share = (n + thread_count() - 1) / thread_count();
+        const int64_t first = share * thread_number(), last = first + share < n ? first + share : n;
+        if (first < last && is_double)
+            momentum_range_double(pointer<double>(parameter), pointer<double>(velocity),
+                                  pointer<const double>(gradient), momentum, rate, shrink, first, last);
+        else if (first < last)
+            momentum_range_float(pointer<float>(parameter), pointer<float>(velocity), pointer<const float>(gradient),
+                                 float(momentum), float(rate), float(shrink), first, last);
+    }
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
     {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
     {"sampled_blocks", py_sampled_blocks, METH_VARARGS, "block_products, a level drawn per entry, drawn rows summed"},
     {"sample_levels", py_sample_levels, METH_VARARGS, "one level per row from softmax(logits), by the inverse CDF"},
     {"group_order", py_group_order, METH_VARARGS, "the positions sorted by key, stably (a counting sort)"},
+    {"momentum_step", py_momentum_step, METH_VARARGS, "v = m * v + lr * g + shrink * theta; theta += v"},
     {"pcg64_uniforms", py_pcg64_uniforms, METH_VARARGS, "uniforms of NumPy's PCG64 stream, from a given state"},
     {nullptr, nullptr, 0, nullptr},
 };
