@@ -3,7 +3,7 @@
 Every sampler in the package draws through :func:`uniform`, which accepts either a
 ``torch.Generator`` or a :class:`UniformStream`. The stream exists for speed on the CPU: torch's
 CPU generator (MT19937) produces about 10⁸ floats/s, which is a large share of an RBM epoch on a
-2-core machine; NumPy's PCG64 drawn in large blocks is about three times as fast, and the native
+2-core machine; NumPy's PCG64 drawn in large blocks is about 2.5 times as fast, and the native
 kernel continues the same PCG64 stream on every thread (the same numbers, about 3.5 times faster
 again on 2 cores). On CUDA the stream simply uses a CUDA ``torch.Generator`` (Philox, already
 fast). Both are seeded, so runs are reproducible, with or without the native kernels.
@@ -24,7 +24,7 @@ import torch
 
 from recsys_rbm import native
 
-BLOCK_SIZE = 1 << 22  # uniforms drawn per NumPy call (16 MiB of float32)
+BLOCK_SIZE = 1 << 22  # uniforms drawn at a time (16 MiB of float32)
 
 
 class UniformStream:

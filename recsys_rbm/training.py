@@ -371,11 +371,12 @@ class Trainer:
 
     def _decays(self, learning_rate: float) -> dict[str, float]:
         """``ε·λ`` per parameter: the weight decay's share of each step (0 for biases)."""
+        return {name: self._decay_share(name, learning_rate) for name in self.objective.parameters()}
+
+    def _decay_share(self, name: str, learning_rate: float) -> float:
+        """``ε·λ`` of parameter ``name`` (0 where it is not decayed)."""
         decay = self.config.weight_decay
-        return {
-            name: learning_rate * decay if decay and name in self.objective.decayed else 0.0
-            for name in self.objective.parameters()
-        }
+        return learning_rate * decay if decay and name in self.objective.decayed else 0.0
 
     @torch.no_grad()
     def step(self, batch: Any, learning_rate: float, momentum: float, steps: int) -> Gradient:
@@ -395,7 +396,6 @@ class Trainer:
             self.all_reduce(gradient)
         if not self._lazy.in_epoch:  # a step outside train_epoch: no epoch to be lazy within
             gradient = dense_gradient(gradient)
-        decay = self.config.weight_decay
         self._lazy.advance()
         for name, parameter in self.objective.parameters().items():
             velocity, g = self._velocity[name], gradient[name]
@@ -405,8 +405,7 @@ class Trainer:
                 self._lazy.update_rows(name, g, learning_rate)
                 continue
             self._lazy.settle(name)  # a dense update needs every row current
-            shrink = -learning_rate * decay if decay and name in self.objective.decayed else 0.0
-            momentum_step(parameter, velocity, g, momentum, learning_rate, shrink)
+            momentum_step(parameter, velocity, g, momentum, learning_rate, -self._decay_share(name, learning_rate))
         return gradient
 
     # --- what happens between epochs ------------------------------------------------------------

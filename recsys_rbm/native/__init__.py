@@ -1,4 +1,5 @@
-"""Fused CPU kernels for the recommender's sparse step, with the torch path as the fallback.
+"""Fused CPU kernels (the recommender's sparse step, the trainer's dense update, the uniform stream), with the
+torch or NumPy path as the fallback.
 
 Two row kernels (``kernels.cpp``, built at install time when a C++ compiler is present) do in one
 pass what the torch path does with a gather, a product and a scatter:

@@ -1,6 +1,7 @@
-// Fused row kernels for the recommender's sparse training step on CPU (see recsys_rbm/native/__init__.py).
+// Fused CPU kernels for the recommender's sparse training step, the trainer's dense update and the samplers'
+// uniform stream (see recsys_rbm/native/__init__.py).
 //
-// Each kernel does in one pass over a batch's entries what the torch path does with a gather, a
+// Each row kernel does in one pass over a batch's entries what the torch path does with a gather, a
 // product and a scatter, without forming the (entries, width) intermediates:
 //
 //   block_products: out[e, k] = table[base[e] + k] . vectors[cases[e]]              (e < n, k < block)
