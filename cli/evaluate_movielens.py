@@ -79,7 +79,8 @@ def evaluate_movielens(
         list[str] | None,
         typer.Option(
             "--models",
-            help="Models, comma-separated or repeated: rbm (the --model-kind RBM), ease (Steck 2019, its λ chosen "
+            help="Models, comma-separated or repeated: rbm (the --model-kind RBM; without it both, the joint model "
+            "shown ranking and the ratings model shown rating), ease (Steck 2019, its λ chosen "
             "on validation), global-mean, biases (damped user + item biases), most-popular.",
             show_default="all",
         ),
@@ -123,6 +124,7 @@ def evaluate_movielens(
     Example: rbm-rec evaluate movielens --folds u1,u2,u3,u4,u5 --models rbm,biases --k 10
     """
     from recsys_rbm_cli.mnist_options import download_progress
+    from recsys_rbm_cli.movielens_options import read_config_table
     from recsys_rbm_cli.train_recommender import describe_measures
 
     from recsys_rbm.data.movielens import load_movielens
@@ -152,7 +154,11 @@ def evaluate_movielens(
         device=device,
     )
     target = json_out if json_out is not None else Path("runs") / f"evaluate-movielens-{dataset.value}.json"
-    rbm_name = RBMRecommender(settings).name  # also reports a missing GPU before any work
+    if model_kind is None and "model" not in (read_config_table(config) if config is not None else {}):
+        rbms = [settings.with_defaults_of("joint"), settings.with_defaults_of("ratings")]  # the ranker and the rater
+    else:
+        rbms = [settings]
+    rbm_names = [RBMRecommender(rbm).name for rbm in rbms]  # also reports a missing GPU before any work
     with RunOutput(target, overwrite=overwrite, option="--json-out") as run:  # checked and locked before any work
         downloads, on_download = download_progress(console)
         try:  # the display starts with the first download only (entering it with `with` would start it now)
@@ -161,7 +167,8 @@ def evaluate_movielens(
             if downloads.live.is_started:  # stopping an unstarted display would print an empty line
                 downloads.stop()
         if "rbm" in model_names:
-            check_recommender_memory(settings, data.ratings.n_users, data.ratings.n_items, data.ratings.n_levels)
+            for rbm in rbms:
+                check_recommender_memory(rbm, data.ratings.n_users, data.ratings.n_items, data.ratings.n_levels)
         splits = []
         for name in fold_names:
             if name == "random":
@@ -175,10 +182,10 @@ def evaluate_movielens(
         task = bar.add_task("evaluating", total=len(splits) * len(model_names), note="")
 
         class Watched:
-            """The RBM, reporting each epoch to the progress display while the harness fits it."""
+            """An RBM, reporting each epoch to the progress display while the harness fits it."""
 
-            def __init__(self) -> None:
-                self.model = RBMRecommender(settings)
+            def __init__(self, rbm: Any) -> None:
+                self.model = RBMRecommender(rbm)
                 self.name = self.model.name
 
             def fit(self, train: Any, validation: Any = None) -> Watched:
@@ -195,7 +202,6 @@ def evaluate_movielens(
                 return self.model.score_items(users)
 
         factories = {
-            "rbm": (rbm_name, Watched),
             "ease": ("EASE", lambda: EASE(like_threshold=settings.like_threshold)),
             "global-mean": ("global mean", lambda: TrainOnValidationToo(GlobalMean())),
             "biases": ("user+item biases", lambda: TrainOnValidationToo(BiasBaseline())),
@@ -210,7 +216,16 @@ def evaluate_movielens(
                 )
             model_names.remove("ease")
             console.print(f"EASE left out: {data.ratings.n_items:,} items is too many for its items × items matrix.")
-        chosen = dict(factories[name] for name in model_names)
+        chosen = {}
+        for name in model_names:
+            if name == "rbm":
+                chosen |= {label: lambda rbm=rbm: Watched(rbm) for label, rbm in zip(rbm_names, rbms, strict=True)}
+            else:
+                chosen[factories[name][0]] = factories[name][1]
+        # Shown with both RBMs, each is shown on the measure it is for: the joint model ranks, the ratings model rates.
+        hidden = {}
+        if len(rbms) == 2 and "rbm" in model_names:
+            hidden = {rbm_names[0]: "accuracy", rbm_names[1]: "ranking"}
         finished: list[Any] = []  # the folds done so far, kept for an interrupted run's report
         total = len(splits) * len(chosen)
 
@@ -233,7 +248,9 @@ def evaluate_movielens(
             "fingerprint": data.fingerprint,
             "seed": settings.seed,
             "validation_fraction": VALIDATION_FRACTION,
-            "rbm_config": _plain(settings),
+            "rbm_config": _plain(rbms[0]),
+            "rbm_configs": {name: _plain(rbm) for name, rbm in zip(rbm_names, rbms, strict=True)},
+            "shown": {name: f"not in the {table} table" for name, table in hidden.items()},
             "split_descriptions": {split.name: split.description for split in splits},
             "planned": {"splits": [split.name for split in splits], "models": list(chosen)},
         }
@@ -241,15 +258,22 @@ def evaluate_movielens(
             with bar:
                 report = evaluate(chosen, splits, k=k, threshold=THRESHOLD, progress=on_progress, notes=notes)
         except KeyboardInterrupt as interrupt:
-            raise interrupted(run, finished, total, splits, k, notes, interrupt) from None
-        print_report(report)
+            raise interrupted(run, finished, total, splits, k, notes, interrupt, hidden) from None
+        print_report(report, hidden)
         report.to_json(run.partial)
         run.commit()
     console.print(f"Wrote {target}", highlight=False)
 
 
 def interrupted(
-    run: Any, finished: list[Any], total: int, splits: list[Any], k: int, notes: dict[str, Any], interrupt: Any
+    run: Any,
+    finished: list[Any],
+    total: int,
+    splits: list[Any],
+    k: int,
+    notes: dict[str, Any],
+    interrupt: Any,
+    hidden: dict[str, str],
 ) -> typer.Exit:
     """Write the folds that finished, marked ``"complete": false``, and return the one line that says where."""
     from recsys_rbm.recommender.evaluation import EvaluationReport, split_facts
@@ -271,7 +295,7 @@ def interrupted(
         notes=notes,
         complete=False,
     )
-    print_report(report)
+    print_report(report, hidden)
     report.to_json(run.partial)
     where = run.settle()
     kept = "" if run.placed else f" ({run.target} was left unchanged)"
@@ -296,8 +320,13 @@ def _cell(summary: Any, digits: int) -> str:
     return f"{summary.mean:.{digits}f} ± {summary.std:.{digits}f}"
 
 
-def print_report(report: EvaluationReport) -> None:
-    """Two tables, accuracy and timing, then ranking: one row per model, mean ± std over folds."""
+def print_report(report: EvaluationReport, hidden: dict[str, str] | None = None) -> None:
+    """Two tables, accuracy and timing, then ranking: one row per model, mean ± std over folds.
+
+    ``hidden`` leaves a model out of one table (``"accuracy"`` or ``"ranking"``): a model made to rank
+    is not shown rating, and the other way round.
+    """
+    hidden = hidden or {}
     from rich.table import Table
 
     summary = report.summary()
@@ -313,6 +342,8 @@ def print_report(report: EvaluationReport) -> None:
     for column in ("model", "RMSE", "MAE", "fit s", "predict s", "rank s", "cold pairs"):
         accuracy.add_column(column, justify="left" if column == "model" else "right")
     for model, metrics in summary.items():
+        if hidden.get(model) == "accuracy":
+            continue
         folds = report.results_for(model)
         accuracy.add_row(
             model,
@@ -335,6 +366,8 @@ def print_report(report: EvaluationReport) -> None:
     for column in ("model", f"NDCG@{k}", f"P@{k}", f"R@{k}", f"MAP@{k}", f"HR@{k}", "coverage"):
         ranking.add_column(column, justify="left" if column == "model" else "right")
     for model, metrics in summary.items():
+        if hidden.get(model) == "ranking":
+            continue
         ranking.add_row(
             model,
             *(_cell(metrics.get(name), 3) for name in ("ndcg", "precision", "recall", "map", "hit_rate", "coverage")),

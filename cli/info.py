@@ -84,7 +84,13 @@ def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]
             f"{metadata.get('n_hidden')} hidden units, {metadata.get('mode')}-based, rating values "
             f"{', '.join(f'{v:g}' for v in metadata.get('rating_values', []))}",
         )
-        row("trained on", f"{metadata.get('n_train_ratings', 0):,} ratings")
+        parts = metadata.get("profile_ratings")
+        if isinstance(parts, dict) and all(isinstance(v, int) for v in parts.values()):
+            from recsys_rbm_cli.train_recommender import describe_parts
+
+            row("ratings", describe_parts(parts))
+        else:  # written before profiles: the training ratings were all it knew
+            row("ratings", f"trained on {metadata.get('n_train_ratings', 0):,}")
     else:
         row("size", f"{metadata.get('n_hidden')} hidden units")
     dataset = metadata.get("dataset") or metadata.get("data") or {}

@@ -66,6 +66,14 @@ def recommend(
         ),
     ] = Score.p_liked,
     min_ratings: MinRatingsOption = 1,
+    include_rated: Annotated[
+        bool,
+        typer.Option(
+            "--include-rated",
+            help="Also list items the user already has in the model (re-recommendation); by default every item of "
+            "the user's profile, whatever part it played in training, is left out.",
+        ),
+    ] = False,
     context: Annotated[
         int,
         typer.Option("--context", min=0, max=1000, help="How many of the user's own best-rated movies to show first."),
@@ -87,7 +95,9 @@ def recommend(
 ) -> None:
     """Recommend items the user has not rated, best first, from a model saved by 'rbm-rec train'.
 
-    For a training user (--user) the model's mean-field pass gives each item's chance of being
+    A known user's (--user) list is conditioned on every rating the model was given for them (the
+    ones that trained it and the ones held out for early stopping or testing) and recommends none
+    of them (unless --include-rated). The model's mean-field pass gives each item's chance of being
     picked and its rating distribution; --ratings FILE does the same for a new user from their
     ratings, with no retraining. The table shows each item's score and what it is made of, and
     "because": the user's own rated item that raises it most (user-based models), under the
@@ -125,13 +135,13 @@ def recommend(
     if output is not None or (user is not None and len(user) > 1):
         chosen = _chosen_users(scorer, user, users_file, all_users)
         if output is not None:
-            write_lists(scorer, catalogue, chosen, output, top, min_ratings, score, as_json)
+            write_lists(scorer, catalogue, chosen, output, top, min_ratings, score, as_json, include_rated)
             return
         for raw in chosen:
-            _one_user(scorer, catalogue, model, raw, None, top, min_ratings, score, context, as_json)
+            _one_user(scorer, catalogue, model, raw, None, top, min_ratings, score, context, as_json, include_rated)
         return
     raw_user = None if not user else typed_user(scorer, user[0])
-    _one_user(scorer, catalogue, model, raw_user, ratings, top, min_ratings, score, context, as_json)
+    _one_user(scorer, catalogue, model, raw_user, ratings, top, min_ratings, score, context, as_json, include_rated)
 
 
 def _one_user(
@@ -145,8 +155,9 @@ def _one_user(
     score: Score,
     context: int,
     as_json: bool,
+    include_rated: bool = False,
 ) -> None:
-    """The table (or JSON) for one training user (``raw_user``) or for the new user of a ratings file."""
+    """The table (or JSON) for one known user (``raw_user``) or for the new user of a ratings file."""
     from recsys_rbm_cli.catalogue import read_ratings_file
 
     if raw_user is not None:
@@ -157,7 +168,8 @@ def _one_user(
         assert ratings is not None
         rated, levels = read_ratings_file(ratings, catalogue, scorer.rating_values)
         predictions = scorer.fold_in(rated, levels)
-    ranked = scorer.top(predictions, 0, exclude=rated, n=top, min_ratings=min_ratings, score=score.value)
+    exclude = () if include_rated else rated
+    ranked = scorer.top(predictions, 0, exclude=exclude, n=top, min_ratings=min_ratings, score=score.value)
     because = reasons(scorer, rated, levels, ranked.items, score)
 
     values = scorer.rating_values[levels]
@@ -232,6 +244,7 @@ def write_lists(
     min_ratings: int,
     score: Score,
     as_json: bool,
+    include_rated: bool = False,
 ) -> None:
     """Every user's top list, in batches with a progress bar, to ``output`` (CSV, Parquet or JSON lines), atomically."""
     import time
@@ -251,7 +264,9 @@ def write_lists(
     with bar:
         for start in range(0, len(users), batch):
             rows = inner[start : start + batch]
-            ids, scores = scorer.recommend(rows, n=top, min_ratings=min_ratings, score=score.value)
+            ids, scores = scorer.recommend(
+                rows, n=top, exclude_rated=not include_rated, min_ratings=min_ratings, score=score.value
+            )
             keep = ids >= 0
             owner = np.repeat(np.arange(rows.shape[0]), keep.sum(1))
             frames.append(

@@ -54,16 +54,16 @@ class SplitName(StrEnum):
 def train_movielens(
     dataset: DatasetOption = Dataset.ml_100k,
     split: Annotated[
-        SplitName | None,
+        SplitName,
         typer.Option(
             "--split",
-            help="u1…u5, ua, ub: ml-100k's own files (<split>.base trains, <split>.test tests); random: a seeded "
-            "random 90/10 split of all ratings; full: every rating trains (no test set). Each holds out 5% of "
-            "its training ratings for validation (early stopping).",
-            show_default="u1 for ml-100k, else random",
+            help="full: every rating trains the model for use (no test set); u1…u5, ua, ub: ml-100k's own files "
+            "(<split>.base trains, <split>.test measures it); random: a seeded random 90/10 split. Each holds out "
+            "5% of its training ratings for early stopping. Whatever the split, the saved model knows every rating "
+            "(held-out ones join the users' profiles after training), so recommend never lists a rated movie.",
             case_sensitive=False,
         ),
-    ] = None,
+    ] = SplitName.full,
     model_kind: ModelKindOption = None,
     mode: ModeOption = None,
     hidden: HiddenOption = None,
@@ -133,7 +133,7 @@ def train_movielens(
         seed=seed,
         device=device,
     )
-    split_name = split.value if split is not None else ("u1" if dataset is Dataset.ml_100k else "random")
+    split_name = split.value
     target = checkpoint_path(output, default_output(dataset.value))
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
     with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
@@ -163,22 +163,12 @@ def train_movielens(
 
 def make_split(data: MovieLensDataset, name: str, seed: int) -> Split:
     """The split ``name`` of the loaded release, each with a seeded validation carve-out of its training part."""
-    import numpy as np
-
-    from recsys_rbm.recommender.splits import Split, canonical_split, carve_validation, random_split
+    from recsys_rbm.recommender.splits import canonical_split, full_split, random_split
 
     if name == "random":
         return random_split(data.ratings, 0, validation_fraction=VALIDATION_FRACTION, seed=seed)
     if name == "full":
-        train, validation = carve_validation(data.ratings, VALIDATION_FRACTION, seed)
-        return Split(
-            name="full",
-            description=f"every rating; {VALIDATION_FRACTION:.0%} held out for validation (seed {seed}), no test set",
-            train=train,
-            validation=validation,
-            test=data.ratings.subset(np.zeros(0, dtype=np.int64)),
-            seed=seed,
-        )
+        return full_split(data.ratings, VALIDATION_FRACTION, seed)
     return canonical_split(name, data, validation_fraction=VALIDATION_FRACTION, seed=seed)
 
 

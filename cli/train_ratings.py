@@ -100,6 +100,17 @@ def train_ratings(
             case_sensitive=False,
         ),
     ] = Duplicates.error,
+    test_fraction: Annotated[
+        float,
+        typer.Option(
+            "--test-fraction",
+            min=0.0,
+            max=0.9,
+            help="Hold out this seeded random share of the ratings to measure the model (test RMSE, NDCG@10 and "
+            "more in the summary). Default 0: every rating trains the model but the 5% early stopping needs. "
+            "Held-out ratings join the users' profiles after the measurement, so recommend never lists them.",
+        ),
+    ] = 0.0,
     model_kind: ModelKindOption = None,
     mode: ModeOption = None,
     hidden: HiddenOption = None,
@@ -127,10 +138,13 @@ def train_ratings(
     """Train the RBM recommender on your own ratings table and save its best epoch.
 
     Reads the table (columns picked by name), shows what it read (ratings, users, items, the rating
-    scale, implicit or not), holds out a seeded random 10% of the ratings for test and 5% of the
-    rest for validation (early stopping), then trains and saves exactly as 'rbm-rec train movielens'
-    does (an existing --output is replaced only with --overwrite). Every bad row is reported as
-    file:line in one line.
+    scale, implicit or not), holds out a seeded random 5% of the ratings for early stopping (and,
+    with --test-fraction, a share to measure the model), then trains and saves exactly as 'rbm-rec
+    train movielens' does (an existing --output is replaced only with --overwrite). The saved model
+    knows every rating of the table: held-out ones join the users' profiles once training is done.
+    A table without a rating column (or with --implicit) is implicit feedback: each row is one
+    interaction; a count column (plays, clicks) is not a rating, so leave it unnamed. Every bad
+    row is reported as file:line in one line.
 
     Under torchrun (torchrun --nproc-per-node N -m recsys_rbm_cli train ratings ...) each process trains on
     its share of every batch, as 'train movielens' does.
@@ -143,7 +157,7 @@ def train_ratings(
 
     from recsys_rbm.data.tables import read_items_table, read_ratings_table
     from recsys_rbm.recommender.model import RBMRecommender
-    from recsys_rbm.recommender.splits import random_split
+    from recsys_rbm.recommender.splits import full_split, random_split
 
     settings = recommender_config(
         config,
@@ -181,7 +195,16 @@ def train_ratings(
         if movies is not None:
             known = int(movies.contains(table.ratings.item_ids.raw_ids).sum())
             console.print(f"Items {items}: titles for {known:,} of the {table.ratings.n_items:,} items rated.")
-        split = random_split(table.ratings, 0, validation_fraction=VALIDATION_FRACTION, seed=settings.seed)
+        if test_fraction > 0:
+            split = random_split(
+                table.ratings,
+                0,
+                test_fraction=test_fraction,
+                validation_fraction=VALIDATION_FRACTION,
+                seed=settings.seed,
+            )
+        else:
+            split = full_split(table.ratings, VALIDATION_FRACTION, settings.seed)
         console.print(
             f"Split {split.name}: {split.description}; {len(split.train):,} training, "
             f"{len(split.validation):,} validation, {len(split.test):,} test ratings.",

@@ -94,6 +94,8 @@ def train_and_save(
         return
 
     metrics = evaluate_on_test(model, split)
+    if len(split.test):
+        model.add_to_profiles(split.test)  # measured; from now on the users' lists know these ratings too
     save(metrics, complete=True)
     run.commit()
     print_summary(model, split, metrics, run.target)
@@ -242,6 +244,15 @@ def training_warnings(model: Any, metrics: dict[str, Any]) -> list[str]:
     return warnings
 
 
+def describe_parts(counts: dict[str, int]) -> str:
+    """Which ratings trained the model and which were held out, in one line (``info`` shows the same)."""
+    held = [f"{counts['validation']:,} for early stopping"] if counts.get("validation") else []
+    held += [f"{counts['held_out']:,} to measure it"] if counts.get("held_out") else []
+    total = sum(counts.values())
+    kept = f"; held out {' and '.join(held)}" if held else "; none held out"
+    return f"trained on {counts.get('trained', 0):,}{kept}; all {total:,} are in the users' profiles"
+
+
 def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Path) -> None:
     from recsys_rbm_cli.common import error_console
     from rich.markup import escape
@@ -255,6 +266,7 @@ def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Pat
     table.add_column()
     stopped = " (early stopping)" if len(history) < model.config.epochs else ""
     table.add_row("best epoch", f"{model.best_epoch} of {len(history)}{stopped}")
+    table.add_row("ratings", describe_parts(model.scorer.state.part_counts()))
     if metrics.get("validation"):
         table.add_row("validation", describe_measures(metrics["validation"]))
     baseline = metrics.get("baseline")

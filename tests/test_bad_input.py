@@ -681,7 +681,7 @@ def test_sigterm_during_mnist_training(world: World, tmp_path: Path) -> None:
 
 def test_sigint_during_evaluate_writes_the_finished_folds(world: World, tmp_path: Path) -> None:
     args = ["evaluate", "movielens", "--data-dir", str(world.data), "--folds", "u1", "--models"]
-    args += ["global-mean,biases,rbm", "--json-out", "e.json", "--mode", "user", *LONG_ML]
+    args += ["global-mean,biases,rbm", "--json-out", "e.json", "--model-kind", "joint", "--mode", "user", *LONG_ML]
     process = start(args, tmp_path)
     Lines(process).wait_for("(2 of 3)")
     time.sleep(0.5)  # into the RBM's training

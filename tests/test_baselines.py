@@ -11,7 +11,7 @@ import pytest
 
 from recsys_rbm.data.ids import IdMap
 from recsys_rbm.data.ratings import Ratings
-from recsys_rbm.recommender.baselines import BiasBaseline, GlobalMean, MostPopular, fit_biases
+from recsys_rbm.recommender.baselines import EASE, BiasBaseline, GlobalMean, MostPopular, fit_biases
 from recsys_rbm.recommender.evaluation import (
     EvaluationReport,
     ProgressEvent,
@@ -251,3 +251,45 @@ def test_report_without_relevant_test_items_still_writes_json(tmp_path: Path) ->
     assert report.summary()["biases"]["ndcg"] is None
     loaded = EvaluationReport.from_json(report.to_json(tmp_path / "r.json"))
     assert math.isnan(loaded.folds[0].ranking.ndcg)
+
+
+# --- EASE -------------------------------------------------------------------------------------------------
+
+
+def test_ease_weights_solve_each_items_ridge_regression_on_the_others() -> None:
+    """Column j of B minimises ‖X_j − X_{−j} b‖² + λ‖b‖² (diag(B) = 0): checked against a direct solve."""
+    ratings, _, _ = planted(1, n_users=60, n_items=12, density=0.4)
+    model = EASE(lambdas=(7.0,)).fit(ratings)
+    x = np.zeros((60, 12))
+    x[ratings.users, ratings.items] = 1.0
+    for j in range(12):
+        others = [i for i in range(12) if i != j]
+        a = x[:, others]
+        direct = np.linalg.solve(a.T @ a + 7.0 * np.eye(11), a.T @ x[:, j])
+        np.testing.assert_allclose(model.weights[others, j], direct, atol=1e-10)
+        assert model.weights[j, j] == 0.0
+    np.testing.assert_allclose(model.score_items(np.arange(60)), x @ model.weights)
+
+
+def test_ease_min_users_models_only_items_with_enough_users() -> None:
+    ratings, _, _ = planted(2, n_users=60, n_items=20, density=0.3)
+    counts = np.bincount(ratings.items, minlength=20)
+    least = int(np.sort(counts)[5]) + 1  # leaves at least six items out
+    rare = counts < least
+    model = EASE(lambdas=(5.0,), min_users=least).fit(ratings)
+    scores = model.score_items(np.arange(60))
+    assert scores.shape == (60, 20) and rare.sum() >= 6
+    assert np.isneginf(scores[:, rare]).all() and np.isfinite(scores[:, ~rare]).all()
+    kept = ratings.subset(~rare[ratings.items])
+    alone = EASE(lambdas=(5.0,)).fit(kept).score_items(np.arange(60))  # EASE on the kept items alone
+    np.testing.assert_allclose(scores[:, ~rare], alone[:, ~rare], atol=1e-10)
+
+
+def test_ease_chooses_lambda_on_validation_then_refits_on_everything() -> None:
+    split = split_of(planted(3)[0], 0, "s")
+    model = EASE(lambdas=(1.0, 30.0, 1000.0)).fit(split.train, split.validation)
+    assert set(model.validation_ndcg) == {1.0, 30.0, 1000.0}
+    assert model.chosen_lambda == max(model.validation_ndcg, key=model.validation_ndcg.get)
+    both = concatenate(split.train, split.validation)
+    refitted = EASE(lambdas=(model.chosen_lambda,)).fit(both)
+    np.testing.assert_allclose(model.weights, refitted.weights)

@@ -72,7 +72,18 @@ def trained(runner: CliRunner, tmp_path_factory: pytest.TempPathFactory) -> dict
     table = write_csv(folder / "shop.csv", ratings_rows())
     model = folder / "runs" / "shop.safetensors"
     args = ["train", "ratings", str(table), "--user-col", "customer", "--item-col", "product"]
-    args += ["--rating-col", "stars", "--time-col", "when", "--scale", "1:5", "--mode", "user"]
+    args += [
+        "--rating-col",
+        "stars",
+        "--time-col",
+        "when",
+        "--scale",
+        "1:5",
+        "--mode",
+        "user",
+        "--test-fraction",
+        "0.1",
+    ]
     result = runner.invoke(app, [*args, "--items", str(write_items(folder / "items.csv")), "-o", str(model), *TINY])
     assert result.exit_code == 0, result.output
     return {"model": model, "output": flat(result.output), "folder": folder}
@@ -182,3 +193,51 @@ def test_a_missing_table_or_items_file(runner: CliRunner, tmp_path: Path) -> Non
     table = write_csv(tmp_path / "r.csv", ratings_rows(), header="user,item,rating,timestamp")
     args = ["train", "ratings", str(table), "--items", str(tmp_path / "none.csv"), *TINY]
     assert "items file" in one_error_line(runner.invoke(app, args))
+
+
+# --- every rating known: nothing the user has is recommended ----------------------------------------------
+
+
+def rated_pairs(rows: list[tuple]) -> set[tuple[int, int]]:
+    return {(int(user), int(item)) for user, item, *_ in rows}
+
+
+def test_no_list_names_an_item_from_the_users_rows_in_the_file(runner: CliRunner, trained: dict) -> None:
+    """The model held out 10% for test and 5% for early stopping: both are in the users' profiles all the same."""
+    rows, model = ratings_rows(), str(trained["model"])
+    metadata = read_metadata(trained["model"])
+    assert metadata["split"]["test"] > 0 and metadata["split"]["validation"] > 0
+    assert sum(metadata["profile_ratings"].values()) == len(rows)
+    recs = trained["folder"] / "recs.csv"
+    result = runner.invoke(app, ["recommend", "--all-users", "--top", str(N_ITEMS), "-m", model, "-o", str(recs)])
+    assert result.exit_code == 0, result.output
+    listed = pl.read_csv(recs)
+    assert listed.height > 0 and listed["user"].n_unique() == N_USERS
+    assert not rated_pairs(rows) & set(zip(listed["user"].to_list(), listed["item"].to_list(), strict=True))
+    for user in (101, 117, 140):  # one table per user, as the terminal shows it
+        data = json.loads(runner.invoke(app, ["recommend", "--user", str(user), "-m", model, "--json"]).stdout)
+        assert data["n_rated"] == sum(1 for row in rows if row[0] == user)
+        assert not {(user, entry["movie_id"]) for entry in data["recommendations"]} & rated_pairs(rows)
+
+
+def test_include_rated_lists_rated_items_again_on_request(runner: CliRunner, trained: dict) -> None:
+    rows, model = ratings_rows(), str(trained["model"])
+    args = ["recommend", "--user", "101", "-m", model, "--top", str(N_ITEMS), "--json", "--include-rated"]
+    listed = {entry["movie_id"] for entry in json.loads(runner.invoke(app, args).stdout)["recommendations"]}
+    assert len(listed) == N_ITEMS and {item for user, item in rated_pairs(rows) if user == 101} <= listed
+
+
+def test_by_default_every_rating_trains_but_the_early_stopping_share(runner: CliRunner, tmp_path: Path) -> None:
+    rows = ratings_rows(4)
+    table = write_csv(tmp_path / "all.csv", rows, header="user,item,rating,timestamp")
+    result = runner.invoke(app, ["train", "ratings", str(table), "-o", str(tmp_path / "m"), *TINY])
+    assert result.exit_code == 0, result.output
+    output = flat(result.output)
+    held = round(0.05 * len(rows))
+    assert "Split full: every rating, no test set; 5% held out for early stopping" in output
+    assert f"ratings trained on {len(rows) - held:,}; held out {held:,} for early stopping; all {len(rows):,}" in output
+    assert "test RMSE" not in output
+    metadata = read_metadata(tmp_path / "m.safetensors")
+    assert metadata["profile_ratings"] == {"trained": len(rows) - held, "validation": held, "held_out": 0}
+    info = runner.invoke(app, ["info", str(tmp_path / "m.safetensors")])
+    assert f"trained on {len(rows) - held:,}; held out {held:,} for early stopping" in flat(info.output)

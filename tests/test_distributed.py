@@ -188,7 +188,7 @@ def test_train_ratings_under_torchrun_writes_one_model_from_rank_zero(tmp_path: 
             for user, item, value in zip(part.users + 1, part.items + 1, part.values, strict=True):
                 out.write(f"{user},{item},{value:g}\n")
     command = ["-m", "recsys_rbm_cli", "train", "ratings", str(ratings), "--scale", "1:5", "--hidden", "6"]
-    command += ["--epochs", "3", "--batch-size", "7", "--device", "auto"]
+    command += ["--epochs", "3", "--batch-size", "7", "--device", "auto", "--test-fraction", "0.1"]
     runs = {}
     for name, launcher in (("one", [sys.executable]), ("two", TORCHRUN)):
         folder = tmp_path / name

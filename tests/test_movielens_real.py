@@ -128,3 +128,33 @@ def test_all_canonical_splits_partition_the_ratings(dataset: ml.MovieLensDataset
 def test_random_protocol_sizes(dataset: ml.MovieLensDataset) -> None:
     split = sp.random_split(dataset.ratings, 0, seed=0)
     assert (len(split.train), len(split.validation), len(split.test)) == (85_500, 4_500, 10_000)
+
+
+# --- the terminal on the real release: a model that knows every rating recommends none of them -------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["full", "u1"])
+def test_no_list_names_a_movie_the_user_rated_in_u_data(data_dir: Path, tmp_path: Path, split: str) -> None:
+    import polars as pl
+    from recsys_rbm_cli.app import app
+    from typer.testing import CliRunner
+
+    runner, model = CliRunner(), tmp_path / "m.safetensors"
+    tiny = ["--hidden", "8", "--epochs", "2", "--device", "cpu"]
+    args = ["train", "movielens", "--data-dir", str(data_dir), "--split", split, "--output", str(model), *tiny]
+    trained = runner.invoke(app, args)
+    assert trained.exit_code == 0, trained.output
+    recs = tmp_path / "recs.csv"
+    listed = runner.invoke(app, ["recommend", "--all-users", "--top", "10", "--model", str(model), "-o", str(recs)])
+    assert listed.exit_code == 0, listed.output
+    lists = pl.read_csv(recs)
+    u_data = np.loadtxt(rel.locate_release("ml-100k", data_dir).path / "u.data", dtype=np.int64)
+    rated = set(zip(u_data[:, 0].tolist(), u_data[:, 1].tolist(), strict=True))
+    assert lists.height == 9_430
+    assert not rated & set(zip(lists["user"].to_list(), lists["item"].to_list(), strict=True))
+    import json
+
+    user_42 = json.loads(runner.invoke(app, ["recommend", "--user", "42", "--model", str(model), "--json"]).stdout)
+    assert user_42["n_rated"] == int((u_data[:, 0] == 42).sum())  # every rating of u.data, whatever the split
+    assert not {(42, entry["movie_id"]) for entry in user_42["recommendations"]} & rated

@@ -33,7 +33,7 @@ from recsys_rbm.recommender.objective import statistics
 from recsys_rbm.recommender.protocol import Recommender
 from recsys_rbm.recommender.scorer import Scorer
 from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, RecommenderRBM, visible_layer
-from recsys_rbm.recommender.state import Layout
+from recsys_rbm.recommender.state import Layout, ProfileArrays
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
 from recsys_rbm.rng import UniformStream
 from recsys_rbm.training import contrastive_gradient, dense_gradient
@@ -140,8 +140,9 @@ class TestContract:
         assert catalogue.interaction_model == (fitted.config.model == "joint")
 
     def test_ranking_scores_compose_as_documented(self, fitted, data):
-        """p_liked = P(interacted)·P(r ≥ 4); without an interaction block P(interacted) is the popularity prior."""
-        train, _, test = data
+        """p_liked = P(interacted)·P(r ≥ 4); without an interaction block P(interacted) is the popularity prior
+        over the profiles (training and validation ratings)."""
+        train, validation, test = data
         users = np.arange(fitted.n_users)
         expected = fitted.score_items(users, score="expected")
         np.testing.assert_allclose(
@@ -153,7 +154,8 @@ class TestContract:
         )
         interacted = fitted.score_items(users, score="p_interacted")
         if fitted.config.model == "ratings":
-            counts = np.bincount(train.items, minlength=fitted.n_items) + 1.0
+            known = np.concatenate([train.items, validation.items])
+            counts = np.bincount(known, minlength=fitted.n_items) + 1.0
             np.testing.assert_allclose(interacted, np.broadcast_to(counts / counts.sum(), interacted.shape))
         np.testing.assert_allclose(fitted.score_items(users), interacted * high)
 
@@ -293,6 +295,44 @@ def test_fit_takes_a_dataframe_and_every_method_speaks_raw_ids(public):
         public.predict(["u0"], ["i99"])
     with pytest.raises(UnknownIdError):
         public.predict([0], [0])  # inner indices are not ids here: the mistake the issue describes
+
+
+def test_no_list_names_an_item_the_user_has_in_the_table(public):
+    """fit held 5% of the table out for early stopping; those ratings are in the profiles and never recommended."""
+    users, items, _ = text_id_frame()
+    own: dict[str, set[str]] = {}
+    for user, item in zip(users, items, strict=True):
+        own.setdefault(user, set()).add(item)
+    assert public.scorer.state.part_counts()["validation"] > 0
+    for user in public.users.tolist():
+        listed = {r.item for r in public.recommend(user, n=public.n_items, explain=False)}
+        assert listed and not listed & own[user], user
+        assert len(listed) == public.n_items - len(own[user])  # everything else is a candidate
+
+
+def test_test_ratings_put_back_join_the_profiles_and_leave_the_lists():
+    ratings = ratings_from_dense(*dense_tastes())
+    train, validation, test = split_three(ratings)
+    model = RBMRecommender(small_config("joint", "user", False, epochs=3)).fit(train, validation)
+    user = int(test.users[0])
+    held = set(test.items[test.users == user].tolist())
+    before = {r.item for r in model.recommend(model.users[user], n=model.n_items, explain=False)}
+    model.add_to_profiles(test)
+    after = {r.item for r in model.recommend(model.users[user], n=model.n_items, explain=False)}
+    assert {model.items_known[i] for i in held} <= before and not {model.items_known[i] for i in held} & after
+    assert model.scorer.state.part_counts() == {
+        "trained": len(train),
+        "validation": len(validation),
+        "held_out": len(test),
+    }
+    items, _ = model.scorer.rated_items(user)
+    assert set(items.tolist()) == set(
+        np.concatenate([train.items, validation.items, test.items])[
+            np.concatenate([train.users, validation.users, test.users]) == user
+        ].tolist()
+    )
+    with pytest.raises(DataError, match="one item twice"):
+        model.add_to_profiles(test)  # a rating is in a profile once
 
 
 def test_a_pandas_dataframe_trains_the_same_model_as_polars_and_recommends(public):
@@ -483,8 +523,16 @@ def test_early_stopping_restores_the_best_epoch(data):
     best = min(r.measures["validation_rmse"] for r in model.history)
     assert model.best_validation_rmse == pytest.approx(best)
     assert len(model.history) - model.best_epoch == 3
-    predicted = model.predict_indices(validation.users, validation.items)
+    as_measured = model.scorer.with_profiles(training_profiles(train))  # validation was measured from training alone
+    with torch.no_grad():
+        predicted = as_measured.predict(validation.users, validation.items)
     assert rmse(predicted, validation) == pytest.approx(best, abs=1e-12)
+
+
+def training_profiles(train: Ratings) -> ProfileArrays:
+    return ProfileArrays.of(
+        train.users, train.items, train.levels, np.zeros(len(train)), (train.n_users, train.n_items, train.n_levels)
+    )
 
 
 def test_a_diverging_run_stops_with_one_line(data):

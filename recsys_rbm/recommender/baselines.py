@@ -201,32 +201,43 @@ class EASE:
     rated at least ``like_threshold``, default 3/4 up the scale; candidates: everything not in
     training), then the model is refitted on training and validation together. It predicts no
     ratings (``predict`` gives NaN). Memory and time grow with ``n_items²`` and ``n_items³``: fine
-    for tens of thousands of items, not for MovieLens-25M's 59,000.
+    for a few thousand items; for a long tail, ``min_users`` keeps only the items with at least
+    that many users in the model (the others are never recommended), as on Last.fm's 17,632 artists.
     """
 
     lambdas: tuple[float, ...] = (30.0, 100.0, 300.0, 1000.0, 3000.0)
     like_threshold: float | None = None
+    min_users: int = 1  # items with fewer users in the training data are left out of the item-item model
     name: str = "EASE"
     chosen_lambda: float | None = field(default=None, init=False)
     validation_ndcg: dict[float, float] = field(default_factory=dict, init=False)  # λ -> NDCG@10 on validation
-    weights: np.ndarray | None = field(default=None, init=False)  # (n_items, n_items) B
-    interactions: np.ndarray | None = field(default=None, init=False)  # (n_users, n_items) X of train ∪ validation
+    weights: np.ndarray | None = field(default=None, init=False)  # (modelled, modelled) B
+    interactions: np.ndarray | None = field(default=None, init=False)  # (n_users, modelled) X of train ∪ validation
+    modelled: np.ndarray | None = field(default=None, init=False)  # the items in the model (inner ids)
+    n_items: int = field(default=0, init=False)  # the catalogue, modelled or not
 
     def fit(self, train: Ratings, validation: Ratings | None = None) -> Self:
         if len(train) == 0:
             raise ValueError("cannot fit on an empty training set")
         if not self.lambdas or min(self.lambdas) <= 0:
             raise ValueError(f"EASE needs positive λ values, got {self.lambdas}")
-        x_train = _interaction_matrix(train)
+        self.n_items = train.n_items
+        self.modelled = _items_with_users(train, self.min_users)
+        x_train = _interaction_matrix(train, self.modelled)
         self.validation_ndcg = {}
         self.chosen_lambda = float(self.lambdas[0])
-        if validation is not None and len(validation) > 0 and len(self.lambdas) > 1:
-            for value in self.lambdas:
-                self.validation_ndcg[float(value)] = _validation_ndcg(
-                    x_train, _ease_weights(x_train, value), train, validation, self.like_threshold
-                )
-            self.chosen_lambda = max(self.validation_ndcg, key=lambda value: self.validation_ndcg[value])
-            x_train = np.maximum(x_train, _interaction_matrix(validation))
+        if validation is not None and len(validation) > 0:
+            if len(self.lambdas) > 1:
+                for value in self.lambdas:
+                    self.validation_ndcg[float(value)] = _validation_ndcg(
+                        x_train, _ease_weights(x_train, value), train, validation, self.like_threshold, self.modelled
+                    )
+                self.chosen_lambda = max(self.validation_ndcg, key=lambda value: self.validation_ndcg[value])
+            from recsys_rbm.recommender.evaluation import concatenate
+
+            everything = concatenate(train, validation)
+            self.modelled = _items_with_users(everything, self.min_users)
+            x_train = _interaction_matrix(everything, self.modelled)
         self.interactions = x_train
         self.weights = _ease_weights(x_train, self.chosen_lambda)
         return self
@@ -236,14 +247,26 @@ class EASE:
 
     def score_items(self, users: np.ndarray) -> np.ndarray:
         _require_fitted(self, "weights")
-        assert self.interactions is not None and self.weights is not None
-        return self.interactions[np.asarray(users, dtype=np.int64)] @ self.weights  # (B, n_items)
+        assert self.interactions is not None and self.weights is not None and self.modelled is not None
+        users = np.asarray(users, dtype=np.int64)
+        scores = np.full((users.shape[0], self.n_items), -np.inf)
+        scores[:, self.modelled] = self.interactions[users] @ self.weights
+        return scores  # (B, n_items)
 
 
-def _interaction_matrix(ratings: Ratings) -> np.ndarray:
-    """``X[u, i] = 1`` where user ``u`` rated item ``i``; (n_users, n_items) float64."""
-    x = np.zeros((ratings.n_users, ratings.n_items), dtype=np.float64)
-    x[ratings.users, ratings.items] = 1.0
+def _items_with_users(ratings: Ratings, least: int) -> np.ndarray:
+    """Inner ids of the items with at least ``least`` ratings, ascending."""
+    return np.flatnonzero(np.bincount(ratings.items, minlength=ratings.n_items) >= least)
+
+
+def _interaction_matrix(ratings: Ratings, items: np.ndarray | None = None) -> np.ndarray:
+    """``X[u, j] = 1`` where user ``u`` rated item ``items[j]`` (every item when not given); (n_users, len(items))."""
+    column = np.arange(ratings.n_items) if items is None else np.full(ratings.n_items, -1)
+    if items is not None:
+        column[items] = np.arange(items.shape[0])
+    keep = column[ratings.items] >= 0
+    x = np.zeros((ratings.n_users, ratings.n_items if items is None else items.shape[0]), dtype=np.float64)
+    x[ratings.users[keep], column[ratings.items[keep]]] = 1.0
     return x
 
 
@@ -258,16 +281,25 @@ def _ease_weights(x: np.ndarray, regularisation: float) -> np.ndarray:
 
 
 def _validation_ndcg(
-    x_train: np.ndarray, weights: np.ndarray, train: Ratings, validation: Ratings, threshold: float | None
+    x_train: np.ndarray,
+    weights: np.ndarray,
+    train: Ratings,
+    validation: Ratings,
+    threshold: float | None,
+    modelled: np.ndarray,
 ) -> float:
-    """NDCG@10 of ``X B`` on the liked validation ratings, training items excluded."""
+    """NDCG@10 of ``X B`` on the liked validation ratings, training items excluded (items outside the model last)."""
     from recsys_rbm.recommender.config import like_threshold
     from recsys_rbm.recommender.metrics import RankingAccumulator
 
     liked = validation.values >= like_threshold(train.rating_values, threshold)
     users = np.unique(validation.users[liked])
-    scores = x_train[users] @ weights
-    scores[x_train[users] > 0] = -np.inf
+    scores = np.full((users.shape[0], train.n_items), -np.inf)
+    scores[:, modelled] = x_train[users] @ weights
+    row = np.full(train.n_users, -1)
+    row[users] = np.arange(users.shape[0])
+    seen = row[train.users] >= 0
+    scores[row[train.users[seen]], train.items[seen]] = -np.inf
     accumulator = RankingAccumulator(10, train.n_items, validation.users[liked], validation.items[liked])
     accumulator.add(users, scores)
     return float(accumulator.result().ndcg)

@@ -56,7 +56,7 @@ from recsys_rbm.recommender.objective import RecommenderObjective
 from recsys_rbm.recommender.profiles import DEFAULT_STEPS
 from recsys_rbm.recommender.scorer import Catalogue, Scorer, csr_rows
 from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_layer
-from recsys_rbm.recommender.state import Layout, ModelState, to_tensors
+from recsys_rbm.recommender.state import HELD_OUT, TRAINED, VALIDATION, Layout, ModelState, ProfileArrays, to_tensors
 from recsys_rbm.runtime import make_generator, resolve_device
 from recsys_rbm.training import EpochRecord, Trainer
 
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[EpochRecord], None]
 VALIDATION_K = 10  # the joint model's early stopping watches NDCG@10
-TABLE_VALIDATION_FRACTION = 0.05  # held out for early stopping when fit() gets a table without validation
+VALIDATION_FRACTION = 0.05  # held out for early stopping when fit() is given no validation ratings
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,6 @@ class RBMRecommender:
         self.scorer: Scorer | None = None
         self.items: Movies | None = None  # titles and genres by raw item id, when given
         self._train: Ratings | None = None
-        self._arrays: _TrainingArrays | None = None
 
     @property
     def name(self) -> str:
@@ -182,20 +181,24 @@ class RBMRecommender:
         self,
         train: Ratings | Any,
         validation: Ratings | None = None,
-        progress: ProgressCallback | None = None,
         *,
+        validation_fraction: float = VALIDATION_FRACTION,
+        progress: ProgressCallback | None = None,
         items: Any = None,
         parallel: Parallel | None = None,
     ) -> Self:
-        """Train on ``train``; with ``validation`` (same id space), keep the best epoch and stop early.
+        """Train on ``train``, keep the epoch that does best on validation and stop early.
 
         ``train`` is :class:`~recsys_rbm.data.ratings.Ratings`, or a ratings table: a CSV, TSV or
         Parquet path, or a pandas or polars DataFrame, read by
-        :func:`~recsys_rbm.data.tables.read_ratings_table` (columns recognised by name). A table
-        given without ``validation`` has 5% of its ratings (seeded) held out for early stopping.
-        ``items`` (a Movies table, or a path or DataFrame of ids and titles) gives results their
-        titles. ``history`` gets one :class:`~recsys_rbm.training.EpochRecord` per epoch;
-        ``progress`` is called with each.
+        :func:`~recsys_rbm.data.tables.read_ratings_table` (columns recognised by name).
+        Validation ratings (same id space) drive early stopping: ``validation`` when given, else a
+        seeded random ``validation_fraction`` of ``train`` (5%; 0 trains on everything for
+        ``config.epochs`` epochs, without early stopping). They never train the model, but once it
+        is trained they join the users' profiles: every list is conditioned on them and recommends
+        none of their items. ``items`` (a Movies table, or a path or DataFrame of ids and titles)
+        gives results their titles. ``history`` gets one :class:`~recsys_rbm.training.EpochRecord`
+        per epoch; ``progress`` is called with each.
 
         With ``parallel`` (see :func:`recsys_rbm.distributed.process_group`), this process trains on
         its share of every batch and the gradients are summed over the processes: every process
@@ -204,11 +207,12 @@ class RBMRecommender:
         config = self.config
         if not isinstance(train, Ratings):
             from recsys_rbm.data.tables import read_ratings_table
-            from recsys_rbm.recommender.splits import carve_validation
 
             train = read_ratings_table(train).ratings
-            if validation is None:
-                train, validation = carve_validation(train, TABLE_VALIDATION_FRACTION, config.seed)
+        if validation is None:
+            from recsys_rbm.recommender.splits import carve_validation
+
+            train, validation = carve_validation(train, validation_fraction, config.seed)
         if items is not None:
             self.items = _items_table(items, train)
         _check_ratings(train, "training", config.model)
@@ -218,14 +222,14 @@ class RBMRecommender:
             validation = None
         started = time.perf_counter()
         self._train, self.fingerprint = train, ratings_fingerprint(train)
-        self._arrays = _TrainingArrays.of(train)
+        trained = _profile_arrays((train, TRAINED))
         layout = _layout(train, config)
         cases, units = (train.users, train.items) if config.mode == "user" else (train.items, train.users)
         n_cases = train.n_users if config.mode == "user" else train.n_items
         matrix = CaseMatrix.from_arrays(cases, units, train.levels, n_cases, self.device)
         generator = make_generator(config.seed)
         model = self._initial_model(layout, train, generator)
-        measure, baseline = self._measurements(model, train, validation, generator)
+        measure, baseline = self._measurements(model, train, validation, generator, trained)
         objective = RecommenderObjective(
             model, matrix, config, measure, None if validation is None else self.validation_measure, baseline
         )
@@ -246,7 +250,8 @@ class RBMRecommender:
         self.history = trainer.history
         self.best_epoch = trainer.best_epoch if validation is not None else len(trainer.history)
         self.best_measure = trainer.best_measure
-        self.scorer = self._scorer_of(model)
+        known = [(train, TRAINED)] + ([] if validation is None else [(validation, VALIDATION)])
+        self.scorer = self._scorer_of(model, _profile_arrays(*known))  # lists are conditioned on all that is known
         self.fit_seconds = time.perf_counter() - started
         return self
 
@@ -278,21 +283,29 @@ class RBMRecommender:
         return RecommenderRBM(rbm, conditional)
 
     def _measurements(
-        self, model: RecommenderRBM, train: Ratings, validation: Ratings | None, generator: torch.Generator
+        self,
+        model: RecommenderRBM,
+        train: Ratings,
+        validation: Ratings | None,
+        generator: torch.Generator,
+        trained: ProfileArrays,
     ) -> tuple[Callable[[], dict[str, float | None]], float | None]:
-        """The per-epoch measurement and the global mean's validation RMSE (the divergence baseline)."""
+        """The per-epoch measurement and the global mean's validation RMSE (the divergence baseline).
+
+        While training, profiles hold the training ratings alone: validation ratings are what is predicted.
+        """
         config = self.config
         explicit = not train.is_implicit
         monitor = _monitor_sample(train, config, generator) if explicit else None
         ranking = None
         if validation is not None and config.model == "joint":
-            ranking = _ranking_sample(train, validation, config, self._arrays)
+            ranking = _ranking_sample(train, validation, config, trained)
         baseline = None
         if explicit and validation is not None:
             baseline = float(np.sqrt(np.mean((validation.values - train.values.mean()) ** 2)))
 
         def measure() -> dict[str, float | None]:
-            scorer = self.scorer = self._scorer_of(model)  # current for this epoch's callbacks (and saves)
+            scorer = self.scorer = self._scorer_of(model, trained)  # current for this epoch's callbacks (and saves)
             measures: dict[str, float | None] = {}
             if monitor is not None:
                 measures["train_rmse"] = _rmse(scorer, monitor)
@@ -304,10 +317,10 @@ class RBMRecommender:
 
         return measure, baseline
 
-    def _scorer_of(self, model: RecommenderRBM) -> Scorer:
-        """A scorer over ``model``'s parameters (the live tensors, not copies) and the training data."""
-        train, arrays, config = self._train, self._arrays, self.config
-        assert train is not None and arrays is not None
+    def _scorer_of(self, model: RecommenderRBM, arrays: ProfileArrays) -> Scorer:
+        """A scorer over ``model``'s parameters (the live tensors, not copies) and the profiles ``arrays``."""
+        train, config = self._train, self.config
+        assert train is not None
         parameters = model.parameters()
         state = ModelState(
             model=config.model,
@@ -318,9 +331,10 @@ class RBMRecommender:
             hidden_bias=parameters["hidden_bias"],
             conditional=parameters.get("conditional_weights"),
             rating_values=np.asarray(train.rating_values, dtype=np.float64),
-            train_indptr=arrays.indptr,
-            train_items=arrays.items,
-            train_levels=arrays.levels,
+            profile_indptr=arrays.indptr,
+            profile_items=arrays.items,
+            profile_levels=arrays.levels,
+            profile_parts=arrays.parts,
             item_level_counts=arrays.item_level_counts,
             user_ids=train.user_ids,
             item_ids=train.item_ids,
@@ -330,6 +344,28 @@ class RBMRecommender:
             with torch.no_grad():
                 state.case_input = scorer.inputs_of_profiles(*arrays.by_item())
         return scorer
+
+    def add_to_profiles(self, ratings: Ratings) -> Self:
+        """Put ratings held out to measure the model (a test set, same id space) into the users' profiles.
+
+        They never trained the model; from now on each user's list is conditioned on them too and
+        recommends none of their items. ``info`` and the checkpoint count them as held out.
+        """
+        scorer = self._require_fitted()
+        if self._train is not None:
+            _check_same_space(self._train, ratings)
+        state = scorer.state
+        entries = np.repeat(np.arange(state.n_users), np.diff(state.profile_indptr))
+        arrays = ProfileArrays.of(
+            np.concatenate([entries, ratings.users]),
+            np.concatenate([state.profile_items, ratings.items]),
+            np.concatenate([state.profile_levels, ratings.levels]),
+            np.concatenate([state.profile_parts, np.full(len(ratings), HELD_OUT)]),
+            (state.n_users, state.n_items, scorer.n_levels),
+        )
+        with torch.no_grad():
+            self.scorer = scorer.with_profiles(arrays)
+        return self
 
     # --- the public API: the data's own ids ---------------------------------------------------------
     @property
@@ -631,37 +667,6 @@ class RBMRecommender:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _TrainingArrays:
-    """The training ratings as the scorer reads them: a user × item CSR (sorted) and per-item level counts."""
-
-    train: Ratings
-    indptr: np.ndarray  # (n_users + 1,) int64
-    items: np.ndarray  # (nnz,) int64, ascending within each user
-    levels: np.ndarray  # (nnz,) int64
-    item_level_counts: np.ndarray  # (n_items, K) int64
-
-    @classmethod
-    def of(cls, train: Ratings) -> _TrainingArrays:
-        order = np.lexsort((train.items, train.users))
-        indptr = _indptr(train.users, train.n_users)
-        k = train.n_levels
-        counts = np.bincount(train.items * k + train.levels, minlength=train.n_items * k).reshape(-1, k)
-        return cls(train, indptr, train.items[order].astype(np.int64), train.levels[order].astype(np.int64), counts)
-
-    def by_item(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The item × user CSR: ``(indptr, users, levels)``."""
-        train = self.train
-        order = np.lexsort((train.users, train.items))
-        return _indptr(train.items, train.n_items), train.users[order], train.levels[order]
-
-
-def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return indptr
-
-
 def _items_table(items: Any, train: Ratings) -> Movies:
     """Titles (and genres) by raw item id: a :class:`Movies` as given, or read from a path or DataFrame."""
     if isinstance(items, Movies):
@@ -669,6 +674,18 @@ def _items_table(items: Any, train: Ratings) -> Movies:
     from recsys_rbm.data.tables import read_items_table
 
     return read_items_table(items, like=train.item_ids)
+
+
+def _profile_arrays(*parts: tuple[Ratings, int]) -> ProfileArrays:
+    """The profiles made of rating sets of one id space, each with the part it plays (``TRAINED`` …)."""
+    first = parts[0][0]
+    return ProfileArrays.of(
+        np.concatenate([ratings.users for ratings, _ in parts]),
+        np.concatenate([ratings.items for ratings, _ in parts]),
+        np.concatenate([ratings.levels for ratings, _ in parts]),
+        np.concatenate([np.full(len(ratings), part) for ratings, part in parts]),
+        (first.n_users, first.n_items, first.n_levels),
+    )
 
 
 def _layout(train: Ratings, config: RecommenderConfig) -> Layout:
@@ -718,7 +735,7 @@ def _rmse(scorer: Scorer, ratings: Ratings) -> float:
 
 
 def _ranking_sample(
-    train: Ratings, validation: Ratings, config: RecommenderConfig, arrays: _TrainingArrays
+    train: Ratings, validation: Ratings, config: RecommenderConfig, arrays: ProfileArrays
 ) -> Callable[[Scorer], float]:
     """NDCG@10 on validation: each sampled user's liked validation items are relevant, training items never candidates.
 

@@ -157,9 +157,9 @@ def surprises(scorer: Scorer, users: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """
     _require_user_based(scorer, "explaining profiles")
     users = check_ids(users, scorer.n_users, "user")
-    rows, lengths = csr_rows(scorer.state.train_indptr, users)
-    levels = scorer.state.train_levels[rows]
-    table = scorer.state_log_probabilities(scorer.state.train_items[rows], levels, lengths)  # (E, S [+ 1])
+    rows, lengths = csr_rows(scorer.state.profile_indptr, users)
+    levels = scorer.state.profile_levels[rows]
+    table = scorer.state_log_probabilities(scorer.state.profile_items[rows], levels, lengths)  # (E, S [+ 1])
     owner = np.repeat(np.arange(users.shape[0]), lengths)
     entries = np.arange(levels.shape[0])
     if scorer.layout.interactions:

@@ -12,7 +12,7 @@ are :mod:`recsys_rbm.recommender.meanfield`'s. All ids here are inner indices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +23,7 @@ from recsys_rbm.checkpoint_files import read_verified
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import like_threshold
-from recsys_rbm.recommender.state import KIND, LEGACY_KINDS, ModelState, from_tensors
+from recsys_rbm.recommender.state import KIND, LEGACY_KINDS, ModelState, ProfileArrays, from_tensors
 
 CATALOGUE_BUDGET = 1 << 24  # (user, item, level) probabilities per dense catalogue product
 PAIR_BUDGET = 1 << 22  # (pair, level, hidden) products per chunk of pair predictions
@@ -62,12 +62,12 @@ class Scorer:
         configured = (self.metadata.get("config") or {}).get("like_threshold")
         self.threshold = like_threshold(self.rating_values, configured)
         k = self.n_levels
-        self.user_counts = np.diff(state.train_indptr)  # (n_users,) training ratings per user
+        self.user_counts = np.diff(state.profile_indptr)  # (n_users,) profile ratings per user
         item_level_counts = state.item_level_counts.astype(np.float64)
         self.item_counts = item_level_counts.sum(1)  # (n_items,)
         self.user_known, self.item_known = self.user_counts > 0, self.item_counts > 0
         users = np.repeat(np.arange(state.n_users), self.user_counts)
-        user_level_counts = np.bincount(users * k + state.train_levels, minlength=state.n_users * k)
+        user_level_counts = np.bincount(users * k + state.profile_levels, minlength=state.n_users * k)
         self.global_distribution = mf.global_distribution(item_level_counts)  # (K,)
         self.item_distribution = mf.smoothed_distribution(item_level_counts, self.global_distribution)
         self.user_distribution = mf.smoothed_distribution(
@@ -100,7 +100,23 @@ class Scorer:
             raise CheckpointError(f"{path} is not a valid recommender model ({error}); retrain it") from None
         return cls(state, xp, metadata)
 
-    # --- sizes and the training data ------------------------------------------------------------
+    def with_profiles(self, arrays: ProfileArrays) -> Scorer:
+        """The same parameters over other profiles (e.g. with a test set put back); item-based models'
+        hidden states are recomputed from them."""
+        state = replace(
+            self.state,
+            profile_indptr=arrays.indptr,
+            profile_items=arrays.items,
+            profile_levels=arrays.levels,
+            profile_parts=arrays.parts,
+            item_level_counts=arrays.item_level_counts,
+        )
+        scorer = Scorer(state, self.xp, self.metadata)
+        if state.case_input is not None:
+            state.case_input = scorer.inputs_of_profiles(*arrays.by_item())
+        return scorer
+
+    # --- sizes and the profiles -------------------------------------------------------------------
     @property
     def n_users(self) -> int:
         return self.state.n_users
@@ -114,10 +130,10 @@ class Scorer:
         return not self.layout.ratings
 
     def rated_items(self, user: int) -> tuple[np.ndarray, np.ndarray]:
-        """A user's training ratings: ``(item inner ids, levels)``."""
+        """A user's profile, every rating the model was given for them: ``(item inner ids, levels)``."""
         user = int(check_ids([user], self.n_users, "user")[0])
-        lo, hi = self.state.train_indptr[user], self.state.train_indptr[user + 1]
-        return self.state.train_items[lo:hi], self.state.train_levels[lo:hi]
+        lo, hi = self.state.profile_indptr[user], self.state.profile_indptr[user + 1]
+        return self.state.profile_items[lo:hi], self.state.profile_levels[lo:hi]
 
     def _to_xp(self, array: np.ndarray) -> Any:
         if self.xp is np:
@@ -154,9 +170,9 @@ class Scorer:
         return total + state.hidden_bias
 
     def user_hidden(self, users: np.ndarray) -> Any:
-        """User-based models: the mean-field hidden state of training users from their training ratings; (B, H)."""
-        rows, lengths = csr_rows(self.state.train_indptr, users)
-        return self.profile_hidden(self.state.train_items[rows], self.state.train_levels[rows], lengths)
+        """User-based models: the mean-field hidden state of known users from their whole profiles; (B, H)."""
+        rows, lengths = csr_rows(self.state.profile_indptr, users)
+        return self.profile_hidden(self.state.profile_items[rows], self.state.profile_levels[rows], lengths)
 
     def inputs_of_profiles(
         self, indptr: np.ndarray, units: np.ndarray, levels: np.ndarray, chunk_entries: int = 1 << 20
@@ -247,7 +263,7 @@ class Scorer:
         return Catalogue(p_interacted, distribution, model)
 
     def _with_fallbacks(self, distribution: np.ndarray, user_known: np.ndarray, user_dist: np.ndarray) -> np.ndarray:
-        """Rows of users or items without training ratings get the smoothed empirical distributions.
+        """Rows of users or items without any rating get the smoothed empirical distributions.
 
         Only the affected rows and columns are touched (the codes of :func:`meanfield.fallback_codes`):
         an unseen item gets the user's distribution, an unseen user the item's, both unseen the global one.
@@ -273,7 +289,7 @@ class Scorer:
         )
 
     def score_items(self, users: Any, score: str = mf.SCORES[0]) -> np.ndarray:
-        """Ranking scores of every item for training users, in batches that bound memory; (B,) -> (B, n_items)."""
+        """Ranking scores of every item for known users, in batches that bound memory; (B,) -> (B, n_items)."""
         users = check_ids(users, self.n_users, "user")
         out = np.empty((users.shape[0], self.n_items), dtype=np.float64)
         step = max(1, CATALOGUE_BUDGET // (self.n_items * max(self.n_levels, 1)))
@@ -289,18 +305,18 @@ class Scorer:
         min_ratings: int = 0,
         score: str = mf.SCORES[0],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` items per training user, best first: ``(inner ids (B, n), scores (B, n))``.
+        """Top-``n`` items per known user, best first: ``(inner ids (B, n), scores (B, n))``.
 
-        ``exclude_rated`` drops each user's training items; items with fewer than ``min_ratings``
-        training ratings are never recommended. Where fewer than ``n`` candidates remain, rows end
+        ``exclude_rated`` drops every item in each user's profile; items with fewer than ``min_ratings``
+        ratings in the profiles are never recommended. Where fewer than ``n`` candidates remain, rows end
         in id -1, score -inf.
         """
         users = check_ids(users, self.n_users, "user")
         scores = self.score_items(users, score)
         if exclude_rated:
-            indptr = self.state.train_indptr
+            indptr = self.state.profile_indptr
             for row, user in enumerate(users.tolist()):
-                scores[row, self.state.train_items[indptr[user] : indptr[user + 1]]] = -np.inf
+                scores[row, self.state.profile_items[indptr[user] : indptr[user + 1]]] = -np.inf
         scores[:, self.item_counts < min_ratings] = -np.inf
         return top_n(scores, n)
 
@@ -314,7 +330,7 @@ class Scorer:
         score: str = mf.SCORES[0],
     ) -> Ranked:
         """The best ``n`` items of one row of ``catalogue``, leaving out ``exclude`` (inner ids) and items with
-        fewer than ``min_ratings`` training ratings; each with its score and the parts it is made of."""
+        fewer than ``min_ratings`` ratings in the profiles; each with its score and the parts it is made of."""
         one_row = Catalogue(
             catalogue.p_interacted[row : row + 1], _row(catalogue.distribution, row), catalogue.interaction_model
         )
@@ -471,10 +487,10 @@ class Scorer:
         return mf.free_energy(hidden_input, visible_term, np)
 
     def user_free_energy(self, users: Any) -> np.ndarray:
-        """``F`` of training users' training profiles (user-based models); (B,) -> (B,) float64."""
+        """``F`` of known users' profiles (user-based models); (B,) -> (B,) float64."""
         users = check_ids(users, self.n_users, "user")
-        rows, lengths = csr_rows(self.state.train_indptr, users)
-        return self.free_energy(self.state.train_items[rows], self.state.train_levels[rows], lengths)
+        rows, lengths = csr_rows(self.state.profile_indptr, users)
+        return self.free_energy(self.state.profile_items[rows], self.state.profile_levels[rows], lengths)
 
     def state_log_probabilities(
         self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray, budget: int = PAIR_BUDGET

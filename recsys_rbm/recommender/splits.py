@@ -13,7 +13,7 @@ Four protocols:
   of each user's ratings, the most recent or a random choice, is the test set, and every user
   keeps at least ``min_train`` ratings in training.
 - **validation carve-out** (:func:`carve_validation`): a seeded random fraction of any training
-  set, by rating.
+  set, by rating; :func:`full_split` is that alone, with no test set (what a model for use trains on).
 
 Every split is a :class:`Split` of three :class:`~recsys_rbm.data.ratings.Ratings` that
 share their id maps and rating scale. Randomness comes from NumPy's seeded PCG64 generator (this
@@ -186,6 +186,23 @@ def carve_validation(
         return train, _empty(train)
     kept, drawn = _random_partition(len(train), fraction, _generator(seed))
     return train.subset(kept), train.subset(drawn)
+
+
+def full_split(ratings: Ratings, validation_fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0) -> Split:
+    """Every rating for the model, no test set: only a seeded ``validation_fraction`` is held out, for early
+    stopping (the model puts it back into the users' profiles once trained)."""
+    train, validation = carve_validation(ratings, validation_fraction, seed)
+    held = "none held out"
+    if len(validation):
+        held = f"{validation_fraction:.0%} held out for early stopping (seed {seed})"
+    return Split(
+        name="full",
+        description=f"every rating, no test set; {held}",
+        train=train,
+        validation=validation,
+        test=_empty(ratings),
+        seed=seed,
+    )
 
 
 def random_split(
