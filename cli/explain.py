@@ -50,7 +50,7 @@ def explain(
     inner = int(scorer.state.user_ids.to_inner([raw_user])[0])
     item = catalogue.find(movie)
     rated, levels = scorer.rated_items(inner)
-    target_score = float(scorer.scores(scorer.catalogue([inner]), score.value)[0, item])
+    target_score = float(scorer.scores(scorer.predictions([inner]), score.value)[0, item])
     effects = scorer.explain(rated, levels, [item], score.value)[0] if len(rated) else np.zeros(0)
     order = np.argsort(-np.abs(effects), kind="stable")[:top]
     values = scorer.rating_values[levels]

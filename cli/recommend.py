@@ -163,7 +163,7 @@ def _one_user(
     if raw_user is not None:
         inner = int(scorer.state.user_ids.to_inner([raw_user])[0])
         rated, levels = scorer.rated_items(inner)
-        predictions = scorer.catalogue([inner])
+        predictions = scorer.predictions([inner])
     else:
         assert ratings is not None
         rated, levels = read_ratings_file(ratings, catalogue, scorer.rating_values)

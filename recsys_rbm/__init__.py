@@ -15,7 +15,8 @@ __version__ = "0.2.0"
 _LAZY = {
     "RBMRecommender": "recsys_rbm.recommender.model",
     "RecommenderConfig": "recsys_rbm.recommender.config",
-    "Recommendation": "recsys_rbm.recommender.model",
+    "TopItems": "recsys_rbm.recommender.results",
+    "ScoredItem": "recsys_rbm.recommender.results",
     "Ratings": "recsys_rbm.data.ratings",
     "read_ratings_table": "recsys_rbm.data.tables",
     "RBM": "recsys_rbm.model",

@@ -28,6 +28,10 @@ class UnknownIdError(RecsysRBMError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownItemsWarning(UserWarning):
+    """Items the model does not know were left out of a request (a new user's ratings, a candidate list)."""
+
+
 class OutputError(RecsysRBMError):
     """An output path cannot be used: it exists (and may not be replaced), is locked, or cannot be written."""
 

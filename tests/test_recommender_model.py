@@ -23,6 +23,7 @@ from recsys_rbm.errors import (
     RecsysRBMError,
     TrainingDiverged,
     UnknownIdError,
+    UnknownItemsWarning,
 )
 from recsys_rbm.gibbs import Chain
 from recsys_rbm.model import RBM
@@ -31,6 +32,7 @@ from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.recommender.objective import statistics
 from recsys_rbm.recommender.protocol import Recommender
+from recsys_rbm.recommender.results import ScoredItem, TopItems
 from recsys_rbm.recommender.scorer import Scorer
 from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import Layout, ProfileArrays
@@ -133,7 +135,7 @@ class TestContract:
         np.testing.assert_allclose(
             fitted.scorer.probability_at_least(test.users, test.items), distribution[:, 3:].sum(1)
         )
-        catalogue = fitted.scorer.catalogue(np.arange(fitted.n_users))
+        catalogue = fitted.scorer.predictions(np.arange(fitted.n_users))
         np.testing.assert_allclose(catalogue.distribution.sum(-1), 1.0, atol=1e-9)
         assert catalogue.p_interacted.shape == (fitted.n_users, fitted.n_items)
         assert ((catalogue.p_interacted > 0) & (catalogue.p_interacted < 1)).all()
@@ -178,7 +180,7 @@ class TestContract:
             with pytest.raises(RecsysRBMError, match="user-based model"):
                 fitted.scorer.fold_in(items, levels)
             return
-        folded, trained = fitted.scorer.fold_in(items, levels), fitted.scorer.catalogue(np.asarray([user]))
+        folded, trained = fitted.scorer.fold_in(items, levels), fitted.scorer.predictions(np.asarray([user]))
         np.testing.assert_allclose(folded.distribution, trained.distribution, atol=1e-6)
         np.testing.assert_allclose(folded.p_interacted, trained.p_interacted, atol=1e-6)
 
@@ -187,7 +189,7 @@ class TestContract:
         fast = Scorer.load(path)
         assert fast.xp is np
         users = np.arange(fitted.n_users)
-        fast_catalogue, torch_catalogue = fast.catalogue(users), fitted.scorer.catalogue(users)
+        fast_catalogue, torch_catalogue = fast.predictions(users), fitted.scorer.predictions(users)
         np.testing.assert_allclose(fast_catalogue.distribution, torch_catalogue.distribution, atol=1e-5, rtol=0)
         np.testing.assert_allclose(fast_catalogue.p_interacted, torch_catalogue.p_interacted, atol=1e-5, rtol=0)
         for score in mf.SCORES:
@@ -223,7 +225,7 @@ class TestContract:
         assert [r.as_dict() for r in loaded.history] == [r.as_dict() for r in fitted.history]
         assert loaded.metadata["movies"] == movies and loaded.metadata["dataset"] == "generated"
         assert Scorer.load(path).metadata["training_fingerprint"] == fitted.fingerprint
-        np.testing.assert_array_equal(loaded.user_ids.raw_ids, fitted.user_ids.raw_ids)
+        np.testing.assert_array_equal(loaded.users, fitted.users)
 
     def test_learns_the_structure(self, fitted, data):
         """Ratings: far better than the global mean. Every model: each user's top items are mostly ones they like."""
@@ -283,18 +285,58 @@ def test_fit_takes_a_dataframe_and_every_method_speaks_raw_ids(public):
     predicted = public.predict(["u0", "u1"], ["i00", "i00"])
     assert predicted.shape == (2,) and ((predicted >= 1) & (predicted <= 5)).all()
     assert predicted[0] > predicted[1]  # u0 likes even items, u1 odd ones
-    recommendations = public.recommend("u0", n=5)
-    assert len(recommendations) == 5 and all(isinstance(r.item, str) for r in recommendations)
-    assert sum(int(r.item[1:]) % 2 == 0 for r in recommendations) >= 4
-    first = recommendations[0]
-    assert first.title.startswith("Item ") and first.score == pytest.approx(first.p_interacted * first.p_like)
-    assert first.because and all(item in public.items_known.tolist() for item in first.because)
+    items, scores = public.recommend("u0", n=5)
+    assert items.shape == scores.shape == (5,) and all(isinstance(item, str) for item in items.tolist())
+    assert (np.diff(scores) <= 0).all() and sum(int(item[1:]) % 2 == 0 for item in items) >= 4
+    assert public.title(items[0]).startswith("Item ") and public.title("nothing") is None
     with pytest.raises(UnknownIdError, match="unknown user 'nobody'"):
         public.recommend("nobody")
     with pytest.raises(UnknownIdError, match="unknown item 'i99'"):
         public.predict(["u0"], ["i99"])
     with pytest.raises(UnknownIdError):
         public.predict([0], [0])  # inner indices are not ids here: the mistake the issue describes
+
+
+def test_recommend_takes_many_users_at_once_as_one_list_each(public):
+    users = ["u0", "u3", "u10"]
+    lists = public.recommend(users, n=4)
+    assert isinstance(lists, TopItems) and len(lists) == 3 and lists.users == users
+    for user, items, scores in lists:
+        alone_items, alone_scores = public.recommend(user, n=4)
+        assert items.tolist() == alone_items.tolist()
+        np.testing.assert_allclose(scores, alone_scores)
+    frame = lists.to_frame()
+    assert frame.columns == ["user", "item", "rank", "score"] and frame.height == 12
+    assert frame["rank"].to_list()[:4] == [1, 2, 3, 4] and set(frame["user"].to_list()) == set(users)
+    assert public.recommend(np.asarray(users), n=4).users == users  # an array of ids is many users too
+
+
+def test_recommend_candidates_and_exclusions_are_raw_ids(public):
+    every, _ = public.recommend("u0", n=public.n_items)
+    chosen = every[-3:].tolist()  # the three least recommended candidates
+    only, _ = public.recommend("u0", n=10, items=chosen)
+    assert sorted(only.tolist()) == sorted(chosen)
+    without, _ = public.recommend("u0", n=5, exclude=[*every[:2].tolist(), "not-an-item"])  # unknown ids: ignored
+    assert without.tolist() == every[2:7].tolist()
+    with pytest.warns(UnknownItemsWarning, match="left out 1 asked-for candidate item"):
+        some, _ = public.recommend("u0", n=10, items=[*chosen, "i99"])
+    assert sorted(some.tolist()) == sorted(chosen)
+
+
+def test_describe_gives_each_scores_parts_and_the_users_reasons(public):
+    items, scores = public.recommend("u0", n=3)
+    described = public.describe("u0", items)
+    assert [entry.item for entry in described] == items.tolist()
+    for entry, score in zip(described, scores, strict=True):
+        assert isinstance(entry, ScoredItem) and entry.score == pytest.approx(score)
+        assert entry.score == pytest.approx(entry.p_interacted * entry.p_like)
+        assert entry.title.startswith("Item ") and 1 <= entry.expected_rating <= 5
+        assert entry.because and all(item in public.items.tolist() for item in entry.because)
+
+
+def test_filter_rated_false_lists_the_users_own_items_too(public):
+    everything, _ = public.recommend("u0", n=public.n_items, filter_rated=False)
+    assert sorted(everything.tolist()) == sorted(public.items.tolist())
 
 
 def test_no_list_names_an_item_the_user_has_in_the_table(public):
@@ -304,9 +346,9 @@ def test_no_list_names_an_item_the_user_has_in_the_table(public):
     for user, item in zip(users, items, strict=True):
         own.setdefault(user, set()).add(item)
     assert public.scorer.state.part_counts()["validation"] > 0
-    for user in public.users.tolist():
-        listed = {r.item for r in public.recommend(user, n=public.n_items, explain=False)}
-        assert listed and not listed & own[user], user
+    lists = public.recommend(public.users, n=public.n_items)
+    for user, listed, _ in lists:
+        assert len(listed) and not set(listed.tolist()) & own[user], user
         assert len(listed) == public.n_items - len(own[user])  # everything else is a candidate
 
 
@@ -315,22 +357,17 @@ def test_test_ratings_put_back_join_the_profiles_and_leave_the_lists():
     train, validation, test = split_three(ratings)
     model = RBMRecommender(small_config("joint", "user", False, epochs=3)).fit(train, validation)
     user = int(test.users[0])
-    held = set(test.items[test.users == user].tolist())
-    before = {r.item for r in model.recommend(model.users[user], n=model.n_items, explain=False)}
+    held = {model.items[i] for i in test.items[test.users == user]}
+    before, _ = model.recommend(model.users[user], n=model.n_items)
     model.add_to_profiles(test)
-    after = {r.item for r in model.recommend(model.users[user], n=model.n_items, explain=False)}
-    assert {model.items_known[i] for i in held} <= before and not {model.items_known[i] for i in held} & after
-    assert model.scorer.state.part_counts() == {
-        "trained": len(train),
-        "validation": len(validation),
-        "held_out": len(test),
-    }
+    after, _ = model.recommend(model.users[user], n=model.n_items)
+    assert held <= set(before.tolist()) and not held & set(after.tolist())
+    counts = model.scorer.state.part_counts()
+    assert counts == {"trained": len(train), "validation": len(validation), "held_out": len(test)}
     items, _ = model.scorer.rated_items(user)
-    assert set(items.tolist()) == set(
-        np.concatenate([train.items, validation.items, test.items])[
-            np.concatenate([train.users, validation.users, test.users]) == user
-        ].tolist()
-    )
+    everything = [train, validation, test]
+    expected = np.concatenate([r.items for r in everything])[np.concatenate([r.users for r in everything]) == user]
+    assert set(items.tolist()) == set(expected.tolist())
     with pytest.raises(DataError, match="one item twice"):
         model.add_to_profiles(test)  # a rating is in a profile once
 
@@ -347,28 +384,32 @@ def test_a_pandas_dataframe_trains_the_same_model_as_polars_and_recommends(publi
     every_user, every_item = zip(*pairs, strict=True)
     expected = public.predict(every_user, every_item)
     np.testing.assert_allclose(fitted.predict(every_user, every_item), expected, atol=1e-5)
-    listed = fitted.recommend("u3", n=5)
-    assert [r.item for r in listed] == [r.item for r in public.recommend("u3", n=5)]
-    assert all(r.title.startswith("Item ") for r in listed)
+    listed, _ = fitted.recommend("u3", n=5)
+    assert listed.tolist() == public.recommend("u3", n=5)[0].tolist()
+    assert all(fitted.title(item).startswith("Item ") for item in listed)
 
 
 def test_recommend_new_user_folds_in_raw_ratings_and_checks_the_scale(public):
     profile = {"i00": 5, "i02": 5, "i04": 5, "i01": 1, "i03": 1}  # picks both groups, likes the even one
-    likes_even = public.recommend_new_user(profile, n=5, score="p_high")
-    assert {r.item for r in likes_even}.isdisjoint({"i00", "i01", "i02", "i03", "i04"})
-    assert sum(int(r.item[1:]) % 2 == 0 for r in likes_even) >= 4
+    likes_even, _ = public.recommend_new_user(profile, n=5, score="p_high")
+    assert set(likes_even.tolist()).isdisjoint({"i00", "i01", "i02", "i03", "i04"})
+    assert sum(int(item[1:]) % 2 == 0 for item in likes_even) >= 4
     with pytest.raises(DataError, match="off the model's scale"):
         public.recommend_new_user({"i00": 7})
-    with pytest.raises(UnknownIdError):
-        public.recommend_new_user([("i99", 5)])
+    with pytest.warns(UnknownItemsWarning, match="left out 1 rated item\\(s\\) the model does not know: 'i99'"):
+        with_unknown, _ = public.recommend_new_user({**profile, "i99": 5}, n=5, score="p_high")
+    assert with_unknown.tolist() == likes_even.tolist()  # the unknown item is dropped, the rest used
+    described = public.describe_new_user(profile, likes_even[:2], score="p_high")
+    assert [entry.item for entry in described] == likes_even[:2].tolist()
 
 
 def test_similar_and_explain_speak_raw_ids(public):
-    similar = public.similar("i00", n=5)
-    assert len(similar) == 5 and sum(int(entry.item[1:]) % 2 == 0 for entry in similar) >= 4
+    similar, similarities = public.similar_items("i00", n=5)
+    assert len(similar) == 5 and sum(int(item[1:]) % 2 == 0 for item in similar) >= 4
+    assert (np.diff(similarities) <= 0).all() and "i00" not in similar.tolist()
     reasons = public.explain("u0", "i06", n=3)
     assert len(reasons) == 3 and abs(reasons[0].effect) >= abs(reasons[-1].effect)
-    rated = set(public.items_known[public.scorer.rated_items(0)[0]].tolist())
+    rated = set(public.items[public.scorer.rated_items(0)[0]].tolist())
     assert {r.item for r in reasons} <= rated and all(r.rating in STARS for r in reasons)
 
 
@@ -450,7 +491,7 @@ def test_fallbacks_for_users_and_items_without_training_ratings():
     counts = np.bincount(train.levels[train.items == 1], minlength=5)
     global_dist = scorer.global_distribution
     np.testing.assert_allclose(scorer.item_distribution[1], (counts + 2.0 * global_dist) / (counts.sum() + 2.0))
-    catalogue = model.scorer.catalogue(np.asarray([0, 3])).distribution
+    catalogue = model.scorer.predictions(np.asarray([0, 3])).distribution
     np.testing.assert_allclose(catalogue[:, [1, 5]].reshape(4, 5), distribution[[0, 2, 1, 3]], atol=1e-6)
 
 

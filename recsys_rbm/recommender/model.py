@@ -34,8 +34,8 @@ and is modelled too.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -45,16 +45,18 @@ import torch
 from recsys_rbm.checkpoint import load_checkpoint, save_checkpoint
 from recsys_rbm.config import config_from_dict, config_to_dict
 from recsys_rbm.data.fingerprint import ratings_fingerprint
+from recsys_rbm.data.ids import IdMap, describe_id
 from recsys_rbm.data.movies import Movies
 from recsys_rbm.data.ratings import Ratings
-from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
+from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError, UnknownItemsWarning
 from recsys_rbm.model import RBM
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
 from recsys_rbm.recommender.metrics import RankingAccumulator
 from recsys_rbm.recommender.objective import RecommenderObjective
 from recsys_rbm.recommender.profiles import DEFAULT_STEPS
-from recsys_rbm.recommender.scorer import Catalogue, Scorer, csr_rows
+from recsys_rbm.recommender.results import Anomaly, Reason, ScoredItem, TopItems
+from recsys_rbm.recommender.scorer import Predictions, Scorer, csr_rows, top_n
 from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import HELD_OUT, TRAINED, VALIDATION, Layout, ModelState, ProfileArrays, to_tensors
 from recsys_rbm.runtime import make_generator, resolve_device
@@ -66,49 +68,6 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[EpochRecord], None]
 VALIDATION_K = 10  # the joint model's early stopping watches NDCG@10
 VALIDATION_FRACTION = 0.05  # held out for early stopping when fit() is given no validation ratings
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended item, in the data's own ids, with its score and what the score is made of."""
-
-    item: Any  # raw item id
-    title: str | None
-    score: float  # the ranking score (by default P(picks it)·P(rates it ≥ threshold | picks it))
-    p_interacted: float  # P(the user picks it): the model's, or the popularity prior of a ratings-only model
-    p_like: float | None  # P(rating ≥ threshold | picks it); None for implicit data
-    expected_rating: float | None  # None for implicit data
-    because: tuple[Any, ...] = ()  # the user's own items that push this one up most (raw ids), strongest first
-
-
-@dataclass(frozen=True)
-class Similar:
-    """An item close to another by the cosine of their learned vectors."""
-
-    item: Any
-    title: str | None
-    similarity: float
-
-
-@dataclass(frozen=True)
-class Reason:
-    """One of the user's ratings and how much it moves an item's score (log of the score with / without it)."""
-
-    item: Any
-    title: str | None
-    rating: float
-    effect: float
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    """A user whose training profile is atypical under the model (see :mod:`recsys_rbm.recommender.profiles`)."""
-
-    user: Any  # raw user id
-    score: float  # (F − F̂(n)) / spread(n): about 0 for a typical profile of that length
-    n_ratings: int
-    free_energy: float  # F of the profile: −log p(profile) up to the constant log Z
-    surprising: tuple[Reason, ...]  # least likely ratings given the rest; ``effect`` = log p(picked, rated so | rest)
 
 
 class RBMRecommender:
@@ -124,7 +83,7 @@ class RBMRecommender:
         self.fingerprint: str | None = None
         self.metadata: dict[str, Any] = {}  # extra metadata read back by load (e.g. item titles)
         self.scorer: Scorer | None = None
-        self.items: Movies | None = None  # titles and genres by raw item id, when given
+        self.item_table: Movies | None = None  # titles and genres by raw item id, when given
         self._train: Ratings | None = None
 
     @property
@@ -169,11 +128,11 @@ class RBMRecommender:
         return self._require_fitted().rating_values
 
     @property
-    def user_ids(self) -> Any:
+    def _user_ids(self) -> IdMap:
         return self._require_fitted().state.user_ids
 
     @property
-    def item_ids(self) -> Any:
+    def _item_ids(self) -> IdMap:
         return self._require_fitted().state.item_ids
 
     # --- fitting ----------------------------------------------------------------------------------
@@ -214,7 +173,7 @@ class RBMRecommender:
 
             train, validation = carve_validation(train, validation_fraction, config.seed)
         if items is not None:
-            self.items = _items_table(items, train)
+            self.item_table = _items_table(items, train)
         _check_ratings(train, "training", config.model)
         if validation is not None and len(validation) > 0:
             _check_same_space(train, validation)
@@ -370,71 +329,119 @@ class RBMRecommender:
     # --- the public API: the data's own ids ---------------------------------------------------------
     @property
     def users(self) -> np.ndarray:
-        """The raw ids of the users the model was trained on."""
-        return self.user_ids.raw_ids
+        """The raw ids of the users the model knows (each with a profile)."""
+        return self._user_ids.raw_ids
 
     @property
-    def items_known(self) -> np.ndarray:
+    def items(self) -> np.ndarray:
         """The raw ids of the items the model knows."""
-        return self.item_ids.raw_ids
+        return self._item_ids.raw_ids
+
+    def title(self, item: Any) -> str | None:
+        """An item's title (raw id), where the item table given to :meth:`fit` (or saved) has one."""
+        if self.item_table is None or not bool(self.item_table.contains([item])[0]):
+            return None
+        return str(self.item_table.title(item))
 
     def predict(self, users: Any, items: Any) -> np.ndarray:
         """Expected ratings for (user, item) pairs of raw ids (scalars or sequences of equal length); (N,).
 
         Unknown ids are a one-line :class:`~recsys_rbm.errors.UnknownIdError`; pairs of a known user
-        and item without training ratings get the documented fallback distribution.
+        and an item without ratings get the documented fallback distribution.
         """
         inner_users, inner_items = self._inner_pairs(users, items)
         return self.predict_indices(inner_users, inner_items)
 
     def recommend(
         self,
-        user: Any,
+        users: Any,
         n: int = 10,
         *,
-        exclude_rated: bool = True,
+        filter_rated: bool = True,
+        items: Any = None,
+        exclude: Any = None,
         min_ratings: int = 1,
         score: str = mf.SCORES[0],
-        explain: bool = True,
-    ) -> list[Recommendation]:
-        """The ``n`` best items for a training user (raw id), best first, each with its score's parts and,
-        for user-based models (``explain``), the user's own items that push it up most."""
+    ) -> tuple[np.ndarray, np.ndarray] | TopItems:
+        """The ``n`` best items for one known user (a raw id) or many (a sequence of them), best first.
+
+        One user gives ``(items, scores)``, two arrays; several give :class:`TopItems`, one list each.
+        ``filter_rated`` leaves out every item in the user's profile (the ratings that trained the
+        model and those held out from it); ``items`` limits the candidates to those raw ids (unknown
+        ones are left out with an :class:`~recsys_rbm.errors.UnknownItemsWarning`); ``exclude``
+        never recommends these (unknown ones are ignored); items with fewer than ``min_ratings``
+        ratings are never recommended. ``score`` is the ranking score (``p_liked``, the default,
+        ``p_interacted``, ``p_high`` or ``expected``). :meth:`describe` says what a score is made of.
+        """
         scorer = self._require_fitted()
-        inner = int(self.user_ids.to_inner([user])[0])
-        units, levels = scorer.rated_items(inner)
+        one = _is_one_id(users)
+        raw_users = [users] if one else list(np.asarray(users, dtype=object).reshape(-1))
+        inner = self._user_ids.to_inner(np.asarray(raw_users))
+        allowed = self._candidates(items, exclude, min_ratings)
         with torch.no_grad():
-            catalogue = scorer.catalogue([inner])
-        exclude = units if exclude_rated else ()
-        return self._recommendations(catalogue, units, levels, exclude, n, min_ratings, score, explain)
+            ids, scores = scorer.recommend(inner, n, exclude_rated=filter_rated, score=score, allowed=allowed)
+        keep = ids >= 0
+        lists = [self.items[ids[row][keep[row]]] for row in range(ids.shape[0])]
+        values = [scores[row][keep[row]] for row in range(ids.shape[0])]
+        if one:
+            return lists[0], values[0]
+        return TopItems([_plain_id(user) for user in raw_users], lists, values)
 
     def recommend_new_user(
         self,
         ratings: Any,
         n: int = 10,
         *,
+        items: Any = None,
+        exclude: Any = None,
         min_ratings: int = 1,
         score: str = mf.SCORES[0],
-        explain: bool = True,
-    ) -> list[Recommendation]:
-        """The ``n`` best items for a new user from their ratings, by fold-in (no retraining; user-based models).
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best items for a new user from their ratings, by fold-in (no retraining; user-based models):
+        ``(items, scores)``, best first, none of the rated items among them.
 
         ``ratings`` maps raw item ids to ratings on the model's scale (a dict, or (item, rating)
-        pairs); for a model trained on implicit data, a sequence of item ids is enough.
+        pairs); for a model trained on implicit data, a sequence of item ids is enough. Items the
+        model does not know are left out with an :class:`~recsys_rbm.errors.UnknownItemsWarning`.
+        ``items``, ``exclude``, ``min_ratings`` and ``score`` as in :meth:`recommend`.
         """
         scorer = self._require_fitted()
         units, levels = self._profile(ratings)
+        allowed = self._candidates(items, exclude, min_ratings)
+        allowed[units] = False
         with torch.no_grad():
-            catalogue = scorer.fold_in(units, levels)
-        return self._recommendations(catalogue, units, levels, units, n, min_ratings, score, explain)
+            predictions = scorer.fold_in(units, levels)
+        ids, scores = top_n(np.where(allowed, scorer.scores(predictions, score)[0], -np.inf)[None, :], n)
+        keep = ids[0] >= 0
+        return self.items[ids[0][keep]], scores[0][keep]
 
-    def similar(self, item: Any, n: int = 10, *, min_ratings: int = 1) -> list[Similar]:
-        """The ``n`` items closest to ``item`` (raw id) by the cosine of their learned vectors."""
+    def describe(self, user: Any, items: Any, *, score: str = mf.SCORES[0]) -> list[ScoredItem]:
+        """What each of ``items`` (raw ids) scores for a known ``user`` and what the score is made of: P(picks
+        it), P(likes it | picks it), the expected rating, and ``because``, the user's own items that raise it most
+        (user-based models; leave-one-out effects through the hidden units, as :meth:`explain`)."""
         scorer = self._require_fitted()
-        inner = int(self.item_ids.to_inner([item])[0])
+        inner = int(self._user_ids.to_inner([user])[0])
+        units, levels = scorer.rated_items(inner)
+        with torch.no_grad():
+            predictions = scorer.predictions([inner])
+        return self._scored(predictions, units, levels, self._item_ids.to_inner(_id_list(items)), score)
+
+    def describe_new_user(self, ratings: Any, items: Any, *, score: str = mf.SCORES[0]) -> list[ScoredItem]:
+        """:meth:`describe` for a new user given by their ratings (as :meth:`recommend_new_user` takes them)."""
+        scorer = self._require_fitted()
+        units, levels = self._profile(ratings)
+        with torch.no_grad():
+            predictions = scorer.fold_in(units, levels)
+        return self._scored(predictions, units, levels, self._item_ids.to_inner(_id_list(items)), score)
+
+    def similar_items(self, item: Any, n: int = 10, *, min_ratings: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items closest to ``item`` (raw id) by the cosine of their learned vectors:
+        ``(items, similarities)``, closest first; items with fewer than ``min_ratings`` ratings are left out."""
+        scorer = self._require_fitted()
+        inner = int(self._item_ids.to_inner([item])[0])
         ids, cosines = scorer.similar_items(inner, self.n_items)
         keep = (ids >= 0) & (scorer.item_counts[np.maximum(ids, 0)] >= min_ratings)
-        ids, cosines = ids[keep][:n], cosines[keep][:n]
-        return [Similar(self._raw_item(i), self._title(i), float(c)) for i, c in zip(ids, cosines, strict=True)]
+        return self.items[ids[keep][:n]], cosines[keep][:n]
 
     def explain(self, user: Any, item: Any, n: int = 5, *, score: str = mf.SCORES[0]) -> list[Reason]:
         """Which of ``user``'s own ratings push ``item``'s score up or down most (raw ids), strongest first.
@@ -443,8 +450,8 @@ class RBMRecommender:
         through the hidden units (see :meth:`Scorer.explain`); positive effects raise the item.
         """
         scorer = self._require_fitted()
-        inner_user = int(self.user_ids.to_inner([user])[0])
-        target = int(self.item_ids.to_inner([item])[0])
+        inner_user = int(self._user_ids.to_inner([user])[0])
+        target = int(self._item_ids.to_inner([item])[0])
         units, levels = scorer.rated_items(inner_user)
         if units.size == 0:
             return []
@@ -475,7 +482,7 @@ class RBMRecommender:
                 why = surprising_ratings(scorer, user, reasons) if reasons else []
                 out.append(
                     Anomaly(
-                        self.user_ids.raw_ids[user].item(),
+                        self._user_ids.raw_ids[user].item(),
                         float(scored.score[position]),
                         int(scored.n_ratings[position]),
                         float(scored.free_energy[position]),
@@ -504,8 +511,8 @@ class RBMRecommender:
         from recsys_rbm.recommender.profiles import imagine
 
         scorer = self._require_fitted()
-        liked = self.item_ids.to_inner(list(likes)) if len(likes) else np.zeros(0, dtype=np.int64)
-        disliked = self.item_ids.to_inner(list(dislikes)) if len(dislikes) else np.zeros(0, dtype=np.int64)
+        liked = self._item_ids.to_inner(list(likes)) if len(likes) else np.zeros(0, dtype=np.int64)
+        disliked = self._item_ids.to_inner(list(dislikes)) if len(dislikes) else np.zeros(0, dtype=np.int64)
         with torch.no_grad():
             levels = imagine(scorer, liked, disliked, n=n, steps=steps, seed=seed)
         profiles = []
@@ -515,43 +522,51 @@ class RBMRecommender:
             profiles.append([(self._raw_item(i), float(scorer.rating_values[row[i]])) for i in picked])
         return profiles
 
-    def _recommendations(
-        self,
-        catalogue: Catalogue,
-        units: np.ndarray,
-        levels: np.ndarray,
-        exclude: Any,
-        n: int,
-        min_ratings: int,
-        score: str,
-        explain: bool,
-    ) -> list[Recommendation]:
+    def _candidates(self, items: Any, exclude: Any, min_ratings: int) -> np.ndarray:
+        """(n_items,) bool: the items a list may hold (``items`` and ``exclude`` are raw ids, or None)."""
         scorer = self._require_fitted()
-        ranked = scorer.top(catalogue, 0, exclude=exclude, n=n, min_ratings=min_ratings, score=score)
-        reasons: list[tuple[Any, ...]] = [() for _ in ranked.items]
-        if explain and scorer.mode == "user" and units.size and ranked.items.size:
+        allowed = scorer.item_counts >= min_ratings
+        if items is not None:
+            wanted = _id_list(items)
+            known = self._item_ids.contains(wanted)
+            _warn_unknown(wanted, known, "asked-for candidate")
+            chosen = np.zeros_like(allowed)
+            chosen[self._item_ids.to_inner(wanted[known])] = True
+            allowed &= chosen
+        if exclude is not None:
+            left_out = _id_list(exclude)
+            allowed[self._item_ids.to_inner(left_out[self._item_ids.contains(left_out)])] = False
+        return allowed
+
+    def _scored(
+        self, predictions: Predictions, units: np.ndarray, levels: np.ndarray, targets: np.ndarray, score: str
+    ) -> list[ScoredItem]:
+        """``targets``' scores and their parts from one row of ``predictions``, with the profile's reasons."""
+        scorer = self._require_fitted()
+        parts = scorer.parts(predictions, targets, score)
+        reasons: list[tuple[Any, ...]] = [() for _ in targets]
+        if scorer.mode == "user" and units.size and targets.size:
             with torch.no_grad():
-                effects = scorer.explain(units, levels, ranked.items, score)  # (n, M)
+                effects = scorer.explain(units, levels, targets, score)  # (T, M)
             for row, item_effects in enumerate(effects):
                 order = np.argsort(-item_effects, kind="stable")[:2]
                 reasons[row] = tuple(self._raw_item(units[j]) for j in order if item_effects[j] > 0)
-        out = []
-        for row, item in enumerate(ranked.items.tolist()):
-            out.append(
-                Recommendation(
-                    self._raw_item(item),
-                    self._title(item),
-                    float(ranked.score[row]),
-                    float(ranked.p_interacted[row]),
-                    None if ranked.p_like is None else float(ranked.p_like[row]),
-                    None if ranked.expected is None else float(ranked.expected[row]),
-                    reasons[row],
-                )
+        return [
+            ScoredItem(
+                self._raw_item(item),
+                self._title(item),
+                float(parts.score[row]),
+                float(parts.p_interacted[row]),
+                None if parts.p_like is None else float(parts.p_like[row]),
+                None if parts.expected is None else float(parts.expected[row]),
+                reasons[row],
             )
-        return out
+            for row, item in enumerate(targets.tolist())
+        ]
 
     def _profile(self, ratings: Any) -> tuple[np.ndarray, np.ndarray]:
-        """A new user's ratings (raw item id -> rating) as inner ids and levels, checked against the scale."""
+        """A new user's ratings (raw item id -> rating) as inner ids and levels, checked against the scale; items
+        the model does not know are left out with a warning."""
         scorer = self._require_fitted()
         if isinstance(ratings, dict):
             pairs = list(ratings.items())
@@ -564,7 +579,11 @@ class RBMRecommender:
             if any(len(pair) != 2 or pair[1] is None for pair in pairs):
                 raise DataError("a new user's ratings are (item, rating) pairs, or a dict of item -> rating")
             values = np.asarray([float(value) for _, value in pairs], dtype=np.float64)
-        units = self.item_ids.to_inner(items) if items else np.zeros(0, dtype=np.int64)
+        wanted = _id_list(items)
+        known = self._item_ids.contains(wanted) if len(wanted) else np.zeros(0, dtype=bool)
+        _warn_unknown(wanted, known, "rated")
+        units = self._item_ids.to_inner(wanted[known]) if known.any() else np.zeros(0, dtype=np.int64)
+        values = values[known]
         scale = self._train.scale if self._train is not None else None
         from recsys_rbm.data.scale import RatingScale
 
@@ -582,16 +601,13 @@ class RBMRecommender:
         users, items = np.atleast_1d(np.asarray(users)), np.atleast_1d(np.asarray(items))
         if users.shape != items.shape:
             raise DataError(f"users and items must pair up, got {users.shape[0]} users and {items.shape[0]} items")
-        return self.user_ids.to_inner(users), self.item_ids.to_inner(items)
+        return self._user_ids.to_inner(users), self._item_ids.to_inner(items)
 
     def _raw_item(self, inner: Any) -> Any:
-        return self.item_ids.raw_ids[int(inner)].item()
+        return self._item_ids.raw_ids[int(inner)].item()
 
     def _title(self, inner: Any) -> str | None:
-        if self.items is None:
-            return None
-        raw = self.item_ids.raw_ids[int(inner)]
-        return str(self.items.title(raw)) if bool(self.items.contains([raw])[0]) else None
+        return self.title(self._item_ids.raw_ids[int(inner)])
 
     # --- the evaluation harness's interface and inference on inner indices --------------------------
     def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -627,8 +643,8 @@ class RBMRecommender:
             "fit_seconds": self.fit_seconds,
             "history": [record.as_dict() for record in self.history],
         }
-        if self.items is not None and "movies" not in (extra_metadata or {}):
-            own["movies"] = self.items.to_dict()
+        if self.item_table is not None and "movies" not in (extra_metadata or {}):
+            own["movies"] = self.item_table.to_dict()
         clash = sorted(set(own) & set(extra_metadata or {}))
         if clash:
             raise RecsysRBMError(f"extra_metadata may not override the model's own fields: {', '.join(clash)}")
@@ -655,7 +671,7 @@ class RBMRecommender:
         model.fingerprint = metadata.get("training_fingerprint")
         if metadata.get("movies") is not None:
             try:
-                model.items = Movies.from_dict(metadata["movies"])
+                model.item_table = Movies.from_dict(metadata["movies"])
             except (KeyError, TypeError, ValueError, IndexError) as error:
                 raise CheckpointError(f"{path}: the item table is corrupt ({error}); retrain it") from None
         return model
@@ -667,6 +683,35 @@ class RBMRecommender:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def _is_one_id(value: Any) -> bool:
+    """Whether ``value`` is one raw id (a number or a string), not a sequence of them."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0
+    return isinstance(value, (str, bytes, int, float, np.generic))
+
+
+def _plain_id(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _id_list(values: Any) -> np.ndarray:
+    """Raw ids as a 1-D array (one id, or a sequence, array or Series of them)."""
+    if _is_one_id(values):
+        values = [values]
+    return np.asarray(list(values) if not isinstance(values, np.ndarray) else values).reshape(-1)
+
+
+def _warn_unknown(ids: np.ndarray, known: np.ndarray, what: str) -> None:
+    """One :class:`UnknownItemsWarning` naming the items the model does not know (the first five)."""
+    if known.all():
+        return
+    unknown = [describe_id(_plain_id(value)) for value in ids[~known].tolist()]
+    shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    warnings.warn(
+        f"left out {len(unknown)} {what} item(s) the model does not know: {shown}", UnknownItemsWarning, stacklevel=3
+    )
+
+
 def _items_table(items: Any, train: Ratings) -> Movies:
     """Titles (and genres) by raw item id: a :class:`Movies` as given, or read from a path or DataFrame."""
     if isinstance(items, Movies):

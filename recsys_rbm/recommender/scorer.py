@@ -30,7 +30,7 @@ PAIR_BUDGET = 1 << 22  # (pair, level, hidden) products per chunk of pair predic
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class Predictions:
     """Every item's predictions for ``B`` users (NumPy): what ranking, tables and JSON are made from."""
 
     p_interacted: np.ndarray  # (B, n_items) P(the user picks the item): the model's, or the popularity prior
@@ -193,15 +193,15 @@ class Scorer:
             return self.xp.zeros((0, self.state.n_hidden), dtype=self.state.weights.dtype)
         return parts[0] if len(parts) == 1 else self.xp.concatenate(parts)
 
-    # --- the catalogue: every item for some users ----------------------------------------------
-    def catalogue(self, users: Any) -> Catalogue:
-        """Every item's ``P(interacted)`` and rating distribution for training users ``users`` (B,)."""
+    # --- predictions of every item for some users -----------------------------------------------
+    def predictions(self, users: Any) -> Predictions:
+        """Every item's ``P(interacted)`` and rating distribution for known users ``users`` (B,)."""
         users = check_ids(users, self.n_users, "user")
         if self.mode == "user":
-            return self._catalogue_from_hidden(self.user_hidden(users), self.user_known[users], users)
-        return self._item_based_catalogue(users)
+            return self._predictions_from_hidden(self.user_hidden(users), self.user_known[users], users)
+        return self._item_based_predictions(users)
 
-    def fold_in(self, items: Any, levels: Any) -> Catalogue:
+    def fold_in(self, items: Any, levels: Any) -> Predictions:
         """Every item's predictions for a new user from their ratings, without retraining (user-based models).
 
         The user's hidden state is ``p̂`` of their ratings exactly as for a training user; item-based
@@ -218,11 +218,11 @@ class Scorer:
         user_distribution = mf.smoothed_distribution(
             np.bincount(levels, minlength=self.n_levels).astype(np.float64), self.global_distribution
         )[None, :]
-        return self._catalogue_from_hidden(hidden, known, None, user_distribution)
+        return self._predictions_from_hidden(hidden, known, None, user_distribution)
 
-    def _catalogue_from_hidden(
+    def _predictions_from_hidden(
         self, hidden: Any, user_known: np.ndarray, users: np.ndarray | None, user_distribution: np.ndarray | None = None
-    ) -> Catalogue:
+    ) -> Predictions:
         """User-based: predictions of every item (a unit) from users' hidden states (B, H)."""
         state, layout, xp = self.state, self.layout, self.xp
         p_interacted = distribution = None
@@ -236,9 +236,9 @@ class Scorer:
             if user_distribution is None:
                 user_distribution = self.user_distribution[users]
             distribution = self._with_fallbacks(self._to_numpy(dist), user_known, user_distribution)
-        return self._catalogue(p_interacted, distribution, int(hidden.shape[0]))
+        return self._predictions(p_interacted, distribution, int(hidden.shape[0]))
 
-    def _item_based_catalogue(self, users: np.ndarray) -> Catalogue:
+    def _item_based_predictions(self, users: np.ndarray) -> Predictions:
         """Item-based: every item is a case with hidden state ``p̂_i``; each user is a unit with its own rows."""
         state, layout, xp = self.state, self.layout, self.xp
         item_hidden = state.case_hidden  # (n_items, H)
@@ -254,13 +254,13 @@ class Scorer:
             distribution = self._with_fallbacks(
                 np.moveaxis(self._to_numpy(dist), 1, 0), self.user_known[users], self.user_distribution[users]
             )
-        return self._catalogue(p_interacted, distribution, users.shape[0])
+        return self._predictions(p_interacted, distribution, users.shape[0])
 
-    def _catalogue(self, p_interacted: np.ndarray | None, distribution: np.ndarray | None, n: int) -> Catalogue:
+    def _predictions(self, p_interacted: np.ndarray | None, distribution: np.ndarray | None, n: int) -> Predictions:
         model = p_interacted is not None
         if p_interacted is None:
             p_interacted = np.broadcast_to(mf.popularity_prior(self.item_counts), (n, self.n_items))
-        return Catalogue(p_interacted, distribution, model)
+        return Predictions(p_interacted, distribution, model)
 
     def _with_fallbacks(self, distribution: np.ndarray, user_known: np.ndarray, user_dist: np.ndarray) -> np.ndarray:
         """Rows of users or items without any rating get the smoothed empirical distributions.
@@ -280,11 +280,13 @@ class Scorer:
         return distribution
 
     # --- ranking ----------------------------------------------------------------------------------
-    def scores(self, catalogue: Catalogue, score: str = mf.SCORES[0]) -> np.ndarray:
-        """The ranking score of every item in ``catalogue``; (B, n_items), higher is better."""
+    def scores(self, predictions: Predictions, score: str = mf.SCORES[0]) -> np.ndarray:
+        """The ranking score of every item in ``predictions``; (B, n_items), higher is better."""
         check_score(score)
         return np.array(
-            mf.ranking_score(score, catalogue.p_interacted, catalogue.distribution, self.rating_values, self.threshold),
+            mf.ranking_score(
+                score, predictions.p_interacted, predictions.distribution, self.rating_values, self.threshold
+            ),
             dtype=np.float64,
         )
 
@@ -294,7 +296,7 @@ class Scorer:
         out = np.empty((users.shape[0], self.n_items), dtype=np.float64)
         step = max(1, CATALOGUE_BUDGET // (self.n_items * max(self.n_levels, 1)))
         for start in range(0, users.shape[0], step):
-            out[start : start + step] = self.scores(self.catalogue(users[start : start + step]), score)
+            out[start : start + step] = self.scores(self.predictions(users[start : start + step]), score)
         return out
 
     def recommend(
@@ -304,47 +306,53 @@ class Scorer:
         exclude_rated: bool = True,
         min_ratings: int = 0,
         score: str = mf.SCORES[0],
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` items per known user, best first: ``(inner ids (B, n), scores (B, n))``.
 
         ``exclude_rated`` drops every item in each user's profile; items with fewer than ``min_ratings``
-        ratings in the profiles are never recommended. Where fewer than ``n`` candidates remain, rows end
-        in id -1, score -inf.
+        ratings in the profiles, and items where ``allowed`` (n_items,) bool is False, are never
+        recommended. Where fewer than ``n`` candidates remain, rows end in id -1, score -inf.
         """
         users = check_ids(users, self.n_users, "user")
         scores = self.score_items(users, score)
         if exclude_rated:
-            indptr = self.state.profile_indptr
-            for row, user in enumerate(users.tolist()):
-                scores[row, self.state.profile_items[indptr[user] : indptr[user + 1]]] = -np.inf
+            rows, lengths = csr_rows(self.state.profile_indptr, users)
+            scores[np.repeat(np.arange(users.shape[0]), lengths), self.state.profile_items[rows]] = -np.inf
         scores[:, self.item_counts < min_ratings] = -np.inf
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
         return top_n(scores, n)
 
     def top(
         self,
-        catalogue: Catalogue,
+        predictions: Predictions,
         row: int = 0,
         exclude: Any = (),
         n: int = 10,
         min_ratings: int = 0,
         score: str = mf.SCORES[0],
     ) -> Ranked:
-        """The best ``n`` items of one row of ``catalogue``, leaving out ``exclude`` (inner ids) and items with
-        fewer than ``min_ratings`` ratings in the profiles; each with its score and the parts it is made of."""
-        one_row = Catalogue(
-            catalogue.p_interacted[row : row + 1], _row(catalogue.distribution, row), catalogue.interaction_model
-        )
+        """The best ``n`` items of one row of ``predictions``, leaving out ``exclude`` (inner ids) and items
+        with fewer than ``min_ratings`` ratings in the profiles; each with its score and the parts it is made of."""
+        one_row = _one_row(predictions, row)
         scores = self.scores(one_row, score)[0]
         scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
         scores[self.item_counts < min_ratings] = -np.inf
         ids, best = top_n(scores[None, :], n)
         keep = best[0] > -np.inf
-        items = ids[0][keep]
-        distribution = None if catalogue.distribution is None else catalogue.distribution[row, items]
+        return self.parts(one_row, ids[0][keep], score)
+
+    def parts(self, predictions: Predictions, items: np.ndarray, score: str = mf.SCORES[0]) -> Ranked:
+        """The scores of ``items`` (inner ids, in this order) in the first row of ``predictions`` and what each
+        is made of: P(picked), P(rating ≥ threshold | picked), the expected rating."""
+        items = check_ids(items, self.n_items, "item")
+        one_row = _one_row(predictions, 0)
+        distribution = None if one_row.distribution is None else one_row.distribution[0, items]
         return Ranked(
             items,
-            best[0][keep],
-            np.asarray(catalogue.p_interacted[row, items], dtype=np.float64),
+            self.scores(one_row, score)[0, items],
+            np.asarray(one_row.p_interacted[0, items], dtype=np.float64),
             None if distribution is None else mf.probability_at_least(distribution, self.rating_values, self.threshold),
             None if distribution is None else mf.expected_rating(distribution, self.rating_values),
         )
@@ -647,8 +655,10 @@ def _float64(array: Any, xp: ModuleType) -> Any:
     return xp.asarray(array, dtype=xp.float64)
 
 
-def _row(array: np.ndarray | None, row: int) -> np.ndarray | None:
-    return None if array is None else array[row : row + 1]
+def _one_row(predictions: Predictions, row: int) -> Predictions:
+    """The predictions of one of their users, as a one-row :class:`Predictions`."""
+    distribution = None if predictions.distribution is None else predictions.distribution[row : row + 1]
+    return Predictions(predictions.p_interacted[row : row + 1], distribution, predictions.interaction_model)
 
 
 def csr_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
