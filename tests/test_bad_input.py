@@ -45,7 +45,8 @@ TESTS = Path(__file__).parent
 # A line says what to do when it gives an instruction, states the rule a value must follow, or points to help.
 ADVICE = re.compile(
     r"\b(use|pass|give|choose|retrain|train|try|add|fix|wait|write|rate|put|copy|check|free|restore|upgrade|"
-    r"rerun|run the command|delete|leave out|point|must|should)\b|did you mean|see '",
+    r"rerun|run the command|delete|leave|point|must|should|save|unzip|unpack|decompress|compress|lower|name|drop|"
+    r"rename|move|remove|set|read it|install|keep)\b|did you mean|see '",
     re.IGNORECASE,
 )
 
@@ -447,8 +448,9 @@ CASES = [
          file("ratings.csv", "1,5\njedi,4\n")),
     Case("ratings-line-of-random-bytes", "strict input", FOLD_IN, 1, "holds control characters, so it is not a movie",
          file("ratings.csv", b"1,5\n\x8f\x03\xe7onvent\x11\x9c,4\n")),
-    Case("ratings-file-in-utf-16", "strict input", FOLD_IN, 1, "ratings.csv:1:",
-         file("ratings.csv", "Star Wars (1977),5\n".encode("utf-16"))),
+    Case("ratings-file-in-utf-16-without-a-byte-order-mark", "strict input", FOLD_IN, 1,
+         "ratings.csv looks like UTF-16 text without a byte-order mark, not UTF-8; save it as UTF-8",
+         file("ratings.csv", "Star Wars (1977),5\n".encode("utf-16-le"))),
     Case("ratings-ambiguous-title", "strict input", FOLD_IN, 1, "'heat' matches several movies",
          file("ratings.csv", "heat,4\n")),
     Case("ratings-rating-off-the-scale", "strict input", FOLD_IN, 1, "use one of 1, 2, 3, 4, 5",
@@ -457,7 +459,7 @@ CASES = [
          file("ratings.csv", "1,five\n")),
     Case("ratings-movie-twice", "strict input", FOLD_IN, 1, "again (first at line 1); rate each movie once",
          file("ratings.csv", "1,5\nthe star wars,3\n")),
-    Case("ratings-file-is-a-folder", "strict input", FOLD_IN, 1, "is not a file; give a CSV file",
+    Case("ratings-file-is-a-folder", "strict input", FOLD_IN, 1, "is a folder, not a file; give a CSV file",
          folder("ratings.csv")),
     Case("ratings-file-missing", "strict input", FOLD_IN, 1, "ratings.csv does not exist; check the path"),
     Case("ratings-file-empty", "strict input", FOLD_IN, 1, "holds no ratings; write one 'movie,rating' line",
