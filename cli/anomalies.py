@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import console, echo_json, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import ModelOption, model_path
 
 from recsys_rbm.limits import MAX_TOP
@@ -64,8 +64,6 @@ def anomalies(
         rows.append((rank, raw_ids[user].item(), position, why))
     values = scorer.rating_values
     if as_json:
-        import json
-
         data = {
             "model": str(model),
             "users_scored": int(scored.users.shape[0]),
@@ -93,7 +91,7 @@ def anomalies(
                 for rank, user, position, why in rows
             ],
         }
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
         return
 
     from rich.markup import escape

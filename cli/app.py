@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from recsys_rbm_cli.command import RbmRecGroup
-from recsys_rbm_cli.common import DEBUG_VARIABLE, report, set_debug
+from recsys_rbm_cli.common import DEBUG_VARIABLE, configure_output, report, set_debug
 
 app = typer.Typer(
     name="rbm-rec",
@@ -47,24 +47,43 @@ def global_options(
 ) -> None:
     """Restricted Boltzmann Machines: the MNIST course exercise and a MovieLens recommender."""
     set_debug(debug)
+    configure_output()
 
 
 def main() -> None:
-    """The ``rbm-rec`` entry point: SIGTERM is handled like Ctrl-C, and no error escapes as a traceback.
+    """The ``rbm-rec`` entry point: SIGTERM and SIGHUP are handled like Ctrl-C, and no error escapes as a traceback.
 
     Commands turn their own errors into one line (see ``common.one_line_errors``); this is the net
-    for anything outside them.
+    for anything outside them. Once the command is over, interruptions are ignored and stdout is
+    flushed here, so that neither a late Ctrl-C nor a closed pipe makes Python's exit print a traceback.
     """
-    from recsys_rbm.signals import install_termination_handler
+    from recsys_rbm_cli.terminal import prepare_streams
 
-    install_termination_handler()
+    from recsys_rbm.signals import ignore_interrupts, install_interrupt_handlers
+
+    install_interrupt_handlers()
+    prepare_streams()
     try:
         app()
     except SystemExit:
+        ignore_interrupts()
+        _flush_stdout()
         raise
     except BaseException as error:
+        ignore_interrupts()
         exit_error = report(error)
+        _flush_stdout()
         sys.exit(exit_error.exit_code)
+
+
+def _flush_stdout() -> None:
+    """Flush stdout now; if its reader (a pipe, a terminal) is gone, point it at /dev/null rather than fail at exit."""
+    from recsys_rbm_cli.terminal import silence_stdout
+
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        silence_stdout()
 
 
 # Each command module attaches its command to ``app`` or a sub-app on import. Command modules import

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from recsys_rbm_cli.titles import has_control_characters, match_title
 
+from recsys_rbm.data.text_files import read_text_file
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
+from recsys_rbm.inputs import input_problem
 
 HEADER_RATING_NAMES = {"rating", "ratings", "score", "stars", "value"}  # a first line ending so is a header
 
@@ -133,13 +135,6 @@ class Catalogue:
         )
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
 def _scale(values: np.ndarray) -> str:
     return ", ".join(f"{value:g}" for value in values)
 
@@ -153,10 +148,11 @@ def read_ratings_file(path: Path, catalogue: Catalogue, rating_values: np.ndarra
     ``movie,rating`` is a header; blank lines and lines starting with ``#`` are skipped. Every
     problem is one :class:`DataError` line naming ``file:line`` and what to write instead.
     """
-    if not path.is_file():
-        problem = "does not exist; check the path" if not path.exists() else "is not a file; give a CSV file"
-        raise DataError(f"ratings file {path} {problem}")
-    text = _decode(path.read_bytes())
+    problem = input_problem(path)
+    if problem is not None:
+        advice = "give a CSV file of 'movie,rating' lines" if problem.kind == "folder" else problem.advice
+        raise DataError(f"ratings file {path} {problem.text}; {advice}")
+    text = read_text_file(path, "ratings file").data.decode("utf-8-sig")
     items: list[int] = []
     levels: list[int] = []
     first_line: dict[int, int] = {}  # item -> the line that rated it
@@ -171,7 +167,8 @@ def read_ratings_file(path: Path, catalogue: Catalogue, rating_values: np.ndarra
             raise DataError(f"{path}:{number}: {error}; check the quotes on this line") from None
         if len(fields) < 2:
             raise DataError(
-                f"{path}:{number}: expected 'movie,rating' (a movie id or title, a comma, a rating), found {stripped!r}"
+                f"{path}:{number}: expected 'movie,rating' (a movie id or title, a comma, a rating), "
+                f"found {stripped!r}; write the rating after a comma"
             )
         movie, rating_text = ",".join(fields[:-1]).strip(), fields[-1].strip()
         if may_be_header and rating_text.lower() in HEADER_RATING_NAMES:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -25,8 +27,22 @@ except ImportError:  # pragma: no cover
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-console = Console()
-error_console = Console(stderr=True)
+BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
+
+
+class _Console(Console):
+    """rich's console, ending the command quietly with exit code 141 when the reader of stdout goes away
+    (``rbm-rec recommend … | head``), as a closed pipe ends other tools."""
+
+    def on_broken_pipe(self) -> None:
+        from recsys_rbm_cli.terminal import silence_stdout
+
+        silence_stdout()
+        raise SystemExit(BROKEN_PIPE_EXIT_CODE)
+
+
+console = _Console()
+error_console = _Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,10 +88,56 @@ def debugging() -> bool:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as one line on stderr and return the exit to raise."""
+    """Print ``message`` as one line on stderr and return the exit to raise.
+
+    Whatever the encoding of stderr (see :mod:`recsys_rbm_cli.terminal`); a stderr that cannot be
+    written any more (its terminal closed) loses the line, never the exit code.
+    """
+    from recsys_rbm_cli.terminal import prepare_streams
+
+    prepare_streams()
     line = " ".join(message.split())  # one line, whatever the message held
-    error_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    with contextlib.suppress(OSError):
+        error_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def notice(message: str) -> None:
+    """One ``note:`` line on stderr: something the user should know that is not an error."""
+    line = " ".join(message.split())
+    with contextlib.suppress(OSError):
+        error_console.print(f"[bold]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+class _NoticeHandler(logging.Handler):
+    """The library's log records (``recsys_rbm`` loggers, e.g. leftovers removed) as ``note:`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        notice(record.getMessage())
+
+
+def configure_output() -> None:
+    """For each invocation: streams that never fail on a symbol, a usable width whatever ``COLUMNS`` says, and the
+    library's notices shown as ``note:`` lines (see :mod:`recsys_rbm_cli.terminal`)."""
+    from recsys_rbm_cli.terminal import prepare_streams, spell_for_streams, usable_width
+
+    prepare_streams()
+    spell_for_streams(console, error_console)
+    width = usable_width()
+    console.width = width
+    error_console.width = width
+    library = logging.getLogger("recsys_rbm")
+    if not any(isinstance(handler, _NoticeHandler) for handler in library.handlers):
+        library.addHandler(_NoticeHandler())
+    library.setLevel(logging.INFO)
+
+
+def echo_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout: non-ASCII text as it is where stdout can carry it, else escaped."""
+    import json
+
+    unicode = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("-", "").startswith("utf")
+    typer.echo(json.dumps(data, ensure_ascii=not unicode, indent=2, default=str))
 
 
 def unexpected_error_message(error: BaseException) -> str:
@@ -121,6 +183,11 @@ def report(error: BaseException) -> typer.Exit:
     from recsys_rbm.resources import allocation_failure
     from recsys_rbm.signals import exit_code_of
 
+    if isinstance(error, OSError) and error.errno == errno.EPIPE:  # the reader of stdout went away (| head)
+        from recsys_rbm_cli.terminal import silence_stdout
+
+        silence_stdout()
+        return typer.Exit(BROKEN_PIPE_EXIT_CODE)
     if isinstance(error, KeyboardInterrupt):
         return fail(
             "interrupted; every file is written whole or not at all, so run the command again to finish",

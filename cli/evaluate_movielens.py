@@ -41,7 +41,8 @@ THRESHOLD = 4.0  # a test rating this high or higher is relevant for the ranking
 
 
 def _choices(values: list[str] | None, allowed: tuple[str, ...], option: str) -> list[str]:
-    """Repeated and/or comma-separated choices, in order, without duplicates; an unknown one exits 2."""
+    """Repeated and/or comma-separated choices, in order, without duplicates; an unknown one, or an option given
+    but naming nothing, exits 2."""
     chosen: list[str] = []
     for value in values or []:
         for part in value.split(","):
@@ -56,6 +57,12 @@ def _choices(values: list[str] | None, allowed: tuple[str, ...], option: str) ->
                 )
             if name not in chosen:
                 chosen.append(name)
+    if values and not chosen:  # --folds "" or --models ",": given, yet naming nothing
+        raise fail(
+            f"{option} {','.join(values)!r} names no value; use {', '.join(allowed)}, or leave {option} out for its "
+            "default (see 'rbm-rec evaluate movielens --help')",
+            code=2,
+        )
     return chosen
 
 
@@ -128,7 +135,8 @@ def evaluate_movielens(
     from recsys_rbm_cli.train_recommender import describe_measures
 
     from recsys_rbm.data.movielens import load_movielens
-    from recsys_rbm.outputs import RunOutput
+    from recsys_rbm.data.paths import dataset_files
+    from recsys_rbm.outputs import RunOutput, check_distinct
     from recsys_rbm.recommender.baselines import EASE, BiasBaseline, GlobalMean, MostPopular
     from recsys_rbm.recommender.evaluation import TrainOnValidationToo, evaluate
     from recsys_rbm.recommender.model import RBMRecommender
@@ -154,6 +162,7 @@ def evaluate_movielens(
         device=device,
     )
     target = json_out if json_out is not None else Path("runs") / f"evaluate-movielens-{dataset.value}.json"
+    check_distinct({"--json-out": target}, [("--config", config), *dataset_files(data_dir, (dataset.value,))])
     if model_kind is None and "model" not in (read_config_table(config) if config is not None else {}):
         rbms = [settings.with_defaults_of("joint"), settings.with_defaults_of("ratings")]  # the ranker and the rater
     else:

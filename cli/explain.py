@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import console, echo_json, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import ModelOption, Score, TopOption, model_path
 
 
@@ -38,13 +38,14 @@ def explain(
     """
     import numpy as np
     from recsys_rbm_cli.catalogue import Catalogue
-    from recsys_rbm_cli.recommend import score_meaning, typed_user
+    from recsys_rbm_cli.recommend import check_score, score_meaning, typed_user
 
     from recsys_rbm.recommender.scorer import Scorer
 
     model = model_path(model)
     scorer = Scorer.load(model)
     warn_if_unfinished(scorer.metadata, model)
+    check_score(scorer, score)
     catalogue = Catalogue.of(scorer.state.item_ids.raw_ids, scorer.metadata)
     raw_user = typed_user(scorer, user)
     inner = int(scorer.state.user_ids.to_inner([raw_user])[0])
@@ -57,8 +58,6 @@ def explain(
     rows = [(int(rated[j]), float(values[j]), float(effects[j])) for j in order]
     already = bool(np.isin(item, rated))
     if as_json:
-        import json
-
         data = {
             "model": str(model),
             "user": raw_user,
@@ -72,7 +71,7 @@ def explain(
                 for other, rating, effect in rows
             ],
         }
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
         return
 
     from rich.markup import escape

@@ -6,15 +6,19 @@ Torch-free like ``recommend``: block Gibbs sampling runs in NumPy through the on
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import console, echo_json, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import ModelOption, model_path
 
 from recsys_rbm.limits import MAX_SEED, MAX_TOP
+
+if TYPE_CHECKING:
+    import numpy as np
+    from recsys_rbm_cli.catalogue import Catalogue
 
 MAX_PROFILES = 10_000
 MAX_STEPS = 100_000
@@ -86,6 +90,7 @@ def imagine(
     catalogue = Catalogue.of(scorer.state.item_ids.raw_ids, scorer.metadata)
     liked = np.asarray([catalogue.find(text) for text in likes or []], dtype=np.int64)
     disliked = np.asarray([catalogue.find(text) for text in dislikes or []], dtype=np.int64)
+    check_held(catalogue, liked, disliked, scorer.is_implicit)
     profiles = sample(scorer, liked, disliked, n=n, steps=steps, seed=seed)  # (n, items) levels, -1 not picked
     values = scorer.rating_values
     held = np.zeros(scorer.n_items, dtype=bool)
@@ -99,8 +104,6 @@ def imagine(
         mean = float(values[levels[picked]].mean()) if picked.size else float("nan")
         summaries.append((picked, shown[order], mean))
     if as_json:
-        import json
-
         data = {
             "model": str(model),
             "likes": [catalogue.record(int(i)) for i in liked],
@@ -119,7 +122,7 @@ def imagine(
                 for levels, (picked, ordered, mean) in zip(profiles, summaries, strict=True)
             ],
         }
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
         return
 
     from rich.markup import escape
@@ -138,3 +141,27 @@ def imagine(
         for item in ordered[:top]:
             table.add_row(escape(catalogue.label(int(item))), f"{values[levels[item]]:g}")
         console.print(table)
+
+
+def check_held(catalogue: Catalogue, liked: np.ndarray, disliked: np.ndarray, implicit: bool) -> None:
+    """The movies to hold, checked in the user's terms (titles, options) before any sampling."""
+    from recsys_rbm_cli.common import fail
+
+    for option, items in (("--likes", liked), ("--dislikes", disliked)):
+        seen: set[int] = set()
+        for item in items.tolist():
+            if item in seen:
+                raise fail(f"{catalogue.describe(item)} is given twice to {option}; give each movie once", code=2)
+            seen.add(item)
+    both = sorted(set(liked.tolist()) & set(disliked.tolist()))
+    if both:
+        raise fail(
+            f"{catalogue.describe(both[0])} is in both --likes and --dislikes; give each movie to one of them",
+            code=2,
+        )
+    if implicit and len(disliked):
+        raise fail(
+            "--dislikes needs a model of ratings, and this model was trained on implicit feedback (which movies "
+            "users picked, not how they rated them); leave --dislikes out",
+            code=2,
+        )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import OverwriteOption, console, one_line_errors
+from recsys_rbm_cli.common import OverwriteOption, console, echo_json, one_line_errors
 
 
 @app.command("info", cls=RbmRecCommand)
@@ -27,26 +27,37 @@ def info(
     """Print what a model file holds: the data it was trained on, its size and settings, its validation and
     test figures, and its training curve.
 
+    The whole file is verified first, as every command that uses a model does: its size against its
+    header, every tensor's dtype and shape, and the checksum over the metadata and the tensors.
+
     Example: rbm-rec info runs/movielens-ml-100k.safetensors --plot curve.png
     """
-    from recsys_rbm.checkpoint_files import read_metadata
+    from safetensors.numpy import load_file
+
+    from recsys_rbm.checkpoint_files import model_file, read_verified
 
     if plot is not None:
-        from recsys_rbm.outputs import check_new_output
+        from recsys_rbm.outputs import check_distinct, check_new_output
 
+        check_distinct({"--plot": plot}, {"the model": model_file(model)})
         check_new_output(plot, overwrite, option="--plot", example="curve.png")
-    metadata = read_metadata(model)
+    _, metadata = read_verified(model, None, load_file)
     curve = training_curve(metadata)
     if plot is not None:
         draw_curve(curve, plot, str(metadata.get("name") or metadata.get("kind")))
     if as_json:
-        import json
-
-        typer.echo(json.dumps(metadata, ensure_ascii=False, indent=2, default=str))
+        echo_json(metadata)
         return
     print_info(model, metadata, curve)
     if plot is not None:
         console.print(f"Drew the training curve to {plot}.", highlight=False)
+
+
+def shown_number(value: Any, spec: str) -> str:
+    """``value`` formatted by ``spec`` when it is a number, else ``?`` (an old or foreign model's odd field)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "?"
+    return format(value, spec)
 
 
 def training_curve(metadata: dict[str, Any]) -> list[dict[str, Any]]:
@@ -80,9 +91,9 @@ def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]
     if metadata.get("kind") in ("recommender-rbm", "movielens-rbm"):
         row(
             "size",
-            f"{metadata.get('n_users', '?'):,} users × {metadata.get('n_items', '?'):,} items, "
+            f"{shown_number(metadata.get('n_users'), ',')} users × {shown_number(metadata.get('n_items'), ',')} items, "
             f"{metadata.get('n_hidden')} hidden units, {metadata.get('mode')}-based, rating values "
-            f"{', '.join(f'{v:g}' for v in metadata.get('rating_values', []))}",
+            f"{', '.join(shown_number(v, 'g') for v in metadata.get('rating_values', []))}",
         )
         parts = metadata.get("profile_ratings")
         if isinstance(parts, dict) and all(isinstance(v, int) for v in parts.values()):
@@ -90,7 +101,7 @@ def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]
 
             row("ratings", describe_parts(parts))
         else:  # written before profiles: the training ratings were all it knew
-            row("ratings", f"trained on {metadata.get('n_train_ratings', 0):,}")
+            row("ratings", f"trained on {shown_number(metadata.get('n_train_ratings', 0), ',')}")
     else:
         row("size", f"{metadata.get('n_hidden')} hidden units")
     dataset = metadata.get("dataset") or metadata.get("data") or {}
@@ -122,16 +133,16 @@ def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]
             f"{baseline.get('name')}: {str(baseline.get('measure')).replace('_', ' ')} {baseline['value']:.4f}",
         )
     if isinstance(metrics.get("test_rmse"), (int, float)):
-        row("test RMSE / MAE", f"{metrics['test_rmse']:.4f} / {metrics.get('test_mae', float('nan')):.4f}")
+        row("test RMSE / MAE", f"{metrics['test_rmse']:.4f} / {shown_number(metrics.get('test_mae'), '.4f')}")
     ranking = metrics.get("test_ranking")
     if isinstance(ranking, dict) and isinstance(ranking.get("ndcg"), (int, float)):
         row(
             "test ranking",
-            f"NDCG@{ranking.get('k')} {ranking['ndcg']:.4f}, P {ranking.get('precision', float('nan')):.4f}, "
-            f"coverage {ranking.get('coverage', float('nan')):.4f}",
+            f"NDCG@{ranking.get('k')} {ranking['ndcg']:.4f}, P {shown_number(ranking.get('precision'), '.4f')}, "
+            f"coverage {shown_number(ranking.get('coverage'), '.4f')}",
         )
     if metadata.get("fit_seconds") is not None:
-        row("training time", f"{metadata['fit_seconds']:.1f} s")
+        row("training time", f"{shown_number(metadata['fit_seconds'], '.1f')} s")
     row("package version", metadata.get("package_version"))
     console.print(table, highlight=False)
     if curve:
@@ -144,14 +155,17 @@ def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]
         history.add_column("s", justify="right")
         for point in last:
             cells = [str(point.get("epoch"))]
-            cells += ["" if point.get(name) is None else f"{point[name]:.4f}" for name in names]
-            cells.append("" if point.get("seconds") is None else f"{point['seconds']:.2f}")
+            cells += ["" if point.get(name) is None else shown_number(point[name], ".4f") for name in names]
+            cells.append("" if point.get("seconds") is None else shown_number(point["seconds"], ".2f"))
             history.add_row(*cells)
         console.print(history)
 
 
 def draw_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
     """Every measure per epoch, one panel each, saved atomically as a PNG."""
+    from recsys_rbm.matplotlib_home import ensure_config_dir
+
+    ensure_config_dir()  # before matplotlib is imported: a read-only home must cost no warning
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,10 +178,11 @@ def draw_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
     if not names:
         raise RecsysRBMError("the model records no training curve to draw (no per-epoch history); retrain it")
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
-    epochs = [point["epoch"] for point in curve]
+    epochs = [point["epoch"] if isinstance(point["epoch"], int) else n for n, point in enumerate(curve, start=1)]
     for axis, name in zip(axes[0], names, strict=True):
         values = [point.get(name) for point in curve]
-        axis.plot(epochs, [float("nan") if v is None else v for v in values], marker=".")
+        numbers = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan") for v in values]
+        axis.plot(epochs, numbers, marker=".")
         axis.set_title(name.replace("_", " "), fontsize=10)
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)

@@ -157,10 +157,11 @@ def mnist_figures(
         SampleSettings,
         check_figure_outputs,
         check_hidden_sizes,
+        figure_paths,
         load_binarized_mnist,
         run_mnist_figures,
     )
-    from recsys_rbm.outputs import probe_writable
+    from recsys_rbm.outputs import check_distinct, probe_writable
     from recsys_rbm.runtime import resolve_device
 
     sizes = list(hidden) if hidden else list(DEFAULT_HIDDEN)
@@ -180,6 +181,7 @@ def mnist_figures(
     samples = SampleSettings(every=sample_every)
     diversity = DiversitySettings(n_chains=diversity_chains, steps=diversity_steps)
     torch_device = resolve_device(device)
+    check_distinct([("--output", path) for path in figure_paths(output, sizes)], {"--config": config})
     check_figure_outputs(output, sizes, overwrite)  # before any work: the figures, then the checkpoints' folder
     probe_writable(checkpoint_dir / "model.safetensors", "--checkpoint-dir")
     downloads, on_download = download_progress(console)

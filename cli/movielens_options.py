@@ -6,7 +6,6 @@ module and must start fast (no torch, numpy or polars here).
 
 from __future__ import annotations
 
-import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -210,23 +209,17 @@ def parse_cd_schedule(text: str) -> list[list[int]]:
         return pairs
     except ValueError:
         raise ConfigError(
-            f"--cd-schedule {text!r} is not a list of EPOCH:T pairs such as 0:1,15:3,25:5,35:9 (or one number)"
+            f"--cd-schedule {text!r} is not a list of EPOCH:T pairs; give pairs such as 0:1,15:3,25:5,35:9 "
+            "(or one number)"
         ) from None
 
 
 def read_config_table(path: Path) -> dict[str, Any]:
-    """The ``[recommender]`` table of a TOML file (empty when the file has none)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; check the path, or leave out --config") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        reason = " ".join(str(error).split())
-        raise ConfigError(f"config file {path} is not valid TOML ({reason}); fix that line") from None
-    table = data.get(CONFIG_TABLE, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"config file {path}: '{CONFIG_TABLE}' must be a table")
-    return table
+    """The ``[recommender]`` table of a TOML file; anything else in the file is an error (see
+    :func:`recsys_rbm.config.config_table`)."""
+    from recsys_rbm.config import config_table, read_toml
+
+    return config_table(path, read_toml(path), CONFIG_TABLE, RecommenderConfig)
 
 
 def recommender_config(config_file: Path | None, *, cd_schedule: str | None, **options: Any) -> RecommenderConfig:

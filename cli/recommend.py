@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import OverwriteOption, console, fail, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import OverwriteOption, console, echo_json, fail, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import MinRatingsOption, ModelOption, Score, TopOption, model_path
 
 if TYPE_CHECKING:
@@ -125,12 +125,15 @@ def recommend(
         if ratings is not None:
             raise fail("--output writes the lists of training users; give --user, --users or --all-users", code=2)
         check_output_format(output)
-        from recsys_rbm.outputs import check_new_output
+        from recsys_rbm.checkpoint_files import model_file
+        from recsys_rbm.outputs import check_distinct, check_new_output
 
+        check_distinct({"--output": output}, {"--users": users_file, "the model": model_file(model_path(model))})
         check_new_output(output, overwrite, example="recs.csv")  # before any work
     model = model_path(model)
     scorer = Scorer.load(model)
     warn_if_unfinished(scorer.metadata, model)
+    check_score(scorer, score)
     catalogue = Catalogue.of(scorer.state.item_ids.raw_ids, scorer.metadata)
     if output is not None or (user is not None and len(user) > 1):
         chosen = _chosen_users(scorer, user, users_file, all_users)
@@ -217,21 +220,30 @@ def _chosen_users(scorer: Scorer, user: list[str] | None, users_file: Path | Non
     ids = scorer.state.user_ids
     if all_users:
         return ids.raw_ids.tolist()
-    texts = list(user or [])
-    if users_file is not None:
-        from recsys_rbm.errors import DataError
+    if users_file is None:
+        raw = [typed_user(scorer, text) for text in user or []]
+        ids.to_inner(raw)
+        return raw
+    from recsys_rbm.data.text_files import read_text_file
+    from recsys_rbm.errors import DataError, UnknownIdError
+    from recsys_rbm.inputs import require_regular
 
-        if not users_file.is_file():
-            raise DataError(f"users file {users_file} does not exist or is not a file; check the path")
-        lines = [line.strip() for line in users_file.read_text(encoding="utf-8-sig").splitlines()]
-        lines = [line.split(",")[0].strip() for line in lines if line and not line.startswith("#")]
-        if lines and lines[0].lower() in ("user", "userid", "user_id"):
-            lines = lines[1:]
-        if not lines:
-            raise DataError(f"users file {users_file} lists no user; write one user id per line")
-        texts = lines
-    raw = [typed_user(scorer, text) for text in texts]
-    ids.to_inner(raw)
+    require_regular(users_file, "users file")
+    text = read_text_file(users_file, "users file").data.decode("utf-8-sig")
+    lines = [(number, line.split(",")[0].strip()) for number, line in enumerate(text.splitlines(), start=1)]
+    lines = [(number, line) for number, line in lines if line and not line.startswith("#")]
+    if lines and lines[0][1].lower() in ("user", "userid", "user_id"):
+        lines = lines[1:]
+    if not lines:
+        raise DataError(f"users file {users_file} lists no user; write one user id per line")
+    raw = []
+    for number, line in lines:
+        value = typed_user(scorer, line, f"{users_file}:{number}:")
+        try:
+            ids.to_inner([value])
+        except UnknownIdError as error:
+            raise DataError(f"{users_file}:{number}: {error}") from None
+        raw.append(value)
     return raw
 
 
@@ -303,8 +315,19 @@ def write_lists(
     )
 
 
-def typed_user(scorer: Scorer, text: str) -> int | str:
-    """A --user value typed as the model's user ids: an integer for integer ids (else a one-line error), or text."""
+def check_score(scorer: Scorer, score: Score) -> None:
+    """A --score the model can give: a score of ratings needs a model that was given ratings."""
+    if scorer.is_implicit and score in (Score.p_high, Score.expected):
+        raise fail(
+            f"--score {score.value} needs a model of ratings, and this model was trained on implicit feedback "
+            "(which items users picked, not how they rated them); use --score p_liked or p_interacted",
+            code=2,
+        )
+
+
+def typed_user(scorer: Scorer, text: str, origin: str = "--user") -> int | str:
+    """A --user value (or a line of ``origin``, a users file) typed as the model's user ids: an integer for
+    integer ids (else a one-line error), or text."""
     from recsys_rbm.data.ids import is_canonical_integer
 
     ids = scorer.state.user_ids
@@ -312,7 +335,7 @@ def typed_user(scorer: Scorer, text: str) -> int | str:
         return text
     if not is_canonical_integer(text.strip()):
         low, high = (int(ids.raw_ids[0]), int(ids.raw_ids[-1])) if len(ids) else (0, 0)
-        raise fail(f"--user {text!r} is not a user id: this model's user ids are integers {low}..{high}; give one", 2)
+        raise fail(f"{origin} {text!r} is not a user id: this model's user ids are integers {low}..{high}; give one", 2)
     return int(text.strip())
 
 
@@ -411,8 +434,6 @@ def _print_json(
     ranked: Ranked,
     because: list[list[int]],
 ) -> None:
-    import json
-
     def optional(values: Any, rank: int) -> float | None:
         return None if values is None else round(float(values[rank]), 8)
 
@@ -440,4 +461,4 @@ def _print_json(
             for rank, item in enumerate(ranked.items.tolist())
         ],
     }
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    echo_json(data)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import console, echo_json, one_line_errors, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import MinRatingsOption, ModelOption, TopOption, model_path
 
 
@@ -55,8 +55,6 @@ def similar(
     keep = popularity[ids] >= min_ratings
     ids, cosines = ids[keep][:top].tolist(), cosines[keep][:top].tolist()
     if as_json:
-        import json
-
         data = {
             "model": str(model),
             "movie": catalogue.record(item),
@@ -65,7 +63,7 @@ def similar(
                 for rank, (other, cosine) in enumerate(zip(ids, cosines, strict=True), start=1)
             ],
         }
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
         return
 
     from rich.markup import escape

@@ -97,9 +97,11 @@ def train_mnist(
         learning_rate=learning_rate,
         seed=seed,
     )
-    from recsys_rbm.data.paths import models_dir
+    from recsys_rbm.data.paths import dataset_files, models_dir
+    from recsys_rbm.outputs import check_distinct
 
     target = tensor_path(output if output is not None else models_dir() / f"mnist-h{hidden}.safetensors")
+    check_distinct({"--output": target}, [("--config", config), *dataset_files(data_dir, ("mnist",))])
     with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
         torch_device = resolve_device(device) if parallel is None else parallel.device
         downloads, on_download = download_progress(console)

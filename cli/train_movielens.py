@@ -134,7 +134,11 @@ def train_movielens(
         device=device,
     )
     split_name = split.value
+    from recsys_rbm.data.paths import dataset_files
+    from recsys_rbm.outputs import check_distinct
+
     target = checkpoint_path(output, default_output(dataset.value))
+    check_distinct({"--output": target}, [("--config", config), *dataset_files(data_dir, (dataset.value,))])
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
     with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
         if parallel is not None:
@@ -158,7 +162,15 @@ def train_movielens(
             f"{len(chosen.validation):,} validation, {len(chosen.test):,} test ratings.",
             highlight=False,
         )
-        train_and_save(model, chosen, run, checkpoint_metadata(data), parallel)
+        train_and_save(
+            model,
+            chosen,
+            run,
+            checkpoint_metadata(data),
+            parallel,
+            source=f"MovieLens {data.name}",
+            validation_fraction=VALIDATION_FRACTION,
+        )
 
 
 def make_split(data: MovieLensDataset, name: str, seed: int) -> Split:

@@ -156,6 +156,7 @@ def train_ratings(
     from recsys_rbm_cli.processes import training_run
 
     from recsys_rbm.data.tables import read_items_table, read_ratings_table
+    from recsys_rbm.recommender.adequacy import check_rating_column
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import full_split, random_split
 
@@ -174,8 +175,10 @@ def train_ratings(
         device=device,
     )
     from recsys_rbm.data.paths import models_dir
+    from recsys_rbm.outputs import check_distinct
 
     target = checkpoint_path(output, models_dir() / f"ratings-{path.stem}.safetensors")
+    check_distinct({"--output": target}, {"the ratings table": path, "--items": items, "--config": config})
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
     with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
         if parallel is not None:
@@ -190,6 +193,7 @@ def train_ratings(
             scale=scale,
             duplicates=duplicates.value,
         )
+        check_rating_column(table, implicit)
         show_table(table)
         movies = read_items_table(items, like=table.ratings.item_ids) if items is not None else None
         if movies is not None:
@@ -210,7 +214,15 @@ def train_ratings(
             f"{len(split.validation):,} validation, {len(split.test):,} test ratings.",
             highlight=False,
         )
-        train_and_save(model, split, run, checkpoint_metadata(table, movies), parallel)
+        train_and_save(
+            model,
+            split,
+            run,
+            checkpoint_metadata(table, movies),
+            parallel,
+            source=str(path),
+            validation_fraction=VALIDATION_FRACTION,
+        )
 
 
 def show_table(table: RatingsTable) -> None:

@@ -17,6 +17,7 @@ from recsys_rbm_cli.movielens_options import describe_schedule
 
 if TYPE_CHECKING:
     from recsys_rbm.distributed import Parallel
+    from recsys_rbm.errors import OutputError
     from recsys_rbm.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import Split
@@ -35,21 +36,28 @@ def train_and_save(
     run: RunOutput | None,
     metadata: dict[str, Any],
     parallel: Parallel | None = None,
+    *,
+    source: str = "the ratings",
+    validation_fraction: float = 0.05,
 ) -> None:
     """Fit ``model`` on ``split`` (early stopping on its validation part), saving each best epoch to the run's
     own file and moving it onto ``run.target`` at the end (see :class:`recsys_rbm.outputs.RunOutput`).
 
     ``metadata`` (what the data was: ``{"dataset": ..., "movies": ...}``) goes into every
-    checkpoint with the split, the metrics so far and whether training completed. The memory the
-    model needs is checked first. Under torchrun (``parallel``) every process trains its share; only
-    the one holding ``run`` (rank 0; the others get ``None``) saves, evaluates and sums up.
+    checkpoint with the split, the metrics so far and whether training completed. The data is
+    checked first (:func:`recsys_rbm.recommender.adequacy.check_trainable`: ``source`` names it in
+    the messages), then the memory the model needs; a validation measure that is not a number ends
+    the run with one line. Under torchrun (``parallel``) every process trains its share; only the
+    one holding ``run`` (rank 0; the others get ``None``) saves, evaluates and sums up.
     """
     from recsys_rbm_cli.processes import describe
 
+    from recsys_rbm.recommender.adequacy import check_measured, check_trainable
     from recsys_rbm.resources import check_recommender_memory
     from recsys_rbm.signals import deferred_interrupts
 
     settings = model.config
+    check_trainable(split, settings, source, validation_fraction)
     check_recommender_memory(settings, split.train.n_users, split.train.n_items, split.train.n_levels)
     console.print(
         f"Training {model.name} with {settings.n_hidden} hidden units on {model.device}{describe(parallel)}: "
@@ -63,14 +71,18 @@ def train_and_save(
 
     def save(metrics: dict[str, Any], complete: bool) -> None:
         extra = {**metadata, **run_metadata(split, metrics, complete)}
-        with deferred_interrupts():  # the checkpoint and the record of it, whole, before Ctrl-C takes effect
-            model.save(run.partial, extra_metadata=extra)
-            record = model.best_record
-            saved.update(epoch=model.best_epoch, measures={} if record is None else dict(record.measures))
+        try:
+            with deferred_interrupts():  # the checkpoint and the record of it, whole, before Ctrl-C takes effect
+                model.save(run.partial, extra_metadata=extra)
+                record = model.best_record
+                saved.update(epoch=model.best_epoch, measures={} if record is None else dict(record.measures))
+        except OSError as error:
+            raise save_failed(run, saved, error) from None
 
     bar = progress_bar(transient=True)
 
     def on_epoch(record: Any) -> None:
+        check_measured(record.measures, model.validation_measure, record.epoch, source)
         if record.is_best and run is not None:  # saved before it is reported as saved
             save({"validation": dict(record.measures)}, complete=False)
         marker = "  [green]best, saved[/]" if record.is_best else ""
@@ -83,21 +95,20 @@ def train_and_save(
         bar.update(task, completed=record.epoch, note=best)
 
     task = bar.add_task("epochs", total=settings.epochs, note="")
-    try:
+    try:  # an interruption anywhere before the commit keeps the best epoch saved so far, and says where
         with bar:
             model.fit(split.train, split.validation, progress=on_epoch, parallel=parallel)
+        if run is None:
+            return
+        metrics = evaluate_on_test(model, split)
+        if len(split.test):
+            model.add_to_profiles(split.test)  # measured; from now on the users' lists know these ratings too
+        save(metrics, complete=True)
+        run.commit()
     except KeyboardInterrupt as interrupt:
         if run is None:
             raise
         raise interrupted(run, saved, interrupt) from None
-    if run is None:
-        return
-
-    metrics = evaluate_on_test(model, split)
-    if len(split.test):
-        model.add_to_profiles(split.test)  # measured; from now on the users' lists know these ratings too
-    save(metrics, complete=True)
-    run.commit()
     print_summary(model, split, metrics, run.target)
 
 
@@ -147,6 +158,18 @@ def interrupted(run: RunOutput, saved: dict[str, Any], interrupt: KeyboardInterr
         "use that file with --model, or delete it",
         code,
     )
+
+
+def save_failed(run: RunOutput, saved: dict[str, Any], error: OSError) -> OutputError:
+    """The one line for a save the file system refused (a full disk): what survived, where, and what to do.
+
+    The run's file is placed or kept first (:meth:`RunOutput.settle`), so the line can say where
+    the best model so far is; the target, if it existed, is never touched by a failed save.
+    """
+    from recsys_rbm.errors import OutputError
+
+    run.settle()
+    return OutputError(run.unsaved_message(error, f"the best model so far (epoch {saved.get('epoch')})"))
 
 
 def run_metadata(split: Split, metrics: dict[str, Any], complete: bool) -> dict[str, Any]:

@@ -29,7 +29,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The temporary file is flushed to disk before the rename, and the folder after it, so a crash
     leaves either the old file or the new one, never a torn mix. On any error (Ctrl-C and SIGTERM
-    included) the temporary file is removed and ``path`` is left as it was.
+    included) the temporary file is removed and ``path`` is left as it was; a failure of the file
+    system (a full disk, an I/O error), whichever library wrote, comes out as an ``OSError`` naming
+    ``path`` (see :func:`as_os_error`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -48,10 +50,37 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fsync_file(temporary)
         os.replace(temporary, target)
         fsync_folder(target.parent)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        translated = as_os_error(error, target, temporary)
+        if translated is not None:
+            raise translated from None
         raise
+
+
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)|\bcode: (\d+)|\[Errno (\d+)\]")
+
+
+def as_os_error(error: BaseException, target: Path, temporary: Path | None = None) -> OSError | None:
+    """``error`` as an ``OSError`` naming ``target``, when it is a file-system failure worth naming that way.
+
+    An ``OSError`` without a file name, or naming the hidden ``temporary``, gets ``target``'s; an
+    error of another library that carries an OS error code in its text (safetensors'
+    ``IoError(Os { code: 28 ... })``, polars's ``(os error 28)``) becomes that ``OSError``. Anything
+    else is ``None``: it is not about the file system.
+    """
+    if isinstance(error, OSError):
+        if error.errno is None or error.filename not in (None, str(temporary) if temporary else None):
+            return None
+        return OSError(error.errno, error.strerror or os.strerror(error.errno), str(target))
+    if not isinstance(error, Exception):
+        return None
+    match = _OS_ERROR_CODE.search(str(error))
+    if match is None:
+        return None
+    code = int(next(group for group in match.groups() if group))
+    return OSError(code, os.strerror(code), str(target))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

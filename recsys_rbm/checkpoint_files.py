@@ -24,6 +24,7 @@ file only) is still read, with its own checks; it is never written.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -35,6 +36,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 from recsys_rbm.errors import CheckpointError
+from recsys_rbm.inputs import input_problem, open_regular, read_regular_bytes
 
 FORMAT = "recsys_rbm.checkpoint"
 FORMAT_VERSION = 2
@@ -58,13 +60,57 @@ DTYPE_CODES = {
     "float64": "F64",
 }
 
+DTYPE_SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "U16": 2, "I16": 2, "F16": 2, "U32": 4, "I32": 4, "F32": 4}
+DTYPE_SIZES |= {"U64": 8, "I64": 8, "F64": 8}
+
+# The metadata fields rbm-rec itself writes (a caller's extra metadata may not override them) and what each
+# holds: a file that claims the format but holds something else here was not written by rbm-rec. Absent
+# fields are allowed (old models lack some); what callers add (dataset, split, metrics …) is theirs.
+_WHOLE = (int,)
+_NUMBER = (int, float)
+FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "kind": ((str,), "text"),
+    "name": ((str,), "text"),
+    "mode": ((str,), "text"),
+    "model": ((str,), "text"),
+    "n_users": (_WHOLE, "a whole number"),
+    "n_items": (_WHOLE, "a whole number"),
+    "n_hidden": (_WHOLE, "a whole number"),
+    "n_levels": (_WHOLE, "a whole number"),
+    "n_train_ratings": (_WHOLE, "a whole number"),
+    "seed": (_WHOLE, "a whole number"),
+    "epoch": (_WHOLE, "a whole number"),
+    "best_epoch": ((*_WHOLE, type(None)), "a whole number or null"),
+    "best_validation": ((*_NUMBER, type(None)), "a number or null"),
+    "fit_seconds": ((*_NUMBER, type(None)), "a number or null"),
+    "like_threshold": ((*_NUMBER, type(None)), "a number or null"),
+    "rating_values": ((list,), "a list of numbers"),
+    "history": ((list,), "a list"),
+    "config": ((dict,), "a table"),
+    "train_config": ((dict,), "a table"),
+    "visible_units": ((dict,), "a table"),
+    "tensor_shapes": ((dict,), "a table"),
+}
+
 T = TypeVar("T")
 
 
 def tensor_path(path: str | Path) -> Path:
     """The checkpoint file for a path given with or without its ``.safetensors`` suffix."""
     path = Path(path)
+    if path.name in ("", ".", ".."):  # "", ".", "/": a folder, no file name to give the suffix to
+        raise CheckpointError(f"model path {str(path)!r} names no file; give a file path such as model.safetensors")
     return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+def model_file(path: str | Path) -> Path:
+    """The file to read for a model path: as :func:`tensor_path`, except that a path given without the
+    suffix names itself when only it exists (``-m mymodel`` reads ``mymodel``, or a link, pipe or device
+    of that name, which is then reported as what it is)."""
+    given, suffixed = Path(path), tensor_path(path)
+    if given != suffixed and (given.exists() or given.is_symlink()) and not suffixed.exists():
+        return given
+    return suffixed
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -135,8 +181,26 @@ def _missing(target: Path) -> CheckpointError:
     return CheckpointError(f"model file {target} does not exist; train one first or pass the right --model path")
 
 
+def _open_model(target: Path) -> BinaryIO:
+    """The model file opened for reading, never blocking: a missing file, a folder, a pipe or a device is one line."""
+    problem = input_problem(target)
+    if problem is not None and problem.kind == "missing":
+        raise _missing(target)
+    if problem is not None and problem.kind == "folder":
+        raise CheckpointError(f"{target} is a folder, not a model file; pass the model's .safetensors path")
+    if problem is not None:
+        raise CheckpointError(f"model file {target} {problem.text}; {problem.advice}, or pass the right --model path")
+    try:
+        return open_regular(target, "model file", CheckpointError)
+    except CheckpointError:
+        if not target.exists():  # replaced or removed meanwhile
+            raise _missing(target) from None
+        raise
+
+
 def _read_header(handle: BinaryIO, target: Path) -> dict[str, Any]:
-    """The JSON header of an open safetensors file (tensor table and ``__metadata__``)."""
+    """The JSON header of an open safetensors file (tensor table and ``__metadata__``), its layout checked
+    against the file's size (see :func:`_check_layout`)."""
     size = os.fstat(handle.fileno()).st_size
     prefix = handle.read(8)
     length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
@@ -151,7 +215,47 @@ def _read_header(handle: BinaryIO, target: Path) -> dict[str, Any]:
         header = None
     if not isinstance(header, dict):
         raise CheckpointError(f"{target} has a corrupt safetensors header; retrain it or restore a good copy")
+    _check_layout(target, header, size - 8 - length)
     return header
+
+
+def _check_layout(target: Path, header: Mapping[str, Any], data_bytes: int) -> None:
+    """Every tensor's dtype, shape and byte range agree, the ranges tile the data exactly, and the file holds
+    all of it: a file cut short (a full disk, an interrupted copy) or padded is caught from the header alone."""
+    ranges = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        entry = entry if isinstance(entry, dict) else {}
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in DTYPE_SIZES:
+            raise CheckpointError(
+                f"{target}: tensor {name!r} has dtype {dtype!r}, which rbm-rec models never hold; "
+                "pass a model written by rbm-rec, or retrain it"
+            )
+        whole = [value for value in (shape or []) if isinstance(value, int) and value >= 0]
+        bounds = [value for value in (offsets or []) if isinstance(value, int) and value >= 0]
+        if not isinstance(shape, list) or len(whole) != len(shape) or len(bounds) != 2 or bounds[0] > bounds[1]:
+            raise CheckpointError(f"{target} has a corrupt safetensors header; retrain it or restore a good copy")
+        if bounds[1] - bounds[0] != DTYPE_SIZES[dtype] * int(np.prod(shape, dtype=np.int64)):
+            raise CheckpointError(
+                f"{target}: tensor {name!r} takes {bounds[1] - bounds[0]} bytes, not the {DTYPE_SIZES[dtype]} × "
+                f"{shape} its header gives; the file is corrupt: retrain it or restore a good copy"
+            )
+        ranges.append((bounds[0], bounds[1]))
+    ranges.sort()
+    expected = ranges[-1][1] if ranges else 0
+    if expected > data_bytes:
+        raise CheckpointError(
+            f"{target} is truncated: its header describes {expected:,} bytes of tensors but only {data_bytes:,} "
+            "follow it (the file was cut short: a full disk or an interrupted copy); retrain it or restore a good copy"
+        )
+    tiled = all(end == start for (_, end), (start, _) in itertools.pairwise(ranges))
+    if expected < data_bytes or not tiled or (ranges and ranges[0][0] != 0):
+        raise CheckpointError(
+            f"{target} is corrupt: its tensors do not fill the file as its header says; "
+            "retrain it or restore a good copy"
+        )
 
 
 def _checked_metadata(target: Path, stored: Mapping[str, Any], expected_kind: str | None) -> dict[str, Any]:
@@ -169,8 +273,27 @@ def _checked_metadata(target: Path, stored: Mapping[str, Any], expected_kind: st
     if not isinstance(metadata, dict) or not isinstance(stored.get("content_sha256"), str):
         raise CheckpointError(f"{target} has corrupt recsys_rbm metadata; retrain it or restore a good copy")
     metadata["content_sha256"] = stored["content_sha256"]
+    _check_fields(target, metadata)
     _check_kind(target, metadata, expected_kind)
     return metadata
+
+
+def _check_fields(target: Path, metadata: Mapping[str, Any]) -> None:
+    """The metadata fields the commands read hold what rbm-rec writes there (see :data:`FIELD_TYPES`)."""
+    for name, (types, expected) in FIELD_TYPES.items():
+        if name not in metadata:
+            continue
+        value = metadata[name]
+        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if name == "rating_values" and not wrong:
+            wrong = not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if wrong:
+            shown = json.dumps(value, default=str)
+            shown = shown if len(shown) <= 40 else shown[:40] + "…"
+            raise CheckpointError(
+                f"{target} claims to be an rbm-rec model, but its metadata field {name!r} holds {shown}, not "
+                f"{expected}: it was not written by rbm-rec; pass a model written by 'rbm-rec train', or retrain it"
+            )
 
 
 def _check_kind(target: Path, metadata: Mapping[str, Any], expected_kind: str | None) -> None:
@@ -188,14 +311,9 @@ def _ours(header: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def read_metadata(path: str | Path, expected_kind: str | None = None) -> dict[str, Any]:
     """A checkpoint's metadata, checked for format, version and kind; the tensors are not read or verified."""
-    target = tensor_path(path)
-    try:
-        with target.open("rb") as handle:
-            stored = _ours(_read_header(handle, target))
-    except FileNotFoundError:
-        raise _missing(target) from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{target} is a folder, not a model file; pass the model's .safetensors path") from None
+    target = model_file(path)
+    with _open_model(target) as handle:
+        stored = _ours(_read_header(handle, target))
     if stored is None:
         return _legacy_metadata(target, expected_kind)
     return _checked_metadata(target, stored, expected_kind)
@@ -211,10 +329,10 @@ def read_verified(
     path was meanwhile replaced (another process saving it: ``load`` opened the newer file), and
     are corruption only if it was not.
     """
-    target = tensor_path(path)
+    target = model_file(path)
     for _ in range(READ_ATTEMPTS):
         try:
-            with target.open("rb") as handle:
+            with _open_model(target) as handle:
                 stored = _ours(_read_header(handle, target))
                 if stored is None:
                     return _read_legacy(target, expected_kind, load)
@@ -235,10 +353,6 @@ def read_verified(
                     continue  # load opened a file saved after ours: read again
         except FileNotFoundError:
             raise _missing(target) from None
-        except IsADirectoryError:
-            raise CheckpointError(
-                f"{target} is a folder, not a model file; pass the model's .safetensors path"
-            ) from None
         if not matches:
             raise CheckpointError(
                 f"{target} is corrupt: its content does not match the checksum in its header "
@@ -285,7 +399,7 @@ def _legacy_metadata(target: Path, expected_kind: str | None) -> dict[str, Any]:
             "old two-file checkpoint) lies beside it; copy both files together, or retrain the model"
         )
     try:
-        metadata = json.loads(sidecar.read_text(encoding="utf-8"))
+        metadata = json.loads(read_regular_bytes(sidecar, "metadata file", CheckpointError).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"metadata file {sidecar} is corrupt ({error}); retrain or restore it") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
@@ -295,6 +409,7 @@ def _legacy_metadata(target: Path, expected_kind: str | None) -> dict[str, Any]:
             f"{target} has checkpoint format {metadata.get('format_version')}, but this version of recsys_rbm "
             f"reads formats {LEGACY_FORMAT_VERSION} and {FORMAT_VERSION}; upgrade recsys_rbm or retrain the model"
         )
+    _check_fields(target, metadata)
     _check_kind(target, metadata, expected_kind)
     return metadata
 

@@ -161,16 +161,65 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     return cls(**converted)
 
 
-def load_toml(path: str | Path, cls: type[T], table: str | None = None) -> T:
-    """Read a config from a TOML file (optionally from one ``[table]`` of it)."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing, unreadable, non-UTF-8 or invalid file (or a pipe) is one ConfigError line."""
+    from recsys_rbm.inputs import input_problem, read_regular_bytes
+
+    problem = input_problem(path)
+    if problem is not None and problem.kind == "missing":
+        raise ConfigError(f"config file {path} does not exist; check the path, or leave out --config")
+    data = read_regular_bytes(path, "config file", ConfigError)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; check the path, or leave out --config") from None
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {error.start + 1} is {data[error.start]:#04x}); "
+            "save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid TOML ({error}); fix that line") from None
+        reason = " ".join(str(error).split())
+        raise ConfigError(f"config file {path} is not valid TOML ({reason}); fix that line") from None
+
+
+def config_table(path: str | Path, data: dict[str, Any], table: str, cls: type) -> dict[str, Any]:
+    """The ``[table]`` of a config file's ``data``, refusing everything else in the file (one :class:`ConfigError`).
+
+    A table of another name (a typo such as ``[recomender]``), a setting outside the table, and a
+    file without the table would otherwise be ignored without a word, and the run would train on
+    defaults; each is named, with the table and fields that are read.
+    """
+    import difflib
+
+    known = ", ".join(f.name for f in fields(cls))
+    reads = f"it reads the [{table}] table, whose fields are: {known}"
+    loose = [name for name, value in data.items() if not isinstance(value, dict)]
+    if loose:
+        raise ConfigError(
+            f"config file {path}: {', '.join(loose)} sit(s) outside any table; put them under a [{table}] line "
+            f"({reads})"
+        )
+    others = [name for name in data if name != table]
+    if others:
+        near = difflib.get_close_matches(others[0], [table], n=1, cutoff=0.6)
+        hint = f" (did you mean [{table}]?)" if near else ""
+        raise ConfigError(
+            f"config file {path} has a table this command does not read: [{'], ['.join(others)}]{hint}; rename or "
+            f"remove it: {reads}"
+        )
+    if table not in data:
+        raise ConfigError(
+            f"config file {path} has no [{table}] table, so it sets nothing; put the settings under a [{table}] "
+            f"line ({reads})"
+        )
+    return data[table]
+
+
+def load_toml(path: str | Path, cls: type[T], table: str | None = None) -> T:
+    """Read a config from a TOML file: the whole file, or its ``[table]`` (then nothing else may be in the file,
+    see :func:`config_table`)."""
+    data = read_toml(path)
     if table is not None:
-        data = data.get(table, {})
+        data = config_table(path, data, table, cls)
     return config_from_dict(cls, data)
 
 

@@ -15,15 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from PIL import Image
 
-from recsys_rbm.atomic import atomic_path
-from recsys_rbm.diversity import DiversityReport
-from recsys_rbm.model import RBM
-from recsys_rbm.training import EpochRecord
+from recsys_rbm.matplotlib_home import ensure_config_dir
+
+ensure_config_dir()  # before matplotlib is imported: a read-only home must cost no warning
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from recsys_rbm.atomic import atomic_path  # noqa: E402
+from recsys_rbm.diversity import DiversityReport  # noqa: E402
+from recsys_rbm.model import RBM  # noqa: E402
+from recsys_rbm.training import EpochRecord  # noqa: E402
 
 TILE = (28, 28)
 DPI = 100

@@ -256,7 +256,7 @@ def train_mnist_rbm(
 def check_training_memory(data: MnistData, n_hidden: int, config: TrainConfig) -> None:
     """Refuse, with the numbers, a model whose training cannot fit in the memory left."""
     check_memory(
-        rbm_training_bytes(data.train.shape[1], n_hidden, config.batch_size, config.monitor_size),
+        rbm_training_bytes(data.train.shape[1], n_hidden, config.batch_size, config.monitor_size, data.train.shape[0]),
         f"training an RBM with {n_hidden:,} hidden units",
         "use fewer hidden units or a smaller batch size",
     )

@@ -8,7 +8,9 @@ beside the target and moves it into place at the end:
   writability (a probe file is made and removed, see :func:`probe_writable`); an exclusive lock
   (``fcntl.flock`` on the hidden ``.<name>.lock`` beside the target) refuses a second run on the
   same path; an existing target is refused unless ``overwrite``; the leftovers of dead runs
-  (their run files and temporary files, recognised by the pid in their names) are removed.
+  (recognised by the pid in their names, or in the lock they never removed) are dealt with:
+  temporary files removed, a run file (a whole checkpoint of that run's best) kept as
+  ``<stem>.partial<suffix>`` like an interrupted run's, and one notice says so.
 - **During the run**: the caller saves to :attr:`RunOutput.partial`
   (``.<stem>.run-<pid><suffix>``, hidden, owned by this run), as often as it likes.
 - **At the end**: :meth:`RunOutput.commit` renames it onto the target, atomically.
@@ -20,6 +22,13 @@ beside the target and moves it into place at the end:
 
 :func:`check_new_output` does the first-step checks (no lock) for outputs written once, at the end
 (figures).
+
+:func:`check_distinct` refuses an output that is one of the run's own inputs (the same path after
+links are resolved, or a hard link to it), even with ``--overwrite``: that flag is permission to
+replace an old output, never to destroy what the same run reads.
+
+The notice about a dead run's leftovers goes to the ``recsys_rbm.outputs`` logger (the command line
+prints it as one ``note:`` line).
 """
 
 from __future__ import annotations
@@ -27,9 +36,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import re
 import secrets
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -37,6 +48,59 @@ from recsys_rbm.atomic import fsync_folder, process_is_alive, remove_stale_tempo
 from recsys_rbm.errors import OutputError
 
 OVERWRITE_FLAG = "--overwrite"
+WRITE_FAILURES = {  # errors of a write that say the disk, not the path, is the problem
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EIO: "the device reported an input/output error",
+}
+log = logging.getLogger(__name__)
+
+
+def same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file: equal once links are resolved, or the same file (a hard link)."""
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):
+        return False
+
+
+Paths = Mapping[str, str | Path | None] | Iterable[tuple[str, str | Path | None]]
+
+
+def check_distinct(outputs: Paths, inputs: Paths) -> None:
+    """Refuse (one :class:`OutputError` line) an output that is one of the run's inputs, whatever ``--overwrite``.
+
+    ``outputs`` and ``inputs`` map how the user named each path (``--output``, ``--users``, "the
+    ratings table") to the path, or are (name, path) pairs (several files of one name); ``None``
+    paths are skipped.
+    """
+    sources = list(inputs.items() if isinstance(inputs, Mapping) else inputs)
+    for option, output in outputs.items() if isinstance(outputs, Mapping) else outputs:
+        if output is None:
+            continue
+        for name, source in sources:
+            if source is None or not same_file(output, source):
+                continue
+            same_path = os.path.realpath(output) == os.path.realpath(source)
+            how = "is the same file as" if same_path else "is a hard link to"
+            raise OutputError(
+                f"{option} {output} {how} {name} {source}, which this command reads; choose another {option} "
+                f"({OVERWRITE_FLAG} replaces an old output, never a file the same run reads)"
+            )
+
+
+def report_leftovers(target: Path, removed: list[Path], pids: set[int], kept: list[Path] | None = None) -> None:
+    """One notice naming what dead runs left beside ``target``: the files removed, and the run files kept."""
+    kept = kept or []
+    if not removed and not kept:
+        return
+    who = ", ".join(str(pid) for pid in sorted(pids))
+    done = [f"removed {', '.join(sorted(path.name for path in removed))}"] if removed else []
+    if kept:
+        done.append(f"kept what it had saved as {', '.join(path.name for path in kept)} (use it, or delete it)")
+    log.warning(f"an earlier run on {target} was killed (process {who}) and left files behind: {'; '.join(done)}")
 
 
 def _nearest_existing(folder: Path) -> Path:
@@ -99,7 +163,8 @@ def check_new_output(path: str | Path, overwrite: bool, option: str = "--output"
     exists = path.exists()
     if exists and not overwrite:
         raise OutputError(_exists_message(path, option))
-    remove_stale_temporaries(path)
+    removed = remove_stale_temporaries(path)
+    report_leftovers(path, removed, {_writer_pid(item.name) for item in removed})
     return exists
 
 
@@ -137,6 +202,7 @@ class RunOutput:
         self.existed = False  # whether the target existed when the run started
         self.committed = False
         self.settled_at: Path | None = None  # where settle() left the run's file, if anywhere
+        self.stale_lock_pid: int | None = None  # the dead process whose lock this run found and took over
         self._lock_handle: int | None = None
 
     # --- start -------------------------------------------------------------------------------------
@@ -178,6 +244,10 @@ class RunOutput:
                 if os.stat(self.lock_path).st_ino == os.fstat(handle).st_ino:
                     break
             os.close(handle)
+        # A lock file still naming a process is one its run never removed: that run was killed.
+        holder = _read_pid(handle)
+        if holder is not None and holder != os.getpid():
+            self.stale_lock_pid = holder
         os.ftruncate(handle, 0)
         os.write(handle, f"{os.getpid()}\n".encode())
         self._lock_handle = handle
@@ -191,17 +261,31 @@ class RunOutput:
         self._lock_handle = None
 
     def _remove_leftovers(self) -> None:
-        """Delete the run files and temporaries of dead processes (by the pid in their names)."""
-        remove_stale_temporaries(self.target)
+        """Remove the temporaries of dead processes (by the pid in their names), keep their run files as
+        ``.partial`` files (each is a whole checkpoint), and say so once, naming the stale lock taken over too."""
+        removed = remove_stale_temporaries(self.target)
+        pids = {_writer_pid(path.name) for path in removed}
+        kept: list[Path] = []
         stem, suffix = _stem_and_suffix(self.target)
         run_file = re.compile(rf"^\.{re.escape(stem)}\.run-(\d+){re.escape(suffix)}$")
         run_temporary = re.compile(rf"^\.\.{re.escape(stem)}\.run-\d+{re.escape(suffix)}\.(\d+)\.[0-9a-f]+\.tmp$")
         with contextlib.suppress(OSError), os.scandir(self.target.parent) as entries:
-            for entry in list(entries):
-                match = run_file.match(entry.name) or run_temporary.match(entry.name)
-                if match and not process_is_alive(int(match.group(1))):
-                    with contextlib.suppress(FileNotFoundError):
+            for entry in sorted(entries, key=lambda entry: entry.name):
+                temporary, whole = run_temporary.match(entry.name), run_file.match(entry.name)
+                match = temporary or whole
+                if match is None or process_is_alive(int(match.group(1))):
+                    continue
+                pids.add(int(match.group(1)))
+                with contextlib.suppress(FileNotFoundError):
+                    if temporary:
                         os.unlink(entry.path)
+                        removed.append(Path(entry.path))
+                    else:
+                        kept.append(self._keep(Path(entry.path)))
+        if self.stale_lock_pid is not None:
+            removed.append(self.lock_path)  # taken over now, removed when this run ends
+            pids.add(self.stale_lock_pid)
+        report_leftovers(self.target, removed, pids, kept)
 
     # --- end ---------------------------------------------------------------------------------------
     def commit(self) -> Path:
@@ -213,7 +297,7 @@ class RunOutput:
         elif not _move_without_replacing(self.partial, self.target):
             raise OutputError(
                 f"{self.target} appeared while the run was writing it; the run's result is kept in "
-                f"{self._keep()}; move it into place yourself"
+                f"{self._keep(self.partial)}; move it into place yourself"
             )
         fsync_folder(self.target.parent)
         self.committed = True
@@ -231,7 +315,7 @@ class RunOutput:
         if not self.existed and _move_without_replacing(self.partial, self.target):
             self.settled_at = self.target
         else:
-            self.settled_at = self._keep()
+            self.settled_at = self._keep(self.partial)
         fsync_folder(self.target.parent)
         return self.settled_at
 
@@ -240,14 +324,14 @@ class RunOutput:
         """Whether :meth:`settle` moved the run's file onto the target."""
         return self.settled_at == self.target
 
-    def _keep(self) -> Path:
-        """Move the run's file to the first free ``<stem>.partial[-N]<suffix>``; returns that path."""
+    def _keep(self, source: Path) -> Path:
+        """Move a run's file to the first free ``<stem>.partial[-N]<suffix>``; returns that path."""
         stem, suffix = _stem_and_suffix(self.target)
         number = 1
         while True:
             name = f"{stem}.partial{'' if number == 1 else f'-{number}'}{suffix}"
             destination = self.target.parent / name
-            if _move_without_replacing(self.partial, destination):
+            if _move_without_replacing(source, destination):
                 return destination
             number += 1
 
@@ -259,6 +343,32 @@ class RunOutput:
                 self.settle()
         finally:
             self._release_lock()
+        if isinstance(error, OSError) and error.errno in WRITE_FAILURES and self._names_this_run(error.filename):
+            raise OutputError(self.unsaved_message(error)) from None
+
+    def _names_this_run(self, filename: object) -> bool:
+        """Whether a failed write was one of this run's (its own file, or the target), not some other file's."""
+        return filename is None or str(filename) in (str(self.partial), str(self.target))
+
+    def unsaved_message(self, error: OSError, saved: str = "what the run had saved so far") -> str:
+        """The line for a write the file system refused (a full disk): what survived, where, and what to do.
+
+        Call after :meth:`settle`; ``saved`` words what the run's own file held (e.g. "the best model
+        so far (epoch 3)").
+        """
+        reason = WRITE_FAILURES.get(error.errno or 0) or error.strerror or str(error)
+        if self.existed:
+            state = f"{self.target} was left unchanged (the old file survived)"
+        elif self.placed:
+            state = f"{saved} was kept in {self.target}, marked unfinished"
+        else:
+            state = f"{self.target} was not created"
+        if self.settled_at is not None and not self.placed:
+            state += f", and {saved} was kept in {self.settled_at}"
+        return (
+            f"{reason} while writing {self.target} ({self.option}); {state}; free some space, or choose an "
+            f"{self.option} on another disk, and run the command again"
+        )
 
 
 def _stem_and_suffix(target: Path) -> tuple[str, str]:
@@ -268,6 +378,11 @@ def _stem_and_suffix(target: Path) -> tuple[str, str]:
 
 def _example(target: Path) -> str:
     return f"model{target.suffix}" if target.suffix else "model"
+
+
+def _writer_pid(name: str) -> int:
+    """The process id a temporary file's name carries (see :func:`recsys_rbm.atomic.temporary_name`)."""
+    return int(name.rsplit(".", 3)[-3])
 
 
 def _read_pid(handle: int) -> int | None:

@@ -62,12 +62,17 @@ def check_memory(needed: int, what: str, advice: str) -> None:
         )
 
 
-def rbm_training_bytes(n_visible: int, n_hidden: int, batch_size: int, monitor_cases: int) -> int:
+def rbm_training_bytes(
+    n_visible: int, n_hidden: int, batch_size: int, monitor_cases: int, n_cases: int | None = None
+) -> int:
     """A lower bound on what training a Bernoulli RBM needs beyond its data.
 
     Five visible × hidden matrices (weights, their velocity, the positive and negative statistics,
-    the update) and three hidden-layer activations of the largest batch (training or monitoring).
+    the update) and three hidden-layer activations of the largest batch (training or monitoring);
+    no batch holds more than the ``n_cases`` there are (when known).
     """
+    if n_cases is not None:
+        batch_size, monitor_cases = min(batch_size, n_cases), min(monitor_cases, n_cases)
     return FLOAT_BYTES * n_hidden * (5 * n_visible + 3 * max(batch_size, monitor_cases))
 
 
@@ -80,8 +85,10 @@ def recommender_training_bytes(
     hidden: the rating rows and the interaction or conditional rows), every case's hidden state
     (for monitoring and the item-based fast path) and a batch of hidden activations; with the
     joint model's interaction block, four dense batch × units tensors (both phases, their
-    probabilities and the stacked product).
+    probabilities and the stacked product). A batch never holds more than the ``n_cases`` there
+    are, so a ``batch_size`` beyond them costs what one batch of all the cases costs.
     """
+    batch_size = min(batch_size, n_cases)
     dense_block = 4 * batch_size * n_units if interactions else 0
     return FLOAT_BYTES * (n_hidden * (4 * n_units * (n_levels + 1) + 2 * n_cases + batch_size) + dense_block)
 

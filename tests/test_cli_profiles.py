@@ -102,7 +102,10 @@ def test_imagine_samples_profiles_that_keep_the_given_ratings_reproducibly(runne
     ("args", "phrase"),
     [
         (["--likes", "Star Warz"], "no movie titled 'Star Warz'; did you mean"),
-        (["--likes", "Star Wars", "--dislikes", "Star Wars"], "both liked and disliked"),
+        (
+            ["--likes", "Star Wars", "--dislikes", "Star Wars"],
+            "Star Wars (1977), id 1 is in both --likes and --dislikes",
+        ),
         (["--n", "0"], "--n"),
     ],
 )

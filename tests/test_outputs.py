@@ -96,11 +96,11 @@ def test_a_run_that_saved_nothing_leaves_nothing(tmp_path: Path) -> None:
     assert run.settled_at is None and names(tmp_path) == []
 
 
-def test_leftovers_of_dead_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+def test_leftovers_of_dead_runs_are_removed_and_live_ones_kept(tmp_path: Path, caplog) -> None:
     target = tmp_path / "model.safetensors"
     dead, alive = dead_pid(), os.getppid()
+    (tmp_path / f".model.run-{dead}.safetensors").write_text("the best epoch of a run killed with SIGKILL")
     leftovers = [
-        f".model.run-{dead}.safetensors",  # a run killed with SIGKILL
         temporary_name(target, dead),  # a save cut short
         temporary_name(tmp_path / f".model.run-{dead}.safetensors", dead),
     ]
@@ -115,7 +115,11 @@ def test_leftovers_of_dead_runs_are_removed_and_live_ones_kept(tmp_path: Path) -
         (tmp_path / name).write_text("x")
     with RunOutput(target):
         pass
-    assert names(tmp_path) == sorted(kept)
+    assert names(tmp_path) == sorted([*kept, "model.partial.safetensors"])  # the dead run's best is kept, visible
+    assert (tmp_path / "model.partial.safetensors").read_text() == "the best epoch of a run killed with SIGKILL"
+    notices = [record.getMessage() for record in caplog.records if record.name == "recsys_rbm.outputs"]
+    assert len(notices) == 1 and f"was killed (process {dead})" in notices[0]
+    assert "kept what it had saved as model.partial.safetensors" in notices[0]
     assert remove_stale_temporaries(tmp_path / "other.safetensors") == [tmp_path / kept[-1]]
 
 

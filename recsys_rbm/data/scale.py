@@ -132,7 +132,7 @@ class RatingScale:
         """
         distinct = distinct_ratings(values)
         if distinct.size == 0:
-            raise DataError(f"{source} holds no ratings to infer a scale from")
+            raise DataError(f"{source} holds no ratings to infer a scale from; add ratings, or declare --scale")
         if distinct.size == 1:
             return cls.implicit(f"every rating is {_number(distinct[0])}")
         step = _common_step(distinct)

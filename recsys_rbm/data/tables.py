@@ -3,8 +3,10 @@
 :func:`read_ratings_table` reads any table of (user, item[, rating][, time]) rows:
 
 - **sources**: a path (``.parquet``/``.pq`` as Parquet; anything else as delimited text whose
-  delimiter, comma, tab, semicolon or ``|``, is sniffed from the first lines; UTF-8, else
-  Latin-1), a pandas DataFrame or a polars DataFrame. Text files need a header line, except
+  delimiter, comma, tab, semicolon, ``|`` or runs of spaces, is sniffed from the first lines;
+  gzip, bzip2 or xz compressed or not; UTF-8, UTF-16 or UTF-32 with a byte-order mark, else
+  Latin-1; anything else refused for what it is, see :mod:`recsys_rbm.data.text_files`), a pandas
+  DataFrame or a polars DataFrame. Text files need a header line, except
   MovieLens's own headerless layouts (``u.data``: ``user<TAB>item<TAB>rating<TAB>timestamp``;
   ``ratings.dat``: ``user::item::rating::timestamp``), recognised by their shape.
 - **columns** are picked by name (``user_col`` …) or recognised: ``userId``/``user_id``/``user``/
@@ -50,7 +52,9 @@ from recsys_rbm.data.movies import Movies, parse_year
 from recsys_rbm.data.problems import DEFAULT_LIMIT, FIX_ADVICE, BadRows, RowNames
 from recsys_rbm.data.ratings import Duplicates, Ratings, RawRatings, drop_repeated_pairs, index_ratings
 from recsys_rbm.data.scale import RatingScale
+from recsys_rbm.data.text_files import inner_suffix, read_text_file
 from recsys_rbm.errors import ConfigError, DataError
+from recsys_rbm.inputs import input_problem, read_regular_bytes
 
 if TYPE_CHECKING:
     import polars as pl
@@ -77,6 +81,7 @@ OPTIONS = {"user": "--user-col", "item": "--item-col", "rating": "--rating-col",
 NO_GENRES = "(no genres listed)"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _DELIMITERS = (",", "\t", ";", "|")
+SPACES = " "  # the sniffed "delimiter" of a table whose fields are separated by runs of spaces
 _CANONICAL_INTEGER = r"^-?(?:0|[1-9][0-9]{0,17})$"
 _NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
@@ -138,6 +143,7 @@ def _sniff_delimiter(sample: str, suffix: str) -> str:
     """The delimiter of a text table: the candidate that splits the first lines into the same number (> 1) of fields.
 
     Ties go to the extension's own (tab for ``.tsv``, comma otherwise); quoted fields are honoured.
+    When no candidate does and no line holds one, runs of spaces (:data:`SPACES`) are tried the same way.
     """
     lines = [line for line in sample.splitlines()[:20] if line.strip()]
     if not lines:
@@ -152,16 +158,11 @@ def _sniff_delimiter(sample: str, suffix: str) -> str:
         if len(counts) == 1 and (n := counts.pop()) > 1:
             score = (1 if delimiter == preferred else 0, n, delimiter)
             best = max(best, score) if best is not None else score
+    if best is None and not any(mark in line for line in lines for mark in _DELIMITERS):
+        width = len(lines[0].split())  # the header's: the bad rows among the rest are reported as such
+        if width > 1 and 2 * sum(len(line.split()) == width for line in lines) > len(lines):
+            return SPACES  # the header and most lines split into as many fields at runs of spaces
     return best[2] if best is not None else preferred
-
-
-def _decode_utf8(data: bytes) -> tuple[bytes, str]:
-    """The bytes as UTF-8 (Latin-1 text is converted), and the encoding they were read as."""
-    try:
-        data.decode("utf-8")
-        return data, "UTF-8"
-    except UnicodeDecodeError:
-        return data.decode("latin-1").encode("utf-8"), "Latin-1"
 
 
 def _looks_numeric(fields: list[str]) -> bool:
@@ -174,17 +175,21 @@ def _read_text(path: Path, source: str, kind: str) -> _Frame:
 
     from recsys_rbm.data.movielens import parse_ratings
 
-    raw_bytes = path.read_bytes()
-    data, encoding = _decode_utf8(raw_bytes)
+    stored = read_text_file(path, f"{kind}s file")
+    data = stored.data
     text_start = data[:65536].decode("utf-8", errors="ignore").lstrip("\ufeff")
     first = next((line for line in text_start.splitlines() if line.strip()), "")
     if not first:
-        raise DataError(f"{source} is empty; it needs a header line and one row per {kind}")
+        raise DataError(f"{source} is empty; write a header line and one row per {kind}")
     if kind == "rating" and "::" in first and _looks_numeric(first.split("::")):  # ml-1m / ml-10m ratings.dat
         raw = parse_ratings(data, source, "::")
         return _raw_frame(raw, source, "MovieLens ratings.dat layout")
-    delimiter = _sniff_delimiter(text_start, path.suffix.lower())
-    fields = next(csv.reader([first], delimiter=delimiter))
+    delimiter = _sniff_delimiter(text_start, inner_suffix(path))
+    spaced = delimiter == SPACES
+    if spaced:  # one tab between fields, so that the reading below is that of a TSV; lines keep their numbers
+        data = b"\n".join(b"\t".join(line.split()) for line in data.split(b"\n"))
+        delimiter = "\t"
+    fields = first.split() if spaced else next(csv.reader([first], delimiter=delimiter))
     if _looks_numeric(fields):
         if kind == "rating" and delimiter == "\t" and len(fields) == 4:  # ml-100k u.data and its splits
             raw = parse_ratings(data, source, "\t")
@@ -194,9 +199,10 @@ def _read_text(path: Path, source: str, kind: str) -> _Frame:
             f"{source} has no header line (its first line is data: {first.strip()[:60]!r}); "
             f"add a first line naming the columns, e.g. {example}"
         )
-    name = {"\t": "TSV", ",": "CSV"}.get(delimiter, f"{delimiter!r}-separated text")
-    if encoding != "UTF-8":
-        name += f", read as {encoding}"
+    name = (
+        "space-separated text" if spaced else {"\t": "TSV", ",": "CSV"}.get(delimiter, f"{delimiter!r}-separated text")
+    )
+    name += stored.describe()
     ragged = False
     try:
         frame = pl.read_csv(data, separator=delimiter, has_header=True, infer_schema=False, quote_char='"')
@@ -274,15 +280,20 @@ def _load(source: Any, kind: str) -> _Frame:
         )
     path = Path(source).expanduser()
     shown = str(source)
-    if not path.exists():
-        raise DataError(f"{kind}s file {shown} does not exist")
-    if not path.is_file():
-        raise DataError(f"{shown} is not a file; give a CSV, TSV or Parquet file of {kind}s")
+    problem = input_problem(path)
+    if problem is not None and problem.kind in ("missing", "folder"):
+        what = "does not exist; check the path" if problem.kind == "missing" else "is a folder, not a file"
+        raise DataError(f"{kind}s file {shown} {what}; give a CSV, TSV or Parquet file of {kind}s")
+    if problem is not None:
+        raise DataError(f"{kind}s file {shown} {problem.text}; {problem.advice}")
     if path.suffix.lower() in PARQUET_SUFFIXES:
         try:
-            frame = pl.read_parquet(path)
+            frame = pl.read_parquet(io.BytesIO(read_regular_bytes(path, f"{kind}s file")))
         except (pl.exceptions.PolarsError, OSError) as error:
-            raise DataError(f"{shown} is not a readable Parquet file ({str(error).splitlines()[0]})") from None
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DataError(
+                f"{shown} is not a readable Parquet file ({reason}); check the file, or give a CSV or TSV file"
+            ) from None
         return _Frame(frame, shown, "Parquet", RowNames(shown, "row", 1))
     try:
         return _read_text(path, shown, kind)
@@ -315,7 +326,10 @@ def _pick(columns: list[str], given: str | None, candidates: tuple[str, ...], so
         folded = [name for name in columns if name.strip().lower() == given.strip().lower()]
         if len(folded) == 1:
             return folded[0]
-        raise DataError(f"{source} has no column {given!r} (given by {option}); its columns are {_listed(columns)}")
+        raise DataError(
+            f"{source} has no column {given!r} (given by {option}); its columns are {_listed(columns)}: "
+            f"give {option} one of them"
+        )
     by_name = {}
     for name in columns:
         by_name.setdefault(_normalised(name), name)
@@ -605,7 +619,7 @@ def read_ratings_table(
             keep = np.flatnonzero(~blank)
             used = used.filter(~pl.Series(blank))
     if used.height == 0:
-        raise DataError(f"{shown} holds no ratings")
+        raise DataError(f"{shown} holds no ratings; add one row per rating under its header line")
     _precise_lines(loaded)
     bad = BadRows(loaded.names, max_errors)
     if loaded.text is not None and (

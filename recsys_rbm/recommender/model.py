@@ -53,7 +53,7 @@ from recsys_rbm.model import RBM
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
 from recsys_rbm.recommender.metrics import RankingAccumulator
-from recsys_rbm.recommender.objective import RecommenderObjective
+from recsys_rbm.recommender.objective import DIVERGENCE_MIN_RATINGS, RecommenderObjective
 from recsys_rbm.recommender.profiles import DEFAULT_STEPS
 from recsys_rbm.recommender.results import Anomaly, Reason, ScoredItem, TopItems
 from recsys_rbm.recommender.scorer import Predictions, Scorer, csr_rows, top_n
@@ -260,7 +260,7 @@ class RBMRecommender:
         if validation is not None and config.model == "joint":
             ranking = _ranking_sample(train, validation, config, trained)
         baseline = None
-        if explicit and validation is not None:
+        if explicit and validation is not None and len(validation) >= DIVERGENCE_MIN_RATINGS:
             baseline = float(np.sqrt(np.mean((validation.values - train.values.mean()) ** 2)))
 
         def measure() -> dict[str, float | None]:

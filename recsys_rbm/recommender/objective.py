@@ -31,8 +31,11 @@ from recsys_rbm.training import CaseFactors, Gradient, SparseRows
 
 #: Units whose rows one thread of the native update takes before the next thread's share begins.
 UNITS_PER_THREAD_SHARE = 16
-#: A validation RMSE this much above the global-mean baseline's means training has gone astray.
+#: A validation RMSE this much above the global-mean baseline's means training has gone astray ...
 DIVERGENCE_MARGIN = 1.2
+#: ... when measured on at least this many validation ratings: on a handful, chance alone puts the
+#: global mean that far ahead, and a model of a small table would be called diverged at epoch 1.
+DIVERGENCE_MIN_RATINGS = 50
 
 Measure = Callable[[], dict[str, float | None]]
 

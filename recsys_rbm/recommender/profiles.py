@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys_rbm.data.ids import describe_id
 from recsys_rbm.errors import RecsysRBMError
 from recsys_rbm.recommender.scorer import Scorer, check_ids, csr_rows
 
@@ -104,7 +105,8 @@ class LengthFit:
         design = _design(n_ratings)
         if design.shape[0] < design.shape[1] + 1:
             raise RecsysRBMError(
-                f"scoring profiles against their length needs at least {design.shape[1] + 1} users with ratings"
+                f"scoring profiles against their length needs at least {design.shape[1] + 1} users with ratings, and "
+                f"the model has {design.shape[0]}; train it on the ratings of more users"
             )
         coefficients = np.linalg.lstsq(design, free_energy, rcond=None)[0]
         deviation = np.abs(free_energy - design @ coefficients)
@@ -199,9 +201,13 @@ def imagine(
     disliked = check_ids(disliked, scorer.n_items, "item")
     both = np.intersect1d(liked, disliked)
     if both.size:
-        raise RecsysRBMError(f"item {int(both[0])} is both liked and disliked; clamp each item once")
+        raw = describe_id(scorer.state.item_ids.raw_ids[int(both[0])].item())
+        raise RecsysRBMError(f"item {raw} is both liked and disliked; clamp each item once")
     if scorer.is_implicit and disliked.size:
-        raise RecsysRBMError("this model was trained on implicit data: it has no ratings, so nothing can be disliked")
+        raise RecsysRBMError(
+            "this model was trained on implicit data: it has no ratings, so nothing can be disliked; "
+            "give liked items only"
+        )
     units = np.concatenate([liked, disliked])
     states = np.concatenate([np.full(liked.shape[0], scorer.n_states), np.ones(disliked.shape[0], dtype=np.int64)])
     if np.unique(units).shape[0] != units.shape[0]:
