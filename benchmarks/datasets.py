@@ -150,7 +150,7 @@ def factories(ratings: Ratings, seed: int, peers: bool, rbm_epochs: int | None) 
         POPULAR: lambda: TrainOnValidationToo(MostPopular()),
     }
     if not ratings.is_implicit:
-        models[RBM_RATER] = lambda: RBMRecommender(RecommenderConfig(model="ratings", seed=seed, epochs=rbm_epochs))
+        models[RBM_RATER] = lambda: RBMRecommender(RecommenderConfig(kind="ratings", seed=seed, epochs=rbm_epochs))
         models["user+item biases"] = lambda: TrainOnValidationToo(BiasBaseline())
     if peers:
         wanted = ["als"] + ([] if ratings.is_implicit else ["baseline", "svd", "knn"])

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = []
     train, validation = carve_validation(base, 0.05, args.seed)
     for steps_t in (int(t) for t in args.cd.split(",")):
-        config = RecommenderConfig(model="joint", cd_schedule=((0, steps_t),), seed=args.seed, device="cpu")
+        config = RecommenderConfig(kind="joint", cd_schedule=((0, steps_t),), seed=args.seed, device="cpu")
         fit_started = time.perf_counter()
         model = RBMRecommender(config).fit(train, validation)
         fit_seconds = time.perf_counter() - fit_started

@@ -122,9 +122,9 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
     timed(lazy_momentum.LazyMomentum, "_take_over", "take_over")
     timed(lazy_momentum.LazyMomentum, "finish", "finish")
     config = RecommenderConfig(
-        model=model,
+        kind=model,
         mode="user",
-        n_hidden=args.hidden,
+        hidden=args.hidden,
         batch_size=args.batch_size,
         epochs=1,
         device=args.device,

@@ -64,7 +64,7 @@ def rbm_factory(model: str, epochs: int | None, seed: int) -> ModelFactory:
     from recsys_rbm.recommender.config import RecommenderConfig
     from recsys_rbm.recommender.model import RBMRecommender
 
-    config = RecommenderConfig(model=model, seed=seed, epochs=epochs)
+    config = RecommenderConfig(kind=model, seed=seed, epochs=epochs)
     return lambda: RBMRecommender(config)
 
 

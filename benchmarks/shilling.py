@@ -183,7 +183,7 @@ def run_cell(
     combined = with_attack(genuine, *attack_profiles(kind, n_attack, filler, genuine, target, rng))
     positive = np.arange(combined.n_users) >= genuine.n_users
     started = time.perf_counter()
-    config = RecommenderConfig(model="joint", epochs=epochs, seed=seed, device="cpu")
+    config = RecommenderConfig(kind="joint", epochs=epochs, seed=seed, device="cpu")
     model = RBMRecommender(config).fit(combined)
     fit_seconds = time.perf_counter() - started
     import torch

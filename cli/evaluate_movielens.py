@@ -138,6 +138,7 @@ def evaluate_movielens(
     from recsys_rbm.data.paths import dataset_files
     from recsys_rbm.outputs import RunOutput, check_distinct
     from recsys_rbm.recommender.baselines import EASE, BiasBaseline, GlobalMean, MostPopular
+    from recsys_rbm.recommender.config import KINDS
     from recsys_rbm.recommender.evaluation import TrainOnValidationToo, evaluate
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import canonical_split, random_splits
@@ -147,24 +148,23 @@ def evaluate_movielens(
         ["u1", "u2", "u3", "u4", "u5"] if dataset is Dataset.ml_100k else ["random"]
     )
     model_names = _choices(models, MODELS, "--models") or list(MODELS)
-    settings = recommender_config(
-        config,
-        cd_schedule=cd_schedule,
-        model=model_kind,
-        mode=mode,
-        n_hidden=hidden,
-        epochs=epochs,
-        conditional=conditional,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        patience=patience,
-        seed=seed,
-        device=device,
-    )
+    options = {
+        "mode": mode,
+        "hidden": hidden,
+        "epochs": epochs,
+        "conditional": conditional,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "patience": patience,
+        "seed": seed,
+        "device": device,
+    }
+    settings = recommender_config(config, cd_schedule=cd_schedule, kind=model_kind, **options)
     target = json_out if json_out is not None else Path("runs") / f"evaluate-movielens-{dataset.value}.json"
     check_distinct({"--json-out": target}, [("--config", config), *dataset_files(data_dir, (dataset.value,))])
-    if model_kind is None and "model" not in (read_config_table(config) if config is not None else {}):
-        rbms = [settings.with_defaults_of("joint"), settings.with_defaults_of("ratings")]  # the ranker and the rater
+    table = read_config_table(config) if config is not None else {}
+    if model_kind is None and "kind" not in table and "model" not in table:  # the ranker and the rater
+        rbms = [recommender_config(config, cd_schedule=cd_schedule, kind=kind, **options) for kind in KINDS]
     else:
         rbms = [settings]
     rbm_names = [RBMRecommender(rbm).name for rbm in rbms]  # also reports a missing GPU before any work
@@ -177,7 +177,9 @@ def evaluate_movielens(
                 downloads.stop()
         if "rbm" in model_names:
             for rbm in rbms:
-                check_recommender_memory(rbm, data.ratings.n_users, data.ratings.n_items, data.ratings.n_levels)
+                cases = data.ratings.n_users if rbm.mode == "user" else data.ratings.n_items
+                shape = (data.ratings.n_users, data.ratings.n_items, data.ratings.n_levels)
+                check_recommender_memory(rbm.for_data(cases), *shape)
         splits = []
         for name in fold_names:
             if name == "random":

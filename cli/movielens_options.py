@@ -101,7 +101,7 @@ HiddenOption = Annotated[
         min=1,
         callback=hidden_units_check(None),
         help=f"Hidden units (at most {MAX_HIDDEN:,}).",
-        show_default=per_model("n_hidden"),
+        show_default=per_model("hidden"),
     ),
 ]
 EpochsOption = Annotated[

@@ -122,9 +122,9 @@ def train_movielens(
     settings = recommender_config(
         config,
         cd_schedule=cd_schedule,
-        model=model_kind,
+        kind=model_kind,
         mode=mode,
-        n_hidden=hidden,
+        hidden=hidden,
         epochs=epochs,
         conditional=conditional,
         batch_size=batch_size,

@@ -56,11 +56,12 @@ def train_and_save(
     from recsys_rbm.resources import check_recommender_memory
     from recsys_rbm.signals import deferred_interrupts
 
-    settings = model.config
+    train = split.train
+    settings = model.config.for_data(train.n_users if model.config.mode == "user" else train.n_items)  # as fit will
     check_trainable(split, settings, source, validation_fraction)
     check_recommender_memory(settings, split.train.n_users, split.train.n_items, split.train.n_levels)
     console.print(
-        f"Training {model.name} with {settings.n_hidden} hidden units on {model.device}{describe(parallel)}: "
+        f"Training {model.name} with {settings.hidden} hidden units on {model.device}{describe(parallel)}: "
         f"batches of {settings.batch_size} cases, learning rate {settings.learning_rate:g}, "
         f"{describe_schedule(settings)}; at most {settings.epochs} epochs, stopping after {settings.patience} "
         "without improvement.",

@@ -47,6 +47,7 @@ class TrainConfig:
     monitor_size: int = 5000  # cases used for the per-epoch reconstruction error and free-energy gap
     averaging: float = 0.0  # measure and keep parameters averaged over epochs: θ̄ ← a·θ̄ + (1 − a)·θ; 0 turns it off
     patience: int = 0  # stop after this many epochs without a better validation measure (0: never stop early)
+    patience_updates: int = 0  # ... and only once this many updates have passed without one too
     max_parameter: float = 1e4  # a parameter beyond ± this means the run has diverged
     seed: int = 0  # the one seed of a run: initialisation, batching and sampling
 
@@ -80,6 +81,7 @@ class TrainConfig:
         _require(
             0 <= self.patience <= MAX_EPOCHS, f"patience must be 0 (off) or at most {MAX_EPOCHS:,}, got {self.patience}"
         )
+        _require(self.patience_updates >= 0, f"patience_updates must be 0 or more, got {self.patience_updates}")
         _require(self.max_parameter > 0, f"max_parameter must be positive, got {self.max_parameter}")
         _require(0 <= self.seed <= MAX_SEED, f"seed must lie in 0..2**63-1, got {self.seed}")
         object.__setattr__(self, "cd_schedule", parse_cd_schedule(self.cd_schedule))
@@ -138,8 +140,25 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def current_names(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the fields ``cls`` has renamed (its ``renamed`` map, old -> new) under their new names;
+    where both names are given, the new one's value is kept."""
+    renamed: dict[str, str] = getattr(cls, "renamed", {})
+    out = dict(values)
+    for old, new in renamed.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
+
+
 def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
-    """Build a config dataclass from plain values, rejecting unknown keys and wrong types."""
+    """Build a config dataclass from plain values, rejecting unknown keys and wrong types.
+
+    A class may list fields it has renamed (``renamed = {"old": "new"}``): the old names, as files
+    written before the change hold them, are read as the new ones.
+    """
+    values = current_names(cls, values)
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(known))
     if unknown:

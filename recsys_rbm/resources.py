@@ -124,10 +124,10 @@ def check_recommender_memory(config: Any, n_users: int, n_items: int, n_levels: 
     """Refuse, with the numbers, a recommender RBM (a ``RecommenderConfig``) whose training cannot fit."""
     item_based = config.mode == "item"  # each movie a case over the users' units, or the other way round
     n_units, n_cases = (n_users, n_items) if item_based else (n_items, n_users)
-    joint = config.model == "joint"
+    joint = config.kind == "joint"
     check_memory(
-        recommender_training_bytes(n_units, n_levels, n_cases, config.n_hidden, config.batch_size, joint),
-        f"training the {config.mode}-based {config.model} RBM with {config.n_hidden:,} hidden units "
+        recommender_training_bytes(n_units, n_levels, n_cases, config.hidden, config.batch_size, joint),
+        f"training the {config.mode}-based {config.kind} RBM with {config.hidden:,} hidden units "
         f"({n_units:,} units, {n_levels} rating levels)",
         "use fewer --hidden units or a smaller --batch-size",
     )

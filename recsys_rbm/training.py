@@ -299,6 +299,8 @@ class Trainer:
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int | None = None
     best_measure: float | None = None
+    updates: int = 0  # parameter updates so far
+    best_update: int = 0  # ``updates`` at the best epoch
 
     def __post_init__(self) -> None:
         parameters = self.objective.parameters()
@@ -365,6 +367,7 @@ class Trainer:
         self._lazy.start_epoch(len(batches), momentum, self._decays(learning_rate), self.objective.parameters())
         for index, batch in enumerate(batches):
             self.step(batch, learning_rate, momentum, steps)
+            self.updates += 1
             if on_batch_end is not None:
                 on_batch_end(index + 1, len(batches))
         self._lazy.finish()
@@ -450,14 +453,24 @@ class Trainer:
             lower_is_better = self.objective.validation_goal == "min"
             if (value >= self.best_measure) if lower_is_better else (value <= self.best_measure):
                 return False
-        self.best_epoch, self.best_measure = self.epoch, value
+        self.best_epoch, self.best_measure, self.best_update = self.epoch, value, self.updates
         source = self._averaged if self._averaged is not None else self.objective.parameters()
         self._best = {name: p.clone() for name, p in source.items()}
         return True
 
     def _stalled(self) -> bool:
-        patience = self.config.patience
-        return bool(patience) and self.best_epoch is not None and self.epoch - self.best_epoch >= patience
+        """``patience`` epochs, and ``patience_updates`` updates, without a better validation measure.
+
+        Counting updates too keeps a small table (a few batches an epoch) training through the
+        plateau that comes before its validation measure starts to improve.
+        """
+        config = self.config
+        if not config.patience or self.best_epoch is None:
+            return False
+        return (
+            self.epoch - self.best_epoch >= config.patience
+            and self.updates - self.best_update >= config.patience_updates
+        )
 
     def _finish(self) -> None:
         """End at the best epoch's parameters (early stopping), else at the evaluated ones."""

@@ -80,11 +80,11 @@ def tastes(seed: int = 0, n_users: int = 60, n_items: int = 40) -> tuple[Ratings
 def train_recommender(parallel: Parallel | None, case: tuple[str, str, bool, str, int]) -> dict[str, Any]:
     model, mode, conditional, scale, batch_size = case
     config = RecommenderConfig(
-        model=model,
+        kind=model,
         mode=mode,
         conditional=conditional,
         gradient_scale=scale,
-        n_hidden=6,
+        hidden=6,
         epochs=4,
         batch_size=batch_size,
         learning_rate=0.05,

@@ -152,7 +152,7 @@ def test_three_ranks_shares_of_a_dense_gradient_sum_to_it(persistent: bool, n_ch
 )
 def test_three_ranks_shares_of_a_recommender_gradient_sum_to_it(model: str, conditional: bool, scale: str) -> None:
     train, _ = tastes()
-    config = RecommenderConfig(model=model, mode="item", conditional=conditional, gradient_scale=scale, batch_size=13)
+    config = RecommenderConfig(kind=model, mode="item", conditional=conditional, gradient_scale=scale, batch_size=13)
     layout = Layout(train.n_users, train.n_levels, interactions=model == "joint")
     matrix = CaseMatrix.from_arrays(train.items, train.users, train.levels, train.n_items, torch.device("cpu"))
     generator = make_generator(0)

@@ -37,7 +37,7 @@ def status(key):
 
 users, items, n_ratings, hidden, mode, model, batch = json.loads(sys.argv[1])
 def config(h, b):
-    return RecommenderConfig(model=model, mode=mode, n_hidden=h, batch_size=b, epochs=1, device="cpu")
+    return RecommenderConfig(kind=model, mode=mode, hidden=h, batch_size=b, epochs=1, device="cpu")
 warm = full_split(long_tailed_ratings(20, 10, 100, min_per_user=5, seed=1), 0.05, 0)
 RBMRecommender(config(2, 5)).fit(warm.train, warm.validation)  # imports and first allocations, out of the peak
 split = full_split(long_tailed_ratings(users, items, n_ratings, min_per_user=5, seed=0), 0.05, 0)

@@ -246,7 +246,7 @@ def test_length_fit_removes_a_trend_and_scales_by_the_spread():
 # --- a small trained model -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def joint() -> RBMRecommender:
-    return RBMRecommender(small_config("joint", "user", False, n_hidden=10)).fit(ratings_from_dense(*dense_tastes()))
+    return RBMRecommender(small_config("joint", "user", False, hidden=10)).fit(ratings_from_dense(*dense_tastes()))
 
 
 def test_an_odd_profile_is_the_most_atypical(joint):

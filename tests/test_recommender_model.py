@@ -85,15 +85,16 @@ def split_three(ratings: Ratings, seed: int = 1) -> tuple[Ratings, Ratings, Rati
 
 def small_config(model: str, mode: str, conditional: bool, **overrides) -> RecommenderConfig:
     settings = dict(
-        model=model,
+        kind=model,
         mode=mode,
         conditional=conditional,
-        n_hidden=8,
+        hidden=8,
         epochs=40,
         batch_size=10,
         learning_rate=0.05,
         cd_schedule=((0, 1), (20, 3)),
         patience=40,
+        patience_updates=0,  # these tests count patience in epochs alone
         averaging=0.0,  # over a few dozen epochs an average over epochs lags behind: off for these tiny models
         seed=3,
     )
@@ -120,7 +121,7 @@ def rmse(predicted: np.ndarray, ratings: Ratings) -> float:
 class TestContract:
     def test_implements_the_protocol(self, fitted):
         assert isinstance(fitted, Recommender)
-        expected = "joint RBM" if fitted.config.model == "joint" else ("U-RBM", "I-RBM")[fitted.config.mode == "item"]
+        expected = "joint RBM" if fitted.config.kind == "joint" else ("U-RBM", "I-RBM")[fitted.config.mode == "item"]
         assert fitted.name.startswith(expected)
 
     def test_distributions_are_proper(self, fitted, data):
@@ -139,7 +140,7 @@ class TestContract:
         np.testing.assert_allclose(catalogue.distribution.sum(-1), 1.0, atol=1e-9)
         assert catalogue.p_interacted.shape == (fitted.n_users, fitted.n_items)
         assert ((catalogue.p_interacted > 0) & (catalogue.p_interacted < 1)).all()
-        assert catalogue.interaction_model == (fitted.config.model == "joint")
+        assert catalogue.interaction_model == (fitted.config.kind == "joint")
 
     def test_ranking_scores_compose_as_documented(self, fitted, data):
         """p_liked = P(interacted)·P(r ≥ 4); without an interaction block P(interacted) is the popularity prior
@@ -155,7 +156,7 @@ class TestContract:
             high[test.users, test.items], fitted.scorer.probability_at_least(test.users, test.items), atol=1e-6
         )
         interacted = fitted.score_items(users, score="p_interacted")
-        if fitted.config.model == "ratings":
+        if fitted.config.kind == "ratings":
             known = np.concatenate([train.items, validation.items])
             counts = np.bincount(known, minlength=fitted.n_items) + 1.0
             np.testing.assert_allclose(interacted, np.broadcast_to(counts / counts.sum(), interacted.shape))
@@ -230,7 +231,7 @@ class TestContract:
     def test_learns_the_structure(self, fitted, data):
         """Ratings: far better than the global mean. Every model: each user's top items are mostly ones they like."""
         train, _, test = data
-        if fitted.config.model == "ratings":
+        if fitted.config.kind == "ratings":
             global_mean = rmse(np.full(len(test), train.values.mean()), test)
             model = rmse(fitted.predict_indices(test.users, test.items), test)
             assert model < 0.8 * global_mean, (model, global_mean)
@@ -766,18 +767,18 @@ def test_like_threshold_is_three_quarters_up_the_scale_unless_set():
 
 # --- configuration ---------------------------------------------------------------------------------
 def test_config_presets_validation_and_schedule():
-    joint, ratings = RecommenderConfig(), RecommenderConfig(model="ratings")
-    assert (joint.model, joint.mode, joint.conditional) == ("joint", "user", False)
-    assert (ratings.mode, ratings.n_hidden, ratings.conditional, ratings.averaging) == ("item", 100, True, 0.9)
-    assert RecommenderConfig(model="ratings", mode="user").mode == "user"  # an explicit value wins
+    joint, ratings = RecommenderConfig(), RecommenderConfig(kind="ratings")
+    assert (joint.kind, joint.mode, joint.conditional) == ("joint", "user", False)
+    assert (ratings.mode, ratings.hidden, ratings.conditional, ratings.averaging) == ("item", 100, True, 0.9)
+    assert RecommenderConfig(kind="ratings", mode="user").mode == "user"  # an explicit value wins
     config = RecommenderConfig(cd_schedule=[[0, 1], [3, 3], [6, 5]])
     assert config.cd_schedule == ((0, 1), (3, 3), (6, 5))
     assert [config.cd_steps(e) for e in (0, 2, 3, 5, 6, 100)] == [1, 1, 3, 3, 5, 5]
     for bad in (
-        {"model": "both"},
+        {"kind": "both"},
         {"mode": "both"},
-        {"n_hidden": 0},
-        {"n_hidden": 10**9},
+        {"hidden": 0},
+        {"hidden": 10**9},
         {"learning_rate": 0},
         {"momentum": 1.0},
         {"cd_schedule": [[1, 1]]},
@@ -792,6 +793,43 @@ def test_config_presets_validation_and_schedule():
     ):
         with pytest.raises(ConfigError):
             RecommenderConfig(**bad)
+
+
+def test_the_default_batch_follows_the_tables_size_and_explicit_settings_win():
+    """At most the model's batch, and at least five batches an epoch; a batch size given is kept."""
+    joint, ratings = RecommenderConfig(), RecommenderConfig(kind="ratings")
+    assert joint.batch_size is None and joint.train_config().batch_size == 100
+    assert joint.for_data(943).batch_size == 100 and joint.for_data(290).batch_size == 58
+    assert ratings.for_data(1_682).batch_size == 300 and ratings.for_data(300).batch_size == 60
+    assert ratings.for_data(3).batch_size == 1
+    assert RecommenderConfig(batch_size=7).for_data(290).batch_size == 7
+
+
+def test_settings_are_keywords_and_old_names_still_read():
+    model = RBMRecommender(hidden=12, epochs=3, kind="ratings")
+    assert (model.config.hidden, model.config.epochs, model.config.kind, model.config.mode) == (
+        12,
+        3,
+        "ratings",
+        "item",
+    )
+    assert RBMRecommender(small_config("joint", "user", False), hidden=5).config.hidden == 5
+    with pytest.raises(ConfigError, match="unknown RecommenderConfig field"):
+        RBMRecommender(n_hiden=12)
+    from recsys_rbm.config import config_from_dict
+
+    old = config_from_dict(RecommenderConfig, {"model": "ratings", "n_hidden": 40})  # as checkpoints before 0.3
+    assert (old.kind, old.hidden) == ("ratings", 40)
+
+
+def test_load_refuses_stored_settings_it_cannot_validate(tmp_path):
+    model = RBMRecommender(small_config("joint", "user", False, epochs=1)).fit(
+        split_three(ratings_from_dense(*dense_tastes()))[0]
+    )
+    path = model.save(tmp_path / "m")
+    rewrite_metadata(path, lambda metadata: metadata["config"].update(hidden=-3), rehash=True)  # a verified file
+    with pytest.raises(CheckpointError, match="stored settings do not validate"):
+        RBMRecommender.load(path)
 
 
 # --- generated long-tailed data --------------------------------------------------------------------
@@ -832,7 +870,7 @@ def _float64_recommender(model_kind: str):
 
     train, _, _ = split_three(ratings_from_dense(*dense_tastes()))
     layout = Layout(train.n_items, 5, interactions=model_kind == "joint")
-    config = small_config(model_kind, "user", model_kind == "ratings", n_hidden=6, batch_size=8)
+    config = small_config(model_kind, "user", model_kind == "ratings", hidden=6, batch_size=8)
     generator = torch.Generator().manual_seed(0)
     rbm = RBM.initialise(visible_layer(layout), 6, generator, weight_std=0.1, dtype=torch.float64)
     conditional = torch.zeros(layout.n_units, 6, dtype=torch.float64) if model_kind == "ratings" else None

@@ -69,7 +69,7 @@ def check_trainable(split: Split, config: RecommenderConfig, source: str, valida
                 f"every rating in {source} is {values[0]:g}: one value says nothing about taste; if each row is "
                 "an interaction, read it as implicit feedback (--implicit), else check the rating column"
             )
-    measure = MEASURE_WORDS.get(config.model, "the validation measure")
+    measure = MEASURE_WORDS.get(config.kind, "the validation measure")
     if len(validation) == 0:
         total = len(train) + len(split.test)
         raise DataError(
@@ -77,7 +77,7 @@ def check_trainable(split: Split, config: RecommenderConfig, source: str, valida
             f"of them rounds to none), so {measure} cannot be measured; give at least "
             f"{smallest_table(validation_fraction):,} ratings"
         )
-    if config.model == "joint":
+    if config.kind == "joint":
         threshold = like_threshold(train.rating_values, config.like_threshold)
         if not bool((validation.values >= threshold - 1e-9).any()):
             raise DataError(

@@ -71,10 +71,19 @@ VALIDATION_FRACTION = 0.05  # held out for early stopping when fit() is given no
 
 
 class RBMRecommender:
-    """RBM collaborative filtering implementing the :class:`~recsys_rbm.recommender.protocol.Recommender` protocol."""
+    """RBM collaborative filtering implementing the :class:`~recsys_rbm.recommender.protocol.Recommender` protocol.
 
-    def __init__(self, config: RecommenderConfig | None = None) -> None:
-        self.config = config or RecommenderConfig()
+    Settings are keywords, the fields of :class:`~recsys_rbm.recommender.config.RecommenderConfig`
+    (``RBMRecommender(hidden=200, epochs=50)``; ``kind="ratings"`` for the rater), or a whole
+    config object; anything left out takes the model's default.
+    """
+
+    def __init__(self, config: RecommenderConfig | None = None, **settings: Any) -> None:
+        if config is None or settings:
+            given = {} if config is None else config_to_dict(config)
+            config = config_from_dict(RecommenderConfig, {**given, **settings})
+        self._requested = config  # as given: the batch size's default is resolved anew by each fit
+        self.config = config
         self.device = resolve_device(self.config.device)
         self.history: list[EpochRecord] = []
         self.best_epoch: int | None = None
@@ -89,7 +98,7 @@ class RBMRecommender:
     @property
     def name(self) -> str:
         config = self.config
-        if config.model == "joint":
+        if config.kind == "joint":
             return f"joint RBM ({config.mode}-based)"
         base = "U-RBM" if config.mode == "user" else "I-RBM"
         return f"{base} (conditional)" if config.conditional else base
@@ -97,7 +106,7 @@ class RBMRecommender:
     @property
     def validation_measure(self) -> str:
         """What early stopping watches: ``validation_ndcg`` (joint model) or ``validation_rmse`` (ratings model)."""
-        return "validation_ndcg" if self.config.model == "joint" else "validation_rmse"
+        return "validation_ndcg" if self.config.kind == "joint" else "validation_rmse"
 
     @property
     def best_validation_rmse(self) -> float | None:
@@ -163,18 +172,19 @@ class RBMRecommender:
         its share of every batch and the gradients are summed over the processes: every process
         ends with the model one process would train (``config.device`` should be ``parallel.device``).
         """
-        config = self.config
         if not isinstance(train, Ratings):
             from recsys_rbm.data.tables import read_ratings_table
 
             train = read_ratings_table(train).ratings
+        requested = self._requested
+        config = self.config = requested.for_data(train.n_users if requested.mode == "user" else train.n_items)
         if validation is None:
             from recsys_rbm.recommender.splits import carve_validation
 
             train, validation = carve_validation(train, validation_fraction, config.seed)
         if items is not None:
             self.item_table = _items_table(items, train)
-        _check_ratings(train, "training", config.model)
+        _check_ratings(train, "training", config.kind)
         if validation is not None and len(validation) > 0:
             _check_same_space(train, validation)
         else:
@@ -230,7 +240,7 @@ class RBMRecommender:
             means.append(mf.smoothed_distribution(counts, mf.global_distribution(counts)).reshape(-1))
         rbm = RBM.initialise(
             visible_layer(layout),
-            config.n_hidden,  # type: ignore[arg-type]
+            config.hidden,  # type: ignore[arg-type]
             generator,
             weight_std=config.weight_std,
             visible_mean=torch.from_numpy(np.concatenate(means)),
@@ -238,7 +248,7 @@ class RBMRecommender:
         )
         conditional = None
         if config.conditional:
-            conditional = torch.zeros(layout.n_units, config.n_hidden, device=self.device)  # type: ignore[arg-type]
+            conditional = torch.zeros(layout.n_units, config.hidden, device=self.device)  # type: ignore[arg-type]
         return RecommenderRBM(rbm, conditional)
 
     def _measurements(
@@ -257,7 +267,7 @@ class RBMRecommender:
         explicit = not train.is_implicit
         monitor = _monitor_sample(train, config, generator) if explicit else None
         ranking = None
-        if validation is not None and config.model == "joint":
+        if validation is not None and config.kind == "joint":
             ranking = _ranking_sample(train, validation, config, trained)
         baseline = None
         if explicit and validation is not None and len(validation) >= DIVERGENCE_MIN_RATINGS:
@@ -282,7 +292,7 @@ class RBMRecommender:
         assert train is not None
         parameters = model.parameters()
         state = ModelState(
-            model=config.model,
+            model=config.kind,
             mode=config.mode,  # type: ignore[arg-type]
             layout=model.layout,
             weights=parameters["weights"],
@@ -655,10 +665,17 @@ class RBMRecommender:
         """Rebuild a saved model (no training data needed); any problem is a one-line CheckpointError."""
         tensors, metadata = load_checkpoint(path, expected_kind=None, device=device)
         scorer = Scorer.from_checkpoint(tensors, metadata, torch, lambda t: t.cpu().numpy(), path)
-        try:
-            config = config_from_dict(RecommenderConfig, {**metadata.get("config", {}), "device": device})
-        except RecsysRBMError:
-            config = RecommenderConfig(model=scorer.state.model, mode=scorer.mode, device=device)
+        stored = metadata.get("config")
+        if stored is None:  # written before settings were stored: the model's own facts
+            config = RecommenderConfig(kind=scorer.state.model, mode=scorer.mode, device=device)
+        else:
+            try:
+                config = config_from_dict(RecommenderConfig, {**stored, "device": device})
+            except (RecsysRBMError, TypeError, ValueError) as error:
+                raise CheckpointError(
+                    f"{path}: its stored settings do not validate ({error}); it was written by another version or "
+                    "edited: retrain it"
+                ) from None
         model = cls(config)
         model.scorer = scorer
         model.metadata = metadata
@@ -736,7 +753,7 @@ def _profile_arrays(*parts: tuple[Ratings, int]) -> ProfileArrays:
 def _layout(train: Ratings, config: RecommenderConfig) -> Layout:
     n_units = train.n_items if config.mode == "user" else train.n_users
     n_levels = 0 if train.is_implicit else train.n_levels
-    return Layout(n_units, n_levels, interactions=config.model == "joint")
+    return Layout(n_units, n_levels, interactions=config.kind == "joint")
 
 
 def _check_ratings(ratings: Ratings, what: str, model: str) -> None:
