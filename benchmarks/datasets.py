@@ -40,7 +40,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +162,13 @@ def factories(ratings: Ratings, seed: int, peers: bool, rbm_epochs: int | None) 
 
 
 def splits_of(ratings: Ratings, seeds: list[int]) -> list[Split]:
-    return [
-        random_split(ratings, 0, test_fraction=TEST_FRACTION, validation_fraction=VALIDATION_FRACTION, seed=seed)
-        for seed in seeds
-    ]
+    """The random 80/20 split of each seed (its validation slice carved from the 80%), named by its seed."""
+    splits = []
+    for seed in seeds:
+        fractions = {"test_fraction": TEST_FRACTION, "validation_fraction": VALIDATION_FRACTION}
+        split = random_split(ratings, 0, **fractions, seed=seed)
+        splits.append(replace(split, name=f"seed {seed}"))
+    return splits
 
 
 def run_dataset(

@@ -408,6 +408,11 @@ def test_similar_and_explain_speak_raw_ids(public):
     similar, similarities = public.similar_items("i00", n=5)
     assert len(similar) == 5 and sum(int(item[1:]) % 2 == 0 for item in similar) >= 4
     assert (np.diff(similarities) <= 0).all() and "i00" not in similar.tolist()
+    floor = public.scorer.similar_min_ratings()  # the default: 20, or the median item's count where fewer
+    counts = public.scorer.item_counts
+    assert floor == min(20, int(np.median(counts[counts > 0])))
+    default, _ = public.similar_items("i00", n=public.n_items)
+    assert len(default) and all(counts[public.items.tolist().index(item)] >= floor for item in default)
     reasons = public.explain("u0", "i06", n=3)
     assert len(reasons) == 3 and abs(reasons[0].effect) >= abs(reasons[-1].effect)
     rated = set(public.items[public.scorer.rated_items(0)[0]].tolist())
@@ -942,3 +947,35 @@ def test_a_batch_reads_lagging_rows_as_their_current_values(model_kind, eigenbas
     torch.testing.assert_close(read_input, current.hidden_input(state), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(read_logits, current.rated_logits(hidden), rtol=1e-12, atol=1e-12)
     assert not torch.allclose(stale_input, read_input, atol=1e-6)  # the lag is there, and the reads account for it
+
+
+def test_fit_shows_a_progress_bar_on_a_terminal_and_nothing_elsewhere(tmp_path):
+    """progress=True draws on a terminal's stderr; piped, the same fit prints nothing."""
+    import os
+    import pty
+
+    script = tmp_path / "fit.py"
+    tests = str(Path(__file__).parent)
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {tests!r})\n"
+        "from test_recommender_model import dense_tastes, ratings_from_dense, small_config\n"
+        "from recsys_rbm import RBMRecommender\n"
+        "RBMRecommender(small_config('joint', 'user', False, epochs=3)).fit(ratings_from_dense(*dense_tastes()))\n"
+    )
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done writing
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=120) == 0
+    os.close(leader)
+    assert b"training" in shown and b"validation NDCG@10" in shown
+    piped = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == b"" and piped.stdout == b""

@@ -33,6 +33,7 @@ and is modelled too.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -151,7 +152,7 @@ class RBMRecommender:
         validation: Ratings | None = None,
         *,
         validation_fraction: float = VALIDATION_FRACTION,
-        progress: ProgressCallback | None = None,
+        progress: bool | ProgressCallback = True,
         items: Any = None,
         parallel: Parallel | None = None,
     ) -> Self:
@@ -166,7 +167,8 @@ class RBMRecommender:
         is trained they join the users' profiles: every list is conditioned on them and recommends
         none of their items. ``items`` (a Movies table, or a path or DataFrame of ids and titles)
         gives results their titles. ``history`` gets one :class:`~recsys_rbm.training.EpochRecord`
-        per epoch; ``progress`` is called with each.
+        per epoch. ``progress``: ``True`` shows a progress bar on a terminal (nothing when stderr is
+        not one), ``False`` shows nothing, a function is called with each epoch's record.
 
         With ``parallel`` (see :func:`recsys_rbm.distributed.process_group`), this process trains on
         its share of every batch and the gradients are summed over the processes: every process
@@ -210,12 +212,15 @@ class RBMRecommender:
             objective, all_reduce = data_parallel(objective, parallel, CaseSharding())
         trainer = Trainer(objective, config.train_config(), generator, all_reduce)
 
+        report, display = _progress_reporter(progress, config.epochs, self.validation_measure)  # type: ignore[arg-type]
+
         def on_epoch(trainer: Trainer, record: EpochRecord) -> None:  # the model can be saved from ``progress``
             self.history, self.best_epoch, self.best_measure = trainer.history, trainer.best_epoch, trainer.best_measure
-            if progress is not None:
-                progress(record)
+            if report is not None:
+                report(record)
 
-        trainer.fit(on_epoch_end=on_epoch)
+        with display:
+            trainer.fit(on_epoch_end=on_epoch)
         self.history = trainer.history
         self.best_epoch = trainer.best_epoch if validation is not None else len(trainer.history)
         self.best_measure = trainer.best_measure
@@ -360,7 +365,8 @@ class RBMRecommender:
         and an item without ratings get the documented fallback distribution.
         """
         inner_users, inner_items = self._inner_pairs(users, items)
-        return self.predict_indices(inner_users, inner_items)
+        with torch.no_grad():
+            return self._require_fitted().predict(inner_users, inner_items)
 
     def recommend(
         self,
@@ -444,10 +450,15 @@ class RBMRecommender:
             predictions = scorer.fold_in(units, levels)
         return self._scored(predictions, units, levels, self._item_ids.to_inner(_id_list(items)), score)
 
-    def similar_items(self, item: Any, n: int = 10, *, min_ratings: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(
+        self, item: Any, n: int = 10, *, min_ratings: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` items closest to ``item`` (raw id) by the cosine of their learned vectors:
-        ``(items, similarities)``, closest first; items with fewer than ``min_ratings`` ratings are left out."""
+        ``(items, similarities)``, closest first. Items with fewer than ``min_ratings`` ratings are left
+        out (default: 20, or the median item's count on a table where that is fewer; as ``rbm-rec similar``)."""
         scorer = self._require_fitted()
+        if min_ratings is None:
+            min_ratings = scorer.similar_min_ratings()
         inner = int(self._item_ids.to_inner([item])[0])
         ids, cosines = scorer.similar_items(inner, self.n_items)
         keep = (ids >= 0) & (scorer.item_counts[np.maximum(ids, 0)] >= min_ratings)
@@ -621,9 +632,16 @@ class RBMRecommender:
 
     # --- the evaluation harness's interface and inference on inner indices --------------------------
     def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Expected ratings ``Σ_k P(r = k)·value_k`` on the data's scale for inner indices; (N,), (N,) -> (N,)."""
+        """Expected ratings ``Σ_k P(r = k)·value_k`` on the data's scale for inner indices; (N,), (N,) -> (N,).
+
+        A model of implicit data predicts no ratings: NaN for every pair, as the evaluation harness
+        expects of a ranker (:meth:`predict` says so in one line instead).
+        """
+        scorer = self._require_fitted()
+        if scorer.is_implicit:
+            return np.full(np.asarray(users).shape, np.nan)
         with torch.no_grad():
-            return self._require_fitted().predict(users, items)
+            return scorer.predict(users, items)
 
     def score_items(self, users: np.ndarray, score: str = mf.SCORES[0]) -> np.ndarray:
         """Ranking score of every item per user, higher is better (see ``meanfield.ranking_score``); (B,) -> (B, I)."""
@@ -700,6 +718,39 @@ class RBMRecommender:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def _progress_reporter(
+    progress: bool | ProgressCallback, epochs: int, measure: str
+) -> tuple[ProgressCallback | None, Any]:
+    """What ``fit(progress=...)`` calls after each epoch, and the display to hold open while it trains."""
+    import contextlib
+
+    if callable(progress):
+        return progress, contextlib.nullcontext()
+    if not progress or not sys.stderr.isatty():
+        return None, contextlib.nullcontext()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    display = Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = display.add_task("epochs", total=epochs, note="")
+    words = "validation NDCG@10" if measure == "validation_ndcg" else "validation RMSE"
+
+    def report(record: EpochRecord) -> None:
+        value = record.measures.get(measure)
+        note = "" if value is None else f"{words} {value:.4f}" + ("  best" if record.is_best else "")
+        display.update(task, completed=record.epoch, note=note)
+
+    return report, display
+
+
 def _is_one_id(value: Any) -> bool:
     """Whether ``value`` is one raw id (a number or a string), not a sequence of them."""
     if isinstance(value, np.ndarray):

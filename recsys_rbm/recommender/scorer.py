@@ -27,6 +27,7 @@ from recsys_rbm.recommender.state import KIND, LEGACY_KINDS, ModelState, Profile
 
 CATALOGUE_BUDGET = 1 << 24  # (user, item, level) probabilities per dense catalogue product
 PAIR_BUDGET = 1 << 22  # (pair, level, hidden) products per chunk of pair predictions
+SIMILAR_MIN_RATINGS = 20  # similar items: rarer items' vectors are mostly noise
 
 
 @dataclass(frozen=True)
@@ -627,6 +628,12 @@ class Scorer:
             score, np.asarray(p_x, dtype=np.float64), distribution, self.rating_values, self.threshold
         )
         return np.maximum(np.asarray(scores, dtype=np.float64), 1e-300)
+
+    def similar_min_ratings(self) -> int:
+        """The default floor of ratings for a similar item: :data:`SIMILAR_MIN_RATINGS`, or the median rated
+        item's count where that is fewer (a small table would otherwise have no similar items at all)."""
+        counts = self.item_counts[self.item_known]
+        return int(min(SIMILAR_MIN_RATINGS, max(1, np.median(counts)))) if counts.size else 1
 
     def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` items closest to ``item`` by the cosine of their learned vectors: ``(ids, cosines)``."""
