@@ -271,12 +271,12 @@ def training_warnings(model: Any, metrics: dict[str, Any]) -> list[str]:
 
 def describe_time(epoch_seconds: list[float], best_epoch: int | None) -> str:
     """``2.45 s per epoch, 245.3 s in all, best epoch after 120.1 s``: the epochs' own seconds (updates and
-    measurements), as the summary and ``info`` both print them."""
+    measurements), as the summary and ``info`` both print them (no best epoch where none was kept)."""
     total = sum(epoch_seconds)
-    to_best = sum(epoch_seconds[: best_epoch or len(epoch_seconds)])
-    return (
-        f"{total / max(len(epoch_seconds), 1):.2f} s per epoch, {total:.1f} s in all, best epoch after {to_best:.1f} s"
-    )
+    text = f"{total / max(len(epoch_seconds), 1):.2f} s per epoch, {total:.1f} s in all"
+    if best_epoch is None:  # a model kept at its last epoch (MNIST)
+        return text
+    return f"{text}, best epoch after {sum(epoch_seconds[:best_epoch]):.1f} s"
 
 
 def describe_parts(counts: dict[str, int]) -> str:

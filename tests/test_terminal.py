@@ -306,6 +306,15 @@ def test_piped_training_prints_whole_lines_whatever_the_width(tmp_path: Path) ->
     assert "…" not in log.read_text() and "\x1b" not in log.read_text()
 
 
+def test_a_table_title_longer_than_its_table_stays_one_line(runner: CliRunner, model: Path) -> None:
+    result = runner.invoke(app, ["recommend", "--model", str(model), "--user", "1", "--top", "2"])
+    assert result.exit_code == 0, result.output
+    titles = [line for line in result.stdout.splitlines() if line.startswith("Recommended for user 1")]
+    assert titles == [
+        "Recommended for user 1 (joint RBM (user-based), ml-100k; score = P(picks it)·P(rates it ≥ 4 | picks it))"
+    ]
+
+
 def test_a_piped_progress_display_prints_a_plain_line_now_and_then() -> None:
     from rich.console import Console
 
