@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, echo_json, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import console, echo_json, one_line_errors, plural, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import ModelOption, model_path
 
 from recsys_rbm.limits import MAX_TOP
@@ -98,7 +98,7 @@ def anomalies(
     from rich.table import Table
 
     table = Table(
-        title=escape(f"The {len(rows)} least typical of {scored.users.shape[0]:,} users"), title_justify="left"
+        title=escape(f"The {len(rows)} least typical of {plural(scored.users.shape[0], 'user')}"), title_justify="left"
     )
     table.add_column("#", justify="right")
     table.add_column("user", justify="right")

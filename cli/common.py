@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -21,13 +21,16 @@ from recsys_rbm.errors import RecsysRBMError
 
 try:  # Typer ≥ 0.2x vendors Click; older releases use the click package
     from typer._click.exceptions import ClickException
+    from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover
+    from click import get_current_context  # type: ignore[no-redef]
     from click.exceptions import ClickException  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
 BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
+PLAIN_PROGRESS_SECONDS = 10.0  # where stdout is not a terminal, a progress line at most this often
 
 
 class _Console(Console):
@@ -117,15 +120,16 @@ class _NoticeHandler(logging.Handler):
 
 
 def configure_output() -> None:
-    """For each invocation: streams that never fail on a symbol, a usable width whatever ``COLUMNS`` says, and the
-    library's notices shown as ``note:`` lines (see :mod:`recsys_rbm_cli.terminal`)."""
-    from recsys_rbm_cli.terminal import prepare_streams, spell_for_streams, usable_width
+    """For each invocation: streams that never fail on a symbol, a usable width whatever ``COLUMNS`` says (whole
+    lines where a stream is not a terminal), and the library's notices shown as ``note:`` lines (see
+    :mod:`recsys_rbm_cli.terminal`)."""
+    from recsys_rbm_cli.terminal import output_width, prepare_streams, spell_for_streams, titles_as_lines
 
     prepare_streams()
     spell_for_streams(console, error_console)
-    width = usable_width()
-    console.width = width
-    error_console.width = width
+    titles_as_lines(console, error_console)  # after the spelling, which reaches into the tables' titles
+    for stream in (console, error_console):
+        stream.width = output_width(stream.is_terminal)
     library = logging.getLogger("recsys_rbm")
     if not any(isinstance(handler, _NoticeHandler) for handler in library.handlers):
         library.addHandler(_NoticeHandler())
@@ -229,6 +233,31 @@ def one_line_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def options_named(flags: dict[str, str]) -> Iterator[None]:
+    """While settings are built from command-line options, an error about one of them names its option, not the
+    setting's field, and is a usage error (exit 2): ``--learning-rate must be positive``, not ``learning_rate …``.
+
+    ``flags`` maps each field given on the command line to its option (fields read from a --config file are
+    left out: there the field's own name is what the user wrote). An error that names the option already
+    (``--cd-schedule 'soon:3' is not …``) is a usage error too.
+    """
+    from recsys_rbm.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as error:
+        message = str(error)
+        field = next((name for name in flags if message.startswith(f"{name} ")), None)
+        if field is not None:
+            message = flags[field] + message[len(field) :]
+        elif not any(message.startswith(f"{flag} ") for flag in flags.values()):
+            raise
+        context = get_current_context(silent=True)
+        see = f" (see '{context.command_path} --help')" if context is not None else ""
+        raise fail(f"{message}{see}", code=2) from None
+
+
 def hidden_units_check(n_visible: int | None) -> Callable[[Any], Any]:
     """A Typer callback refusing more hidden units than :data:`recsys_rbm.limits.MAX_HIDDEN`, with what
     they would cost in memory (for ``n_visible`` visible units, or per 1,000 when that depends on the data)."""
@@ -268,20 +297,30 @@ def is_interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def progress_bar(field: str = "note", transient: bool = False) -> Progress:
+def progress_bar(field: str = "note", transient: bool = False, lines: bool = True) -> Progress:
     """The commands' progress display: description, bar, done/total, the task's ``field`` text, time.
 
     Each task must carry ``field`` (e.g. ``note=""``) among its fields; rich is imported here, on
-    use, so that commands which never show progress start fast.
+    use, so that commands which never show progress start fast. Where stdout is not a terminal (a
+    file, a log) the display is a :class:`~recsys_rbm_cli.plain_progress.PlainProgress` instead:
+    a plain line now and then (none when ``lines`` is false: the command prints its own lines).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(
+    columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(f"{{task.fields[{field}]}}"),
         TimeElapsedColumn(),
-        console=console,
-        transient=transient,
     )
+    if not console.is_terminal:
+        from recsys_rbm_cli.plain_progress import PlainProgress
+
+        return PlainProgress(*columns, console=console, field=field, every=PLAIN_PROGRESS_SECONDS if lines else None)
+    return Progress(*columns, console=console, transient=transient)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 user``, ``2 users``, ``1,500 users``: a count and its noun, singular only for one."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"

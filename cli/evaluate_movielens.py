@@ -74,7 +74,7 @@ def evaluate_movielens(
         list[str] | None,
         typer.Option(
             "--folds",
-            help="Splits to evaluate on, comma-separated or repeated: u1…u5, ua, ub (ml-100k's own files) or random "
+            help="Splits to evaluate on, comma-separated or repeated: u1 to u5, ua, ub (ml-100k's own files) or random "
             "(--random-folds seeded random 90/10 splits, the AutoRec protocol).",
             show_default="u1,u2,u3,u4,u5 for ml-100k, else random",
         ),
@@ -93,7 +93,7 @@ def evaluate_movielens(
         ),
     ] = None,
     k: Annotated[
-        int, typer.Option("--k", min=1, max=MAX_RANK_K, help="Length of the ranked lists (NDCG@k, P@k …).")
+        int, typer.Option("--k", min=1, max=MAX_RANK_K, help="Length of the ranked lists (NDCG@k, P@k and the rest).")
     ] = 10,
     model_kind: ModelKindOption = None,
     mode: ModeOption = None,

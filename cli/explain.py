@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, echo_json, one_line_errors, warn_if_unfinished
-from recsys_rbm_cli.movielens_options import ModelOption, Score, TopOption, model_path
+from recsys_rbm_cli.common import console, echo_json, one_line_errors, plural, warn_if_unfinished
+from recsys_rbm_cli.movielens_options import ModelOption, Score, TopOption, model_path, score_text
 
 
 @app.command("explain", cls=RbmRecCommand)
@@ -80,12 +80,14 @@ def explain(
     note = " (the user rated it in training)" if already else ""
     console.print(
         escape(
-            f"{catalogue.describe(item)} for user {raw_user}: score {target_score:.3g} = "
+            f"{catalogue.describe(item)} for user {raw_user}: score {score_text(target_score)} = "
             f"{score_meaning(scorer, score)}{note}."
         ),
         highlight=False,
     )
-    table = Table(title=escape(f"What moves it most, of the user's {len(rated)} ratings"), title_justify="left")
+    table = Table(
+        title=escape(f"What moves it most, of the user's {plural(len(rated), 'rating')}"), title_justify="left"
+    )
     table.add_column("movie")
     table.add_column("rating", justify="right")
     table.add_column("effect", justify="right")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, echo_json, one_line_errors, warn_if_unfinished
+from recsys_rbm_cli.common import console, echo_json, notice, one_line_errors, plural, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import ModelOption, model_path
 
 from recsys_rbm.limits import MAX_SEED, MAX_TOP
@@ -43,7 +43,9 @@ def imagine(
             show_default=False,
         ),
     ] = None,
-    n: Annotated[int, typer.Option("--n", min=1, max=MAX_PROFILES, help="How many profiles to sample.")] = 5,
+    profiles: Annotated[
+        int, typer.Option("--profiles", min=1, max=MAX_PROFILES, help="How many profiles to sample.")
+    ] = 5,
     steps: Annotated[
         int,
         typer.Option(
@@ -56,12 +58,16 @@ def imagine(
     ] = 3,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed of the sampler.")] = 0,
     top: Annotated[
-        int, typer.Option("--top", min=1, max=MAX_TOP, help="How many of each profile's top-rated movies to show.")
+        int,
+        typer.Option("--top", "-n", min=1, max=MAX_TOP, help="How many of each profile's top-rated movies to show."),
     ] = 8,
     model: ModelOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (every sampled rating) instead of tables.")
     ] = False,
+    former_profiles: Annotated[  # --n was --profiles until -n came to mean --top, as in every other command
+        int | None, typer.Option("--n", min=1, max=MAX_PROFILES, hidden=True)
+    ] = None,
 ) -> None:
     """Sample whole plausible user profiles from the model, with the given movies' ratings held fixed.
 
@@ -76,7 +82,7 @@ def imagine(
     movies left out. Needs the joint user-based model: a ratings-only model does not model which
     movies a user picks.
 
-    Example: rbm-rec imagine --likes "Star Wars" --likes "Alien" --n 5
+    Example: rbm-rec imagine --likes "Star Wars" --likes "Alien" --profiles 5 -n 10
     """
     import numpy as np
     from recsys_rbm_cli.catalogue import Catalogue
@@ -84,6 +90,9 @@ def imagine(
     from recsys_rbm.recommender.profiles import imagine as sample
     from recsys_rbm.recommender.scorer import Scorer
 
+    if former_profiles is not None:
+        notice("--n is now --profiles (-n is --top, how many movies to show, as in every command)")
+        profiles = former_profiles
     model = model_path(model)
     scorer = Scorer.load(model)
     warn_if_unfinished(scorer.metadata, model)
@@ -91,13 +100,13 @@ def imagine(
     liked = np.asarray([catalogue.find(text) for text in likes or []], dtype=np.int64)
     disliked = np.asarray([catalogue.find(text) for text in dislikes or []], dtype=np.int64)
     check_held(catalogue, liked, disliked, scorer.is_implicit)
-    profiles = sample(scorer, liked, disliked, n=n, steps=steps, seed=seed)  # (n, items) levels, -1 not picked
+    sampled = sample(scorer, liked, disliked, n=profiles, steps=steps, seed=seed)  # (n, items) levels, -1 not picked
     values = scorer.rating_values
     held = np.zeros(scorer.n_items, dtype=bool)
     held[np.concatenate([liked, disliked])] = True
     popularity = scorer.item_counts
     summaries = []
-    for levels in profiles:
+    for levels in sampled:
         picked = np.flatnonzero(levels >= 0)
         shown = picked[~held[picked]]
         order = np.lexsort((shown, -popularity[shown], -levels[shown]))
@@ -119,7 +128,7 @@ def imagine(
                         for item in np.concatenate([picked[held[picked]], ordered])
                     ],
                 }
-                for levels, (picked, ordered, mean) in zip(profiles, summaries, strict=True)
+                for levels, (picked, ordered, mean) in zip(sampled, summaries, strict=True)
             ],
         }
         echo_json(data)
@@ -131,9 +140,12 @@ def imagine(
     clamp = [f"likes {catalogue.label(int(i))}" for i in liked]
     clamp += [f"dislikes {catalogue.label(int(i))}" for i in disliked]
     given = "; ".join(clamp) if clamp else "nothing held fixed"
-    console.print(escape(f"{n} imagined user(s) ({given}), {steps} Gibbs steps, seed {seed}"), highlight=False)
-    for number, (levels, (picked, ordered, mean)) in enumerate(zip(profiles, summaries, strict=True), start=1):
-        summary = f"Profile {number}: {picked.shape[0]} ratings" + (f", mean {mean:.2f}" if picked.size else "")
+    users = plural(profiles, "imagined user")
+    console.print(escape(f"{users} ({given}), {plural(steps, 'Gibbs step')}, seed {seed}"), highlight=False)
+    for number, (levels, (picked, ordered, mean)) in enumerate(zip(sampled, summaries, strict=True), start=1):
+        summary = f"Profile {number}: {plural(picked.shape[0], 'rating')}" + (
+            f", mean {mean:.2f}" if picked.size else ""
+        )
         console.print(escape(summary + (f"; its top-rated {min(top, ordered.shape[0])}:" if ordered.size else "")))
         table = Table()
         table.add_column("movie")

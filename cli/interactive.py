@@ -1,8 +1,11 @@
 """``rbm-rec interactive``: rate a few movies at a terminal and watch the recommendations change.
 
-A line-oriented session on standard input (so it can be scripted and tested): each rating is
-folded in through the hidden layer at once, without retraining, and the top list is shown again
-with the reason for each item. Torch-free, like ``recommend``.
+A line-oriented session: each rating is folded in through the hidden layer at once, without
+retraining, and the top list is shown again with the reason for each item. The first list, before
+any rating, is the model's prior. At a terminal the lines are read with the standard library's
+``readline`` (editing, Up and Down for earlier lines, Tab for the commands); piped input is read
+line by line, so the session can be scripted and tested. Leaving with ratings not yet saved
+(``quit``, Ctrl-D, Ctrl-C) asks once more first. Torch-free, like ``recommend``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import console, error_console, one_line_errors, warn_if_unfinished
-from recsys_rbm_cli.movielens_options import ModelOption, TopOption, model_path
+from recsys_rbm_cli.common import console, error_console, fail, one_line_errors, plural, warn_if_unfinished
+from recsys_rbm_cli.movielens_options import ModelOption, TopOption, model_path, score_text
 
 if TYPE_CHECKING:
     from recsys_rbm_cli.catalogue import Catalogue
@@ -23,15 +26,20 @@ if TYPE_CHECKING:
     from recsys_rbm.recommender.scorer import Scorer
 
 HELP = """Commands (a movie is an id or a title; titles match tolerantly):
-  search TEXT          find movies whose title contains TEXT
+  search WORDS         list the movies whose titles hold all the words ('search alien' finds Aliens too)
   rate MOVIE RATING    rate a movie (e.g. 'rate star wars 5'); the list updates
   unrate MOVIE         take a rating back
   ratings              the ratings so far
   top                  the recommendations again
   why MOVIE            which of your ratings push MOVIE up or down
   save FILE            write your ratings as a CSV that 'recommend --ratings' reads
+                       ('save FILE --overwrite' replaces an existing FILE)
   help                 this text
-  quit                 leave (end of input does too)"""
+  quit                 leave (so do Ctrl-D and Ctrl-C; with unsaved ratings, asked twice)
+At a terminal, Up and Down recall earlier lines and Tab completes a command."""
+COMMANDS = ("search", "rate", "unrate", "ratings", "top", "why", "save", "help", "quit")
+MAX_SEARCH_RESULTS = 20
+OVERWRITE_WORD = "--overwrite"
 
 
 @app.command("interactive", cls=RbmRecCommand)
@@ -48,10 +56,12 @@ def interactive(
 ) -> None:
     """Rate movies and watch your recommendations change, one command per line (type 'help').
 
-    Each rating is folded in through the model's hidden layer at once, without retraining, and the
-    top list is shown again with, for each movie, the rating of yours that raises it most. 'save
-    FILE' writes the ratings as a CSV that 'rbm-rec recommend --ratings FILE' reads. Needs a
-    user-based model (the joint model is one).
+    It starts with the model's list for someone with no ratings yet (or, with --ratings, for those
+    ratings). Each rating is folded in through the model's hidden layer at once, without
+    retraining, and the top list is shown again with, for each movie, the rating of yours that
+    raises it most. 'save FILE' writes the ratings as a CSV that 'rbm-rec recommend --ratings
+    FILE' reads. At a terminal, lines can be edited and Up and Down recall earlier ones. Leaving
+    with unsaved ratings asks you to confirm. Needs a user-based model (the joint model is one).
 
     Example: rbm-rec interactive --top 5
     """
@@ -68,25 +78,83 @@ def interactive(
             "the interactive session folds a new user in, which needs a user-based model; train one with --mode user"
         )
     catalogue = Catalogue.of(scorer.state.item_ids.raw_ids, scorer.metadata)
-    session = Session(scorer, catalogue, top)
+    session = Session(scorer, catalogue, top, model)
     if ratings is not None:
         items, levels = read_ratings_file(ratings, catalogue, scorer.rating_values)
         session.ratings = dict(zip(items.tolist(), levels.tolist(), strict=True))
-    console.print(f"{scorer.metadata.get('name', 'model')}: {scorer.n_items:,} movies. Type 'help' for the commands.")
-    if session.ratings:
-        session.show_top()
+        session.mark_saved()  # they are in the file already
+    name = scorer.metadata.get("name", "model")
+    console.print(f"{name}: {plural(scorer.n_items, 'movie')}. Type 'help' for the commands.", highlight=False)
+    session.show_top()
+    run_session(session, LineReader())
+    unsaved = ", not saved" if session.unsaved else ""
+    console.print(f"Bye: {plural(len(session.ratings), 'rating')} this session{unsaved}.", highlight=False)
+
+
+def run_session(session: Session, reader: LineReader) -> None:
+    """Read and carry out commands until the user leaves: ``quit``, end of input or Ctrl-C, each asked twice in a
+    row when ratings would be lost (:meth:`Session.may_leave`). SIGTERM and SIGHUP end the session at once."""
+    from recsys_rbm.errors import RecsysRBMError
+    from recsys_rbm.signals import HungUp, Terminated, exit_code_of, install_interrupt_handlers
+
     while True:
-        console.print("> ", end="")
-        line = sys.stdin.readline()
-        if not line:  # end of input
-            console.print()
-            break
         try:
-            if not session.run(line.strip()):
-                break
+            line = reader.read("> ")
+            if line is None:  # end of input (Ctrl-D)
+                console.print()
+                if session.may_leave():
+                    return
+                continue
+            if not session.run(line.strip()) and session.may_leave():
+                return
+        except (Terminated, HungUp) as interrupt:
+            lost = f"; {plural(len(session.ratings), 'unsaved rating')} were lost" if session.unsaved else ""
+            raise fail(f"interrupted{lost}", code=exit_code_of(interrupt)) from None
+        except KeyboardInterrupt:
+            install_interrupt_handlers()  # re-armed: the next Ctrl-C is seen too
+            console.print()
+            if session.may_leave():
+                return
         except RecsysRBMError as error:
             error_console.print(f"[bold red]error:[/] {_escape(str(error))}", highlight=False, soft_wrap=True)
-    console.print(f"Bye: {len(session.ratings)} rating(s) this session.")
+
+
+class LineReader:
+    """Lines from standard input: through ``readline`` at a terminal (line editing, history, Tab completing the
+    commands), plainly otherwise (a pipe, a file, a test), the prompt written before each."""
+
+    def __init__(self) -> None:
+        self.terminal = sys.stdin.isatty() and sys.stdout.isatty()
+        if self.terminal:
+            enable_line_editing()
+
+    def read(self, prompt: str) -> str | None:
+        """The next line without its newline, or ``None`` at the end of input."""
+        if self.terminal:
+            try:
+                return input(prompt)
+            except EOFError:
+                return None
+        console.print(prompt, end="", highlight=False, markup=False)
+        line = sys.stdin.readline()
+        return line if line else None
+
+
+def enable_line_editing() -> None:
+    """Load ``readline`` (``input`` then edits lines and keeps a history for Up and Down) and complete the
+    commands on Tab; a Python without it (some builds, Windows) reads plain lines."""
+    try:
+        import readline
+    except ImportError:
+        return
+
+    def complete(text: str, state: int) -> str | None:
+        matches = [command + " " for command in COMMANDS if command.startswith(text)]
+        return matches[state] if state < len(matches) else None
+
+    readline.set_completer(complete)
+    readline.set_completer_delims(" ")
+    readline.parse_and_bind("bind ^I rl_complete" if "libedit" in (readline.__doc__ or "") else "tab: complete")
 
 
 def _escape(text: str) -> str:
@@ -98,12 +166,40 @@ def _escape(text: str) -> str:
 class Session:
     """The new user's ratings (inner item id -> level) and the commands that read or change them."""
 
-    def __init__(self, scorer: Scorer, catalogue: Catalogue, top: int) -> None:
-        self.scorer, self.catalogue, self.top = scorer, catalogue, top
+    def __init__(self, scorer: Scorer, catalogue: Catalogue, top: int, model: Path | None = None) -> None:
+        self.scorer, self.catalogue, self.top, self.model = scorer, catalogue, top, model
         self.ratings: dict[int, int] = {}
+        self.saved: dict[int, int] = {}  # the ratings as last saved (or read from --ratings)
+        self.warned: dict[int, int] | None = None  # the ratings when leaving was last refused with a warning
 
+    # --- leaving ----------------------------------------------------------------------------------
+    @property
+    def unsaved(self) -> bool:
+        """Whether leaving now would lose ratings: they differ from the last ones saved."""
+        return self.ratings != self.saved
+
+    def mark_saved(self) -> None:
+        self.saved = dict(self.ratings)
+
+    def may_leave(self) -> bool:
+        """Whether the session may end now (quit, Ctrl-D or Ctrl-C asked): at once when nothing would be lost, else
+        only when asked again with the same ratings, after one warning line."""
+        if not self.unsaved or self.warned == self.ratings:
+            return True
+        self.warned = dict(self.ratings)
+        count = plural(len(self.ratings), "rating")
+        error_console.print(
+            f"[bold yellow]warning:[/] your {count} {'is' if len(self.ratings) == 1 else 'are'} not saved; "
+            "'save FILE' keeps them for 'rbm-rec recommend --ratings FILE'; quit, Ctrl-D or Ctrl-C again leaves "
+            "without saving",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return False
+
+    # --- commands ---------------------------------------------------------------------------------
     def run(self, line: str) -> bool:
-        """Carry out one command line; ``False`` ends the session."""
+        """Carry out one command line; ``False`` asks to end the session."""
         from recsys_rbm.errors import RecsysRBMError
 
         command, _, rest = line.partition(" ")
@@ -123,7 +219,8 @@ class Session:
             "save": lambda: self.save(rest),
         }
         if command not in actions:
-            raise RecsysRBMError(f"unknown command {command!r}; type 'help' for the commands")
+            shown = command if command.isprintable() else command.encode("unicode_escape").decode("ascii")
+            raise RecsysRBMError(f"unknown command {shown!r}; type 'help' for the commands")
         actions[command]()
         return True
 
@@ -135,17 +232,27 @@ class Session:
         return text
 
     def search(self, text: str) -> None:
-        from recsys_rbm_cli.titles import match_title
+        """Every movie whose title holds all the words (most rated first), else the near titles."""
+        import numpy as np
+        from recsys_rbm_cli.titles import match_title, titles_containing
 
         query = self._needs(text, "some words of a title, e.g. 'search star wars'")
-        positions = list(range(len(self.catalogue.titles)))
-        match = match_title(query, positions, self.catalogue.titles, numbers_are_ids=False, max_candidates=10)
-        found = list(match.ids) or list(match.suggestions)
-        if not found:
-            console.print(_escape(f"No title close to {query!r}."), highlight=False)
-            return
-        heading = "Matches" if match.ids else "No exact match; near titles"
-        console.print(f"{heading}:", highlight=False)
+        found = titles_containing(query, self.catalogue.titles)
+        if found:
+            popularity = np.asarray(self.scorer.item_counts)
+            found.sort(key=lambda item: (-int(popularity[item]), self.catalogue.titles[item]))
+            heading = f"{plural(len(found), 'title')} with {query!r}"
+            if len(found) > MAX_SEARCH_RESULTS:
+                heading += f", the {MAX_SEARCH_RESULTS} most rated (add a word to narrow it)"
+            found = found[:MAX_SEARCH_RESULTS]
+        else:
+            positions = list(range(len(self.catalogue.titles)))
+            near = match_title(query, positions, self.catalogue.titles, numbers_are_ids=False).suggestions
+            if not near:
+                console.print(_escape(f"No title holds {query!r}, and none is close."), highlight=False)
+                return
+            found, heading = list(near), f"No title holds {query!r}; near titles"
+        console.print(_escape(f"{heading}:"), highlight=False)
         for item in found:
             mark = "" if item not in self.ratings else f"  (you rated it {self._value(item):g})"
             console.print(_escape(f"  {self.catalogue.describe(item)}{mark}"), highlight=False)
@@ -192,6 +299,7 @@ class Session:
         return np.asarray(list(self.ratings), dtype=np.int64), np.asarray(list(self.ratings.values()), dtype=np.int64)
 
     def show_top(self) -> None:
+        """The list for the ratings so far; with none yet, the model's prior (what it expects of anyone)."""
         from recsys_rbm_cli.movielens_options import Score
         from recsys_rbm_cli.recommend import reasons
         from rich.table import Table
@@ -199,16 +307,22 @@ class Session:
         items, levels = self._profile()
         ranked = self.scorer.top(self.scorer.fold_in(items, levels), 0, exclude=items, n=self.top, min_ratings=1)
         because = reasons(self.scorer, items, levels, ranked.items, Score.p_liked)
-        table = Table(title="Recommended for you", title_justify="left")
+        title = (
+            "Recommended for you"
+            if self.ratings
+            else "To start: the model's list for someone with no ratings yet (rate movies to make it yours)"
+        )
+        table = Table(title=title, title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("movie")
         table.add_column("score", justify="right")
-        table.add_column("because you rated")
+        if self.ratings:
+            table.add_column("because you rated")
         for rank, item in enumerate(ranked.items.tolist()):
-            reason = self.catalogue.label(because[rank][0]) if because[rank] else ""
-            table.add_row(
-                str(rank + 1), _escape(self.catalogue.label(item)), f"{ranked.score[rank]:.3g}", _escape(reason)
-            )
+            cells = [str(rank + 1), _escape(self.catalogue.label(item)), score_text(ranked.score[rank])]
+            if self.ratings:
+                cells.append(_escape(self.catalogue.label(because[rank][0])) if because[rank] else "")
+            table.add_row(*cells)
         console.print(table)
 
     def why(self, text: str) -> None:
@@ -232,22 +346,43 @@ class Session:
             )
 
     def save(self, text: str) -> None:
+        """``save FILE`` writes the ratings as ``movie,rating`` lines, atomically; an existing FILE only with
+        ``save FILE --overwrite``, and never the model itself."""
         import csv
         import io
 
-        from recsys_rbm.atomic import atomic_write_text
-        from recsys_rbm.errors import RecsysRBMError
+        from recsys_rbm_cli.common import os_error_message
 
-        path = Path(self._needs(text, "a file name, e.g. 'save my-ratings.csv'")).expanduser()
-        if path.exists():
-            raise RecsysRBMError(f"{path} already exists; give another file name (nothing is ever overwritten)")
+        from recsys_rbm.atomic import atomic_write_text
+        from recsys_rbm.checkpoint_files import model_file
+        from recsys_rbm.errors import RecsysRBMError
+        from recsys_rbm.outputs import same_file
+
+        words = self._needs(text, "a file name, e.g. 'save my-ratings.csv'").split(" ")
+        overwrite = words[-1] == OVERWRITE_WORD
+        name = " ".join(words[:-1] if overwrite else words).strip()
+        path = Path(self._needs(name, "a file name before --overwrite, e.g. 'save my-ratings.csv --overwrite'"))
+        path = path.expanduser()
+        if self.model is not None and same_file(path, model_file(self.model)):
+            raise RecsysRBMError(f"{path} is the model this session reads; save the ratings to another file")
+        if path.is_dir():
+            raise RecsysRBMError(f"{path} is a folder; give a file name, e.g. 'save {path / 'my-ratings.csv'}'")
+        if path.exists() and not overwrite:
+            raise RecsysRBMError(
+                f"{path} already exists; 'save {name} {OVERWRITE_WORD}' replaces it, or give another file name"
+            )
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["movie", "rating"])
         for item in self.ratings:
             writer.writerow([self.catalogue.raw_ids[item].item(), f"{self._value(item):g}"])
-        atomic_write_text(path, buffer.getvalue())
-        console.print(_escape(f"Saved {len(self.ratings)} rating(s) to {path}: rbm-rec recommend --ratings {path}"))
+        try:
+            atomic_write_text(path, buffer.getvalue())
+        except OSError as error:
+            raise RecsysRBMError(os_error_message(error)) from None
+        self.mark_saved()
+        count = plural(len(self.ratings), "rating")
+        console.print(_escape(f"Saved {count} to {path}: rbm-rec recommend --ratings {path}"), highlight=False)
 
 
 def _scale(values: Any) -> str:

@@ -234,7 +234,8 @@ def mnist_figures(
 
     method = f"{'PCD' if settings.persistent else 'CD'}-{settings.cd_k}" + (", centred" if settings.centring else "")
     console.print(
-        f"MNIST, {data.description}; {data.split_description}. Hidden sizes {', '.join(map(str, sizes))}; "
+        f"MNIST, {data.description}; {data.split_description}, {data.test_description}. "
+        f"Hidden sizes {', '.join(map(str, sizes))}; "
         f"{settings.epochs} epochs of {method} on {torch_device}."
     )
     with bar:

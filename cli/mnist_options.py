@@ -100,30 +100,53 @@ ConfigOption = Annotated[
 ]
 
 
+OPTION_OF_FIELD = {  # the TrainConfig fields the MNIST commands set from options, and those options
+    "epochs": "--epochs",
+    "cd_k": "--cd-k",
+    "persistent": "--pcd",
+    "centring": "--centring",
+    "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate",
+    "seed": "--seed",
+}
+
+
 def train_config(config_file: Path | None, defaults: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
     """The training settings: the TOML file's ``[train]`` table (over TrainConfig's defaults) if one is
-    given, else the command's ``defaults``; then the options given on the command line."""
+    given, else the command's ``defaults``; then the options given on the command line (a bad one is a
+    usage error naming its option: see :func:`recsys_rbm_cli.common.options_named`)."""
+    from recsys_rbm_cli.common import options_named
+
     base = defaults or TrainConfig()
     if config_file is not None:
         base = load_toml(config_file, TrainConfig, table="train")
-    return dataclasses.replace(base, **{name: value for name, value in overrides.items() if value is not None})
+    given = {name: value for name, value in overrides.items() if value is not None}
+    with options_named({name: OPTION_OF_FIELD[name] for name in given if name in OPTION_OF_FIELD}):
+        return dataclasses.replace(base, **given)
 
 
 def download_progress(console: Console):
     """A rich progress display for dataset downloads and the callback that feeds it.
 
-    The display starts with the first download (so nothing shows when the files are present).
+    The display starts with the first download (so nothing shows when the files are present); where the
+    console is not a terminal it is a line every few seconds (:class:`~recsys_rbm_cli.plain_progress.PlainProgress`).
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    progress = Progress(
-        TextColumn("downloading {task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=console,
-        transient=True,
-    )
+    if console.is_terminal:
+        progress = Progress(
+            TextColumn("downloading {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+        )
+    else:  # a file or a log: a line now and then (bytes so far / of all)
+        from recsys_rbm_cli.common import PLAIN_PROGRESS_SECONDS
+        from recsys_rbm_cli.plain_progress import PlainProgress
+
+        progress = PlainProgress(console=console, every=PLAIN_PROGRESS_SECONDS, prefix="downloading ")
     tasks: dict[str, Any] = {}
 
     def callback(done: int, total: int | None, name: str) -> None:

@@ -222,21 +222,41 @@ def read_config_table(path: Path) -> dict[str, Any]:
     return config_table(path, read_toml(path), CONFIG_TABLE, RecommenderConfig)
 
 
+OPTION_OF_FIELD = {  # the RecommenderConfig fields the train and evaluate commands set from options
+    "model": "--model-kind",
+    "mode": "--mode",
+    "n_hidden": "--hidden",
+    "epochs": "--epochs",
+    "conditional": "--conditional",
+    "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate",
+    "patience": "--patience",
+    "seed": "--seed",
+    "device": "--device",
+    "cd_schedule": "--cd-schedule",
+}
+
+
 def recommender_config(config_file: Path | None, *, cd_schedule: str | None, **options: Any) -> RecommenderConfig:
-    """The model settings: defaults (device auto), then the TOML file's table, then the options given."""
+    """The model settings: defaults (device auto), then the TOML file's table, then the options given (a bad
+    one is a usage error naming its option: see :func:`recsys_rbm_cli.common.options_named`)."""
+    from recsys_rbm_cli.common import options_named
+
     from recsys_rbm.config import config_from_dict
 
     values: dict[str, Any] = {"device": "auto"}
     if config_file is not None:
         values |= read_config_table(config_file)
-    if cd_schedule is not None:
-        values["cd_schedule"] = parse_cd_schedule(cd_schedule)
-    values |= {
+    given = {
         name: str(value) if isinstance(value, StrEnum) else value
         for name, value in options.items()
         if value is not None
     }
-    return config_from_dict(RecommenderConfig, values)
+    flags = {name: OPTION_OF_FIELD[name] for name in [*given, "cd_schedule"] if name in OPTION_OF_FIELD}
+    with options_named(flags if cd_schedule is not None else {k: v for k, v in flags.items() if k != "cd_schedule"}):
+        if cd_schedule is not None:
+            given["cd_schedule"] = parse_cd_schedule(cd_schedule)
+        return config_from_dict(RecommenderConfig, values | given)
 
 
 def describe_schedule(config: RecommenderConfig) -> str:
@@ -246,6 +266,11 @@ def describe_schedule(config: RecommenderConfig) -> str:
     """
     steps = [(first, t) for first, t in config.cd_schedule if first < config.epochs]
     return ", ".join(f"CD-{t} from epoch {first + 1}" for first, t in steps)
+
+
+def score_text(score: float) -> str:
+    """A ranking score as every list prints it: four decimals (``0.0500`` beside ``0.0745``, never ``0.05``)."""
+    return f"{score:.4f}"
 
 
 def movie_label(title: str, year: int | None) -> str:

@@ -54,17 +54,27 @@ def lost_a_peer(error: RuntimeError) -> bool:
 
 
 @contextlib.contextmanager
-def training_run(device: str, target: Path, overwrite: bool) -> Iterator[tuple[RunOutput | None, Parallel | None]]:
+def training_run(
+    device: str, target: Path, overwrite: bool, default: bool = False
+) -> Iterator[tuple[RunOutput | None, Parallel | None]]:
     """The run's output and the process group: ``(RunOutput, None)`` in one process; under torchrun the
-    group, with the output on rank 0 and ``None`` on the others (which are silent within the block)."""
+    group, with the output on rank 0 and ``None`` on the others (which are silent within the block).
+
+    ``default``: the program named ``target`` itself (no --output), so running the command again replaces
+    it, keeping the old one beside it (see :class:`recsys_rbm.outputs.RunOutput`'s ``keep_previous``)."""
     from recsys_rbm.outputs import RunOutput
 
     with joined(device) as parallel:
         if parallel is not None and not parallel.is_writer:
             yield None, parallel
             return
-        with RunOutput(target, overwrite=overwrite) as run:  # checked and locked before any work
+        with RunOutput(target, overwrite=overwrite, keep_previous=default) as run:  # checked, locked before any work
             yield run, parallel
+
+
+def kept_previous_line(run: RunOutput) -> str | None:
+    """``kept the previous model as …`` after a commit that kept the old default model, else ``None``."""
+    return f"kept the previous model as {run.previous}" if run.kept_previous else None
 
 
 def local_rank_zero_first(parallel: Parallel | None) -> contextlib.AbstractContextManager[Any]:
@@ -75,3 +85,9 @@ def local_rank_zero_first(parallel: Parallel | None) -> contextlib.AbstractConte
 def describe(parallel: Parallel | None) -> str:
     """`` in 2 processes (gloo)``, or nothing in one process."""
     return "" if parallel is None else f" in {parallel.world_size} processes ({parallel.backend})"
+
+
+def again_flag(run: RunOutput) -> str:
+    """What running the command again needs to replace ``run``'s target: `` with --overwrite``, or nothing for the
+    default model (replaced, the old one kept)."""
+    return "" if run.keep_previous else " with --overwrite"

@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import OverwriteOption, console, echo_json, fail, one_line_errors, warn_if_unfinished
-from recsys_rbm_cli.movielens_options import MinRatingsOption, ModelOption, Score, TopOption, model_path
+from recsys_rbm_cli.common import (
+    OverwriteOption,
+    console,
+    echo_json,
+    fail,
+    one_line_errors,
+    plural,
+    warn_if_unfinished,
+)
+from recsys_rbm_cli.movielens_options import MinRatingsOption, ModelOption, Score, TopOption, model_path, score_text
 
 if TYPE_CHECKING:
     from recsys_rbm_cli.catalogue import Catalogue
@@ -310,7 +318,8 @@ def write_lists(
         typer.echo(json.dumps(summary))
         return
     console.print(
-        f"Wrote {table.height:,} recommendations for {len(users):,} users to {output} in {seconds:.1f} s.",
+        f"Wrote {plural(table.height, 'recommendation')} for {plural(len(users), 'user')} to {output} in "
+        f"{seconds:.1f} s.",
         highlight=False,
     )
 
@@ -368,7 +377,9 @@ def _print_tables(
     dataset = (scorer.metadata.get("dataset") or {}).get("name")
     source = f"{name}, {dataset}" if dataset else name
     if own and not scorer.is_implicit:
-        mine = Table(title=escape(f"Best rated by {who} ({len(own)} of {n_rated} ratings)"), title_justify="left")
+        mine = Table(
+            title=escape(f"Best rated by {who} ({len(own)} of {plural(n_rated, 'rating')})"), title_justify="left"
+        )
         mine.add_column("movie")
         mine.add_column("genres")
         mine.add_column("rating", justify="right")
@@ -396,7 +407,7 @@ def _print_tables(
             str(rank + 1),
             escape(catalogue.label(item)),
             ", ".join(catalogue.genres(item)),
-            f"{ranked.score[rank]:.3g}",
+            score_text(ranked.score[rank]),
             f"{ranked.p_interacted[rank]:.1%}" if scorer.layout.interactions else f"{ranked.p_interacted[rank]:.2%}*",
         ]
         if ranked.p_like is not None and ranked.expected is not None:

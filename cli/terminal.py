@@ -11,6 +11,13 @@
 - **Width.** ``COLUMNS=0`` makes rich print nothing, and a very narrow width cuts table cells to
   ``…``. :func:`usable_width` ignores a width under :data:`MIN_WIDTH` and draws at
   :data:`FALLBACK_WIDTH` instead: the terminal wraps long lines, but nothing is lost.
+- **Not a terminal.** Output piped to a file, a pager or a log is read whole, line by line, so it is
+  drawn at :data:`PIPED_WIDTH` (:func:`output_width`): every line whole, never cut at 80 columns
+  or wrapped in the middle of a number, whatever ``COLUMNS`` says.
+- **Table titles.** rich wraps a table's title and caption to the table's own width, so a title
+  longer than its table broke over several lines even in a file. :class:`TitlesAsLines` prints
+  them as lines of their own above and below the table, wrapped (at a terminal) at the width of
+  the terminal, never of the table.
 - **A closed pipe or terminal.** :func:`silence_stdout` points a broken stdout at ``/dev/null``,
   so that Python's last flush at exit raises nothing.
 """
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 ERROR_HANDLER = "rbm-rec-ascii"
 MIN_WIDTH = 80  # narrower than this, the tables of eight columns cut their headers and cells to "…"
 FALLBACK_WIDTH = 80
+PIPED_WIDTH = 10_000  # wider than any line the commands print: output that is not a terminal is never wrapped
 
 # The symbols the commands print, spelled in ASCII.
 ASCII_SPELLINGS = {
@@ -129,6 +137,11 @@ def usable_width(environment: dict[str, str] | None = None) -> int:
     return columns if columns >= MIN_WIDTH else FALLBACK_WIDTH
 
 
+def output_width(is_terminal: bool, environment: dict[str, str] | None = None) -> int:
+    """The width to draw a stream at: :func:`usable_width` for a terminal, :data:`PIPED_WIDTH` for anything else."""
+    return usable_width(environment) if is_terminal else PIPED_WIDTH
+
+
 def silence_stdout() -> None:
     """Point stdout's file descriptor at ``/dev/null`` (after its reader went away), so that nothing more fails."""
     with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -208,3 +221,43 @@ def spell_for_streams(*consoles: Console) -> None:
     for console in consoles:
         if not any(isinstance(hook, AsciiTables) for hook in console._render_hooks):
             console.push_render_hook(AsciiTables(console))  # type: ignore[arg-type]
+
+
+class TitlesAsLines:
+    """A rich render hook: a table's title and caption as lines of their own, above and below it (see the module
+    docstring). Pushed after :class:`AsciiTables`, which spells them first."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
+        from rich.console import Group
+        from rich.table import Table
+
+        out: list[ConsoleRenderable] = []
+        for renderable in renderables:
+            if not isinstance(renderable, Table) or (renderable.title is None and renderable.caption is None):
+                out.append(renderable)
+                continue
+            title, caption = renderable.title, renderable.caption
+            renderable.title = renderable.caption = None
+            pieces: list[RenderableType] = []
+            if title is not None:
+                pieces.append(self._line(title, "table.title"))
+            pieces.append(renderable)
+            if caption is not None:
+                pieces.append(self._line(caption, "table.caption"))
+            out.append(Group(*pieces))
+        return out
+
+    def _line(self, text: Text | str, style: str) -> Text:
+        line = self.console.render_str(text, style=style, highlight=False) if isinstance(text, str) else text.copy()
+        line.stylize(style)
+        return line
+
+
+def titles_as_lines(*consoles: Console) -> None:
+    """Give each console the :class:`TitlesAsLines` hook once, after its :class:`AsciiTables` hook."""
+    for console in consoles:
+        if not any(isinstance(hook, TitlesAsLines) for hook in console._render_hooks):
+            console.push_render_hook(TitlesAsLines(console))  # type: ignore[arg-type]

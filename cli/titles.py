@@ -13,7 +13,12 @@ and compared in rounds, each only when the one before found nothing:
 Typed at the prompt (``similar --movie``) all rounds apply. In a file (``strict``), where nobody
 looks at each line, only rounds 0 and 1 can match, and round 1 only when it finds one movie;
 what round 2 finds is offered as suggestions, never taken. A query that is a whole number is a
-movie id. Pure functions of plain lists: no I/O, no numpy.
+movie id.
+
+A search (the interactive session's ``search``) is wider than a match: :func:`titles_containing`
+lists every title holding each word of the query at the start of one of its words, so ``alien``
+finds *Alien*, *Aliens*, *Alien 3* and *Alien: Resurrection*. Pure functions of plain lists: no
+I/O, no numpy.
 """
 
 from __future__ import annotations
@@ -131,3 +136,18 @@ def match_title(
             if candidate == key and int(ids[i]) not in suggestions:
                 suggestions.append(int(ids[i]))
     return TitleMatch(query, (), tuple(suggestions[:max_suggestions]))
+
+
+def titles_containing(query: str, titles: Sequence[str]) -> list[int]:
+    """The positions of every title in which each word of ``query`` begins a word (case, accents, punctuation
+    and articles set aside; the year counts as a word), in catalogue order: ``godfather`` finds all three
+    Godfathers, ``star 1977`` finds Star Wars (1977)."""
+    wanted = title_words(query)
+    if not wanted:
+        return []
+    found = []
+    for position, title in enumerate(titles):
+        words = title_words(title)
+        if all(any(word.startswith(part) for word in words) for part in wanted):
+            found.append(position)
+    return found

@@ -81,7 +81,7 @@ def train_mnist(
     Example: rbm-rec train mnist --hidden 500 --epochs 20 --cd-k 1
     """
 
-    from recsys_rbm_cli.processes import describe, local_rank_zero_first, training_run
+    from recsys_rbm_cli.processes import describe, kept_previous_line, local_rank_zero_first, training_run
 
     from recsys_rbm.checkpoint import tensor_path
     from recsys_rbm.mnist_exercise import check_training_memory, load_binarized_mnist, train_mnist_rbm
@@ -102,7 +102,10 @@ def train_mnist(
 
     target = tensor_path(output if output is not None else models_dir() / f"mnist-h{hidden}.safetensors")
     check_distinct({"--output": target}, [("--config", config), *dataset_files(data_dir, ("mnist",))])
-    with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
+    with training_run(device, target, overwrite, default=output is None) as (
+        run,
+        parallel,
+    ):  # output checked, locked before any work
         torch_device = resolve_device(device) if parallel is None else parallel.device
         downloads, on_download = download_progress(console)
         with downloads, local_rank_zero_first(parallel):
@@ -129,6 +132,10 @@ def train_mnist(
             if measures.get("free_energy_gap") is not None:
                 text += f", free-energy gap {measures['free_energy_gap']:+.2f}"
             bar.update(tasks[-1], metrics=text)
+            if not console.is_terminal:  # a file or a log keeps no bar: one whole line per epoch
+                console.print(
+                    f"epoch {record.epoch}/{settings.epochs}: {text}  {record.seconds:.1f} s", highlight=False
+                )
 
         checkpoint = None if run is None else run.partial  # rank 0 saves
         try:
@@ -141,11 +148,14 @@ def train_mnist(
         if run is not None:
             run.commit()
     if run is not None:  # rank 0, or the one process
-        console.print(f"Saved the model to {target}.")
+        kept = kept_previous_line(run)
+        console.print(f"Saved the model to {target}{f'; {kept}' if kept else ''}.", highlight=False)
 
 
 def interrupted(run, interrupt: KeyboardInterrupt) -> typer.Exit:
     """The one line for an interrupted training run, after placing or keeping its last saved epoch."""
+    from recsys_rbm_cli.processes import again_flag
+
     from recsys_rbm.checkpoint_files import read_metadata
     from recsys_rbm.signals import exit_code_of
 
@@ -160,7 +170,7 @@ def interrupted(run, interrupt: KeyboardInterrupt) -> typer.Exit:
     if run.placed:
         return fail(
             f"interrupted; saved the last finished epoch ({epoch}) to {run.target}, marked "
-            "unfinished (complete: false); run the command again with --overwrite to train it fully",
+            f"unfinished (complete: false); run the command again{again_flag(run)} to train it fully",
             code,
         )
     return fail(

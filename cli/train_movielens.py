@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import DataDirOption, OverwriteOption, console, one_line_errors
+from recsys_rbm_cli.common import DataDirOption, OverwriteOption, console, one_line_errors, plural
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -57,7 +57,7 @@ def train_movielens(
         SplitName,
         typer.Option(
             "--split",
-            help="full: every rating trains the model for use (no test set); u1…u5, ua, ub: ml-100k's own files "
+            help="full: every rating trains the model for use (no test set); u1 to u5, ua, ub: ml-100k's own files "
             "(<split>.base trains, <split>.test measures it); random: a seeded random 90/10 split. Each holds out "
             "5% of its training ratings for early stopping. Whatever the split, the saved model knows every rating "
             "(held-out ones join the users' profiles after training), so recommend never lists a rated movie.",
@@ -140,7 +140,10 @@ def train_movielens(
     target = checkpoint_path(output, default_output(dataset.value))
     check_distinct({"--output": target}, [("--config", config), *dataset_files(data_dir, (dataset.value,))])
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
-    with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
+    with training_run(device, target, overwrite, default=output is None) as (
+        run,
+        parallel,
+    ):  # output checked, locked before any work
         if parallel is not None:
             model = RBMRecommender(replace(settings, device=str(parallel.device)))  # cuda:LOCAL_RANK on GPUs
         downloads, on_download = download_progress(console)
@@ -153,8 +156,9 @@ def train_movielens(
         chosen = make_split(data, split_name, settings.seed)
         ratings = data.ratings
         console.print(
-            f"MovieLens {data.name}: {len(ratings):,} ratings by {ratings.n_users:,} users of {ratings.n_items:,} "
-            f"movies, ratings {', '.join(f'{v:g}' for v in ratings.rating_values)} (K = {ratings.n_levels}).",
+            f"MovieLens {data.name}: {plural(len(ratings), 'rating')} by {plural(ratings.n_users, 'user')} of "
+            f"{plural(ratings.n_items, 'movie')}, ratings {', '.join(f'{v:g}' for v in ratings.rating_values)} "
+            f"(K = {ratings.n_levels}).",
             highlight=False,
         )
         console.print(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from recsys_rbm_cli.app import train_app
 from recsys_rbm_cli.command import RbmRecCommand
-from recsys_rbm_cli.common import OverwriteOption, console, one_line_errors
+from recsys_rbm_cli.common import OverwriteOption, console, one_line_errors, plural
 from recsys_rbm_cli.movielens_options import (
     BatchSizeOption,
     CdScheduleOption,
@@ -71,9 +71,18 @@ def train_ratings(
         Path | None,
         typer.Option(
             "--items",
-            help="Item table with titles (and genres where present): an id column (movieId, itemId, item or id), "
-            "a title column, optionally genres ('Action|Comedy'). The checkpoint carries them, so recommend and "
-            "similar show titles.",
+            help="Item table with titles (and genres where present): an id column (the --item-col name, or movieId, "
+            "itemId, item or id), a title column, optionally genres ('Action|Comedy'). The checkpoint carries them, "
+            "so recommend and similar show titles.",
+            show_default=False,
+        ),
+    ] = None,
+    items_id_col: Annotated[
+        str | None,
+        typer.Option(
+            "--items-id-col",
+            help="The item id column of --items (default: the --item-col name when --items has that column, else "
+            "recognised by name: movieId, itemId, item or id).",
             show_default=False,
         ),
     ] = None,
@@ -180,7 +189,10 @@ def train_ratings(
     target = checkpoint_path(output, models_dir() / f"ratings-{path.stem}.safetensors")
     check_distinct({"--output": target}, {"the ratings table": path, "--items": items, "--config": config})
     model = RBMRecommender(settings)  # resolves the device: a missing GPU is reported before any work
-    with training_run(device, target, overwrite) as (run, parallel):  # output checked, locked before any work
+    with training_run(device, target, overwrite, default=output is None) as (
+        run,
+        parallel,
+    ):  # output checked, locked before any work
         if parallel is not None:
             model = RBMRecommender(replace(settings, device=str(parallel.device)))  # cuda:LOCAL_RANK on GPUs
         table = read_ratings_table(
@@ -195,10 +207,21 @@ def train_ratings(
         )
         check_rating_column(table, implicit)
         show_table(table)
-        movies = read_items_table(items, like=table.ratings.item_ids) if items is not None else None
+        movies = None
+        if items is not None:
+            movies = read_items_table(
+                items,
+                like=table.ratings.item_ids,
+                id_col=items_id_col,
+                prefer_id=table.columns.get("item"),
+                id_option="--items-id-col",
+            )
         if movies is not None:
             known = int(movies.contains(table.ratings.item_ids.raw_ids).sum())
-            console.print(f"Items {items}: titles for {known:,} of the {table.ratings.n_items:,} items rated.")
+            console.print(
+                f"Items {items}: titles for {known:,} of the {plural(table.ratings.n_items, 'item')} rated.",
+                highlight=False,
+            )
         if test_fraction > 0:
             split = random_split(
                 table.ratings,
@@ -230,7 +253,8 @@ def show_table(table: RatingsTable) -> None:
     r = table.ratings
     used = ", ".join(f"{role} {name!r}" for role, name in table.columns.items() if name is not None)
     console.print(
-        f"Read {table.source} ({table.format}): {len(r):,} ratings by {r.n_users:,} users of {r.n_items:,} items "
+        f"Read {table.source} ({table.format}): {plural(len(r), 'rating')} by {plural(r.n_users, 'user')} of "
+        f"{plural(r.n_items, 'item')} "
         f"({r.user_ids.id_type} user ids, {r.item_ids.id_type} item ids); columns {used}.",
         highlight=False,
     )

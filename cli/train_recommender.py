@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from recsys_rbm_cli.common import console, fail, progress_bar
+from recsys_rbm_cli.common import console, fail, plural, progress_bar
 from recsys_rbm_cli.movielens_options import describe_schedule
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def train_and_save(
         except OSError as error:
             raise save_failed(run, saved, error) from None
 
-    bar = progress_bar(transient=True)
+    bar = progress_bar(transient=True, lines=False)  # every epoch prints its own line
 
     def on_epoch(record: Any) -> None:
         check_measured(record.measures, model.validation_measure, record.epoch, source)
@@ -110,7 +110,7 @@ def train_and_save(
         if run is None:
             raise
         raise interrupted(run, saved, interrupt) from None
-    print_summary(model, split, metrics, run.target)
+    print_summary(model, split, metrics, run)
 
 
 MEASURE_NAMES = {
@@ -136,6 +136,8 @@ def describe_best(model: Any) -> str:
 
 def interrupted(run: RunOutput, saved: dict[str, Any], interrupt: KeyboardInterrupt) -> typer.Exit:
     """The one line for an interrupted run, after placing or keeping its best model so far."""
+    from recsys_rbm_cli.processes import again_flag
+
     from recsys_rbm.signals import exit_code_of
 
     where = run.settle()
@@ -151,7 +153,7 @@ def interrupted(run: RunOutput, saved: dict[str, Any], interrupt: KeyboardInterr
     if run.placed:
         return fail(
             f"interrupted; kept the best model so far in {run.target} ({best}), marked unfinished "
-            "(complete: false); run the command again with --overwrite to train it fully",
+            f"(complete: false); run the command again{again_flag(run)} to train it fully",
             code,
         )
     return fail(
@@ -268,6 +270,16 @@ def training_warnings(model: Any, metrics: dict[str, Any]) -> list[str]:
     return warnings
 
 
+def describe_time(epoch_seconds: list[float], best_epoch: int | None) -> str:
+    """``2.45 s per epoch, 245.3 s in all, best epoch after 120.1 s``: the epochs' own seconds (updates and
+    measurements), as the summary and ``info`` both print them (no best epoch where none was kept)."""
+    total = sum(epoch_seconds)
+    text = f"{total / max(len(epoch_seconds), 1):.2f} s per epoch, {total:.1f} s in all"
+    if best_epoch is None:  # a model kept at its last epoch (MNIST)
+        return text
+    return f"{text}, best epoch after {sum(epoch_seconds[:best_epoch]):.1f} s"
+
+
 def describe_parts(counts: dict[str, int]) -> str:
     """Which ratings trained the model and which were held out, in one line (``info`` shows the same)."""
     held = [f"{counts['validation']:,} for early stopping"] if counts.get("validation") else []
@@ -277,14 +289,13 @@ def describe_parts(counts: dict[str, int]) -> str:
     return f"trained on {counts.get('trained', 0):,}{kept}; all {total:,} are in the users' profiles"
 
 
-def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Path) -> None:
+def print_summary(model: Any, split: Split, metrics: dict[str, Any], run: RunOutput) -> None:
     from recsys_rbm_cli.common import error_console
+    from recsys_rbm_cli.processes import kept_previous_line
     from rich.markup import escape
     from rich.table import Table
 
     history = model.history
-    seconds = sum(record.seconds for record in history)
-    to_best = sum(record.seconds for record in history[: model.best_epoch or len(history)])
     table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
     table.add_column(style="bold")
     table.add_column()
@@ -309,15 +320,13 @@ def print_summary(model: Any, split: Split, metrics: dict[str, Any], target: Pat
         table.add_row(
             "test ranking",
             f"NDCG@10 {ranking['ndcg']:.4f}, P@10 {ranking['precision']:.4f}, coverage@10 {ranking['coverage']:.4f} "
-            f"over {ranking['users']:,} users (relevant: rated ≥ {ranking['threshold']:g})",
+            f"over {plural(ranking['users'], 'user')} (relevant: rated ≥ {ranking['threshold']:g})",
         )
     if "test_ratings" not in metrics:
         table.add_row("test", f"none: split {split.name} has no test set")
-    table.add_row(
-        "time",
-        f"{seconds / max(len(history), 1):.2f} s per epoch, {seconds:.1f} s in all, best epoch after {to_best:.1f} s",
-    )
-    table.add_row("saved", str(target))
+    table.add_row("time", describe_time([record.seconds for record in history], model.best_epoch))
+    kept = kept_previous_line(run)
+    table.add_row("saved", escape(str(run.target) + (f"; {kept}" if kept else "")))
     console.print(table, highlight=False)
     for warning in training_warnings(model, metrics):
         error_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

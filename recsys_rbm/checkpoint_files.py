@@ -177,24 +177,29 @@ def header_metadata(metadata: Mapping[str, Any], arrays: Mapping[str, Any], pack
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _missing(target: Path) -> CheckpointError:
-    return CheckpointError(f"model file {target} does not exist; train one first or pass the right --model path")
+MODEL_ADVICE = "pass the right --model path"  # how a command is given its model; `info` takes it as an argument
 
 
-def _open_model(target: Path) -> BinaryIO:
-    """The model file opened for reading, never blocking: a missing file, a folder, a pipe or a device is one line."""
+def _missing(target: Path, advice: str = MODEL_ADVICE) -> CheckpointError:
+    return CheckpointError(f"model file {target} does not exist; train one first or {advice}")
+
+
+def _open_model(target: Path, advice: str = MODEL_ADVICE) -> BinaryIO:
+    """The model file opened for reading, never blocking: a missing file, a folder, a pipe or a device is one line.
+
+    ``advice`` says how to give the command another model (its ``--model`` option, by default)."""
     problem = input_problem(target)
     if problem is not None and problem.kind == "missing":
-        raise _missing(target)
+        raise _missing(target, advice)
     if problem is not None and problem.kind == "folder":
         raise CheckpointError(f"{target} is a folder, not a model file; pass the model's .safetensors path")
     if problem is not None:
-        raise CheckpointError(f"model file {target} {problem.text}; {problem.advice}, or pass the right --model path")
+        raise CheckpointError(f"model file {target} {problem.text}; {problem.advice}, or {advice}")
     try:
         return open_regular(target, "model file", CheckpointError)
     except CheckpointError:
         if not target.exists():  # replaced or removed meanwhile
-            raise _missing(target) from None
+            raise _missing(target, advice) from None
         raise
 
 
@@ -320,19 +325,20 @@ def read_metadata(path: str | Path, expected_kind: str | None = None) -> dict[st
 
 
 def read_verified(
-    path: str | Path, expected_kind: str | None, load: Callable[[str], dict[str, T]]
+    path: str | Path, expected_kind: str | None, load: Callable[[str], dict[str, T]], *, advice: str = MODEL_ADVICE
 ) -> tuple[dict[str, T], dict[str, Any]]:
     """Verify a checkpoint (format, version, kind, the digest of metadata and tensors, shapes) and
     read its tensors with ``load`` (a function of the file's path returning ``{name: array}``).
 
     The header is read from an open handle; tensors that do not match it are read again if the
     path was meanwhile replaced (another process saving it: ``load`` opened the newer file), and
-    are corruption only if it was not.
+    are corruption only if it was not. ``advice`` ends the line for a missing or unreadable file: how
+    the command is given another model.
     """
     target = model_file(path)
     for _ in range(READ_ATTEMPTS):
         try:
-            with _open_model(target) as handle:
+            with _open_model(target, advice) as handle:
                 stored = _ours(_read_header(handle, target))
                 if stored is None:
                     return _read_legacy(target, expected_kind, load)
@@ -352,7 +358,7 @@ def read_verified(
                 if not matches and not _still_names(target, handle):
                     continue  # load opened a file saved after ours: read again
         except FileNotFoundError:
-            raise _missing(target) from None
+            raise _missing(target, advice) from None
         if not matches:
             raise CheckpointError(
                 f"{target} is corrupt: its content does not match the checksum in its header "

@@ -276,6 +276,20 @@ def diversity_figure(reports: Mapping[str, DiversityReport], binarization: str) 
     return figure
 
 
+def fit_title(figure: Figure, canvas: FigureCanvasAgg, margin_px: float = 20) -> None:
+    """Widen ``figure`` until its title (``suptitle``) fits with a margin on each side.
+
+    A figure is sized to its images, so one narrow column (``mnist-fewer-features.png`` of a single
+    ``--hidden``) would cut a long title at both edges; the images keep their size and stay centred.
+    """
+    title = getattr(figure, "_suptitle", None)  # matplotlib keeps the suptitle's Text only here
+    if title is None or not title.get_text():
+        return
+    needed = title.get_window_extent(canvas.get_renderer()).width + 2 * margin_px
+    if needed > figure.bbox.width:
+        figure.set_size_inches(needed / figure.dpi, figure.get_figheight())
+
+
 def save_png(figure: Figure, path: str | Path, dpi: int = DPI) -> Path:
     """Write ``figure`` as a PNG, atomically (a temporary file renamed into place).
 
@@ -285,6 +299,7 @@ def save_png(figure: Figure, path: str | Path, dpi: int = DPI) -> Path:
     path = Path(path)
     figure.set_dpi(dpi)
     canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    fit_title(figure, canvas)
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())  # (height, width, 4) uint8
     rgb = rgba[..., :3]

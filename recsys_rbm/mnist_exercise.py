@@ -113,11 +113,14 @@ class MnistData:
 
     @property
     def split_description(self) -> str:
+        """Which images train and validate a model: what every MNIST checkpoint records. The test images are named
+        only by :attr:`test_description`, where a test figure is printed beside it (``mnist-figures``)."""
         n_train, n_validation = self.train.shape[0], self.validation.shape[0]
-        return (
-            f"trained on the first {n_train:,} training images, validated on the last {n_validation:,}, "
-            f"tested on the {self.test.shape[0]:,} test images"
-        )
+        return f"trained on the first {n_train:,} training images, validated on the last {n_validation:,}"
+
+    @property
+    def test_description(self) -> str:
+        return f"tested on the {self.test.shape[0]:,} test images"
 
     def to(self, device: torch.device | str) -> MnistData:
         """The same data with the image tensors on ``device``."""
@@ -635,7 +638,8 @@ def run_mnist_figures(
     )
     figures = [path for o in outcomes for path in o.figures] + [comparison, shares, curves]
     assert classifier is not None  # there is at least one model
-    return ExerciseResult(outcomes, figures, described, data.split_description, classifier[1])
+    split = f"{data.split_description}, {data.test_description}"  # the exercise's table gives the test figures
+    return ExerciseResult(outcomes, figures, described, split, classifier[1])
 
 
 def _evaluated(

@@ -13,7 +13,11 @@ beside the target and moves it into place at the end:
   ``<stem>.partial<suffix>`` like an interrupted run's, and one notice says so.
 - **During the run**: the caller saves to :attr:`RunOutput.partial`
   (``.<stem>.run-<pid><suffix>``, hidden, owned by this run), as often as it likes.
-- **At the end**: :meth:`RunOutput.commit` renames it onto the target, atomically.
+- **At the end**: :meth:`RunOutput.commit` renames it onto the target, atomically. A target the
+  program named itself (``keep_previous``: the default model a command writes without ``--output``)
+  may be replaced without ``overwrite``, since running the same command again asks for it: the old
+  file is first kept, whole, as ``<stem>.previous<suffix>`` (replacing the one kept before), then
+  the new one renamed over the target, so the target always holds a whole model.
 - **On interruption or failure** (:meth:`RunOutput.settle`, also run on leaving the ``with``
   block without a commit): if the target did not exist before the run, the run's file is moved
   there (something is better than nothing); if it did, the target is left untouched and the
@@ -44,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from recsys_rbm.atomic import fsync_folder, process_is_alive, remove_stale_temporaries
+from recsys_rbm.atomic import fsync_folder, process_is_alive, remove_stale_temporaries, temporary_name
 from recsys_rbm.errors import OutputError
 
 OVERWRITE_FLAG = "--overwrite"
@@ -192,12 +196,17 @@ def _move_without_replacing(source: Path, destination: Path) -> bool:
 class RunOutput:
     """One run's claim on an output file; see the module docstring. Use as a context manager."""
 
-    def __init__(self, target: str | Path, *, overwrite: bool = False, option: str = "--output") -> None:
+    def __init__(
+        self, target: str | Path, *, overwrite: bool = False, option: str = "--output", keep_previous: bool = False
+    ) -> None:
         self.target = Path(target)
         self.overwrite = overwrite
         self.option = option
+        self.keep_previous = keep_previous  # the program named the target: replace it, keeping the old one
         stem, suffix = _stem_and_suffix(self.target)
         self.partial = self.target.parent / f".{stem}.run-{os.getpid()}{suffix}"  # the run's own file
+        self.previous = self.target.parent / f"{stem}.previous{suffix}"  # where keep_previous keeps the old target
+        self.kept_previous = False  # whether commit() kept the old target there
         self.lock_path = self.target.parent / f".{self.target.name}.lock"
         self.existed = False  # whether the target existed when the run started
         self.committed = False
@@ -212,8 +221,10 @@ class RunOutput:
         self._acquire_lock()
         try:
             self.existed = self.target.exists() or self.target.is_symlink()
-            if self.existed and not self.overwrite:
+            if self.existed and not (self.overwrite or self.keep_previous):
                 raise OutputError(_exists_message(self.target, self.option))
+            if self.existed and self.keep_previous:
+                self._check_previous()
             self._remove_leftovers()
         except BaseException:
             self._release_lock()
@@ -264,6 +275,8 @@ class RunOutput:
         """Remove the temporaries of dead processes (by the pid in their names), keep their run files as
         ``.partial`` files (each is a whole checkpoint), and say so once, naming the stale lock taken over too."""
         removed = remove_stale_temporaries(self.target)
+        if self.keep_previous:
+            removed += remove_stale_temporaries(self.previous)
         pids = {_writer_pid(path.name) for path in removed}
         kept: list[Path] = []
         stem, suffix = _stem_and_suffix(self.target)
@@ -293,7 +306,9 @@ class RunOutput:
         if not self.partial.exists():
             raise OutputError(f"the run saved nothing to {self.partial}, so there is nothing to move to {self.target}")
         if self.existed:
-            os.replace(self.partial, self.target)  # allowed: overwrite was given, or __enter__ refused
+            if self.keep_previous:
+                self._keep_previous()
+            os.replace(self.partial, self.target)  # allowed: overwrite or keep_previous, or __enter__ refused
         elif not _move_without_replacing(self.partial, self.target):
             raise OutputError(
                 f"{self.target} appeared while the run was writing it; the run's result is kept in "
@@ -318,6 +333,36 @@ class RunOutput:
             self.settled_at = self._keep(self.partial)
         fsync_folder(self.target.parent)
         return self.settled_at
+
+    def _check_previous(self) -> None:
+        """Before any work: the old target can be kept at :attr:`previous` (nothing but a file of that name there)."""
+        if (self.previous.exists() or self.previous.is_symlink()) and not self.previous.is_file():
+            raise OutputError(
+                f"{self.previous} is in the way: the previous {self.target.name} is kept there when it is replaced, "
+                f"but that is not a file; move it away, or pass {self.option} to write elsewhere"
+            )
+
+    def _keep_previous(self) -> None:
+        """The target as it is now, whole, at :attr:`previous` (replacing what was there): a hard link renamed
+        into place, or a copy where the file system has no hard links."""
+        import shutil
+
+        if not (self.target.exists() and self.target.is_file()):
+            return
+        temporary = self.previous.parent / temporary_name(self.previous)
+        try:
+            os.link(self.target, temporary)
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            shutil.copy2(self.target, temporary)
+        try:
+            os.replace(temporary, self.previous)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        self.kept_previous = True
 
     @property
     def placed(self) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from checkpoint_tools import rewrite_metadata
 from mnist_fakes import install_fake_mnist
 from PIL import Image
 from recsys_rbm_cli.app import app
@@ -70,6 +71,40 @@ def test_train_mnist_saves_a_checkpoint_with_metadata(runner: CliRunner, fake_mn
     assert metadata["binarization"] == "threshold" and metadata["seed"] == 3
     assert metadata["train_config"]["batch_size"] == 20
     assert set(metadata["data"]["fingerprint_md5"]) == {f.name for f in mnist.MNIST.all}
+
+
+def test_train_mnist_and_info_claim_no_test_figure_they_do_not_give(runner: CliRunner, fake_mnist: Path) -> None:
+    """Neither the training run nor the model file measures the test images, so neither mentions them."""
+    args = ["train", "mnist", "--hidden", "4", "--epochs", "2", "--batch-size", "20", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--output", "m.safetensors"])
+    assert result.exit_code == 0, result.output
+    assert "validated on the last 40" in flat(result.output) and "test" not in result.output
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]  # piped: a line per epoch
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"] and "reconstruction error" in epochs[0]
+    info = runner.invoke(app, ["info", "m.safetensors"])
+    assert info.exit_code == 0 and "test" not in info.stdout, info.output
+
+    def claim_a_test(metadata: dict) -> None:  # as models of earlier versions recorded their split
+        metadata["data"]["split"] += ", tested on the 30 test images"
+
+    rewrite_metadata(fake_mnist / "m.safetensors", claim_a_test, rehash=True)
+    info = runner.invoke(app, ["info", "m.safetensors"])
+    assert info.exit_code == 0 and "validated on the last 40" in flat(info.stdout) and "test" not in info.stdout
+
+
+def test_training_the_default_mnist_model_again_keeps_the_previous_one(
+    runner: CliRunner, fake_mnist: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys_rbm.data.paths import models_dir
+
+    monkeypatch.setenv("RBM_REC_MODELS", str(fake_mnist / "models"))
+    args = ["train", "mnist", "--hidden", "4", "--epochs", "1", "--batch-size", "20", "--device", "cpu"]
+    assert runner.invoke(app, args).exit_code == 0
+    first = (models_dir() / "mnist-h4.safetensors").read_bytes()
+    again = runner.invoke(app, [*args, "--seed", "5"])
+    assert again.exit_code == 0, again.output
+    assert "kept the previous model as" in flat(again.output)
+    assert (models_dir() / "mnist-h4.previous.safetensors").read_bytes() == first
 
 
 def test_train_mnist_config_file_is_overridden_by_options(runner: CliRunner, fake_mnist: Path) -> None:

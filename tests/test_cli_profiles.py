@@ -78,7 +78,8 @@ def test_anomalies_of_a_ratings_only_model_and_of_an_item_based_one(runner, mode
 
 
 def test_imagine_samples_profiles_that_keep_the_given_ratings_reproducibly(runner, models) -> None:
-    args = ["imagine", "--model", str(models["joint"]), "--likes", "Star Wars", "--dislikes", "Heat (1972)", "--n", "3"]
+    args = ["imagine", "--model", str(models["joint"]), "--likes", "Star Wars", "--dislikes", "Heat (1972)"]
+    args += ["--profiles", "3"]
     data = run_json(runner, *args, "--steps", "20", "--seed", "4")
     assert [m["title"] for m in data["likes"]] == ["Star Wars (1977)"]
     assert [m["title"] for m in data["dislikes"]] == ["Heat (1972)"]
@@ -94,7 +95,7 @@ def test_imagine_samples_profiles_that_keep_the_given_ratings_reproducibly(runne
     result = runner.invoke(app, [*args, "--top", "4"])
     assert result.exit_code == 0, result.output
     text = flat(result.output)
-    assert "3 imagined user(s) (likes Star Wars (1977); dislikes Heat (1972)), 3 Gibbs steps, seed 0" in text
+    assert "3 imagined users (likes Star Wars (1977); dislikes Heat (1972)), 3 Gibbs steps, seed 0" in text
     assert "Profile 1:" in text and "ratings, mean" in text
 
 
@@ -125,7 +126,8 @@ def test_anomalies_and_imagine_import_no_torch(models) -> None:
         "import recsys_rbm_cli.app\n"
         "from typer.testing import CliRunner\n"
         f"model = {str(models['joint'])!r}\n"
-        "for args in (['anomalies', '--model', model], ['imagine', '--model', model, '--likes', '1', '--n', '2']):\n"
+        "imagine = ['imagine', '--model', model, '--likes', '1', '--profiles', '2']\n"
+        "for args in (['anomalies', '--model', model], imagine):\n"
         "    result = CliRunner().invoke(recsys_rbm_cli.app.app, args)\n"
         "    assert result.exit_code == 0, result.output\n"
         "heavy = [name for name in ('torch', 'polars', 'matplotlib') if name in sys.modules]\n"

@@ -241,3 +241,35 @@ def test_by_default_every_rating_trains_but_the_early_stopping_share(runner: Cli
     assert metadata["profile_ratings"] == {"trained": len(rows) - held, "validation": held, "held_out": 0}
     info = runner.invoke(app, ["info", str(tmp_path / "m.safetensors")])
     assert f"trained on {len(rows) - held:,}; held out {held:,} for early stopping" in flat(info.output)
+
+
+def test_the_readme_example_runs_as_written_with_the_item_column_named_alike_in_both_tables(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's own-ratings example: --item-col names the id column of the --items table too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RBM_REC_MODELS", str(tmp_path / "models"))
+    write_csv(tmp_path / "myratings.csv", [row[:3] for row in ratings_rows()], header="customer,product,rating")
+    items = write_items(tmp_path / "myitems.csv")
+    items.write_text(items.read_text().replace("itemId,", "product,", 1))  # the id column named as in the ratings
+    command = "train ratings myratings.csv --user-col customer --item-col product --items myitems.csv"
+    result = runner.invoke(app, [*command.split(), *TINY])
+    assert result.exit_code == 0, result.output
+    assert f"Items myitems.csv: titles for {N_ITEMS} of the {N_ITEMS} items rated." in flat(result.output)
+    metadata = read_metadata(tmp_path / "models" / "ratings-myratings.safetensors")
+    assert metadata["movies"]["titles"][0] == "Product 1 (1990)"
+
+
+def test_items_id_col_names_the_item_tables_own_id_column(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_csv(tmp_path / "r.csv", [row[:3] for row in ratings_rows()], header="customer,product,rating")
+    items = write_items(tmp_path / "items.csv")
+    items.write_text(items.read_text().replace("itemId,", "sku,", 1))
+    args = ["train", "ratings", str(table), "--user-col", "customer", "--item-col", "product", "--items", str(items)]
+    args += ["-o", str(tmp_path / "m")]
+    line = one_error_line(runner.invoke(app, [*args, *TINY]))
+    assert "has no item id column among 'sku', 'title', 'genres'" in line and "or give --items-id-col" in line
+    result = runner.invoke(app, [*args, "--items-id-col", "sku", *TINY])
+    assert result.exit_code == 0, result.output
+    assert f"titles for {N_ITEMS} of the {N_ITEMS} items rated" in flat(result.output)
+    line = one_error_line(runner.invoke(app, [*args, "--items-id-col", "code", "--overwrite", *TINY]))
+    assert "has no column 'code' (given by --items-id-col)" in line

@@ -115,6 +115,14 @@ def test_comparison_figure_has_a_column_per_model(tmp_path: Path) -> None:
         comparison_figure([], 10, BINARIZATION)
 
 
+def test_the_title_of_a_one_column_comparison_fits_the_figure(tmp_path: Path) -> None:
+    """With a single --hidden the figure is one narrow column; its long title must not be cut at the edges."""
+    figure = comparison_figure([ComparisonEntry(tiny_mnist_rbm(5, seed=5), snapshots(), "label")], 10, BINARIZATION)
+    save_png(figure, tmp_path / "comparison.png")
+    title = figure._suptitle.get_window_extent(figure.canvas.get_renderer())
+    assert title.x0 >= 0 and title.x1 <= figure.bbox.width, (title, figure.bbox)
+
+
 def test_training_curves_figure(tmp_path: Path) -> None:
     figure = training_curves_figure({"500 hidden": history(4), "20 hidden": history(4, 5.0)}, BINARIZATION)
     assert BINARIZATION in figure._suptitle.get_text()

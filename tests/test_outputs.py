@@ -51,6 +51,37 @@ def test_an_existing_target_is_refused_unless_overwrite(tmp_path: Path) -> None:
     assert target.read_text() == "a new model"
 
 
+def test_a_target_the_program_named_is_replaced_keeping_the_previous_one_beside_it(tmp_path: Path) -> None:
+    target = tmp_path / "movielens-ml-100k.safetensors"
+    target.write_text("the first model")
+    for new, old in (("the second model", "the first model"), ("the third model", "the second model")):
+        with RunOutput(target, keep_previous=True) as run:  # no overwrite needed: running again asks for it
+            atomic_write_text(run.partial, new)
+            assert target.read_text() == old  # whole until the commit
+            run.commit()
+        assert run.kept_previous and run.previous == tmp_path / "movielens-ml-100k.previous.safetensors"
+        assert target.read_text() == new and run.previous.read_text() == old  # only the one before is kept
+    assert names(tmp_path) == ["movielens-ml-100k.previous.safetensors", "movielens-ml-100k.safetensors"]
+
+
+def test_a_replaced_default_keeps_nothing_when_the_run_is_interrupted(tmp_path: Path) -> None:
+    target = tmp_path / "model.safetensors"
+    target.write_text("the good model")
+    with pytest.raises(KeyboardInterrupt), RunOutput(target, keep_previous=True) as run:
+        atomic_write_text(run.partial, "half trained")
+        raise KeyboardInterrupt
+    assert target.read_text() == "the good model" and not run.kept_previous
+    assert names(tmp_path) == ["model.partial.safetensors", "model.safetensors"]  # as any interrupted run
+
+
+def test_a_fresh_default_target_keeps_no_previous(tmp_path: Path) -> None:
+    target = tmp_path / "model.safetensors"
+    with RunOutput(target, keep_previous=True) as run:
+        atomic_write_text(run.partial, "the first model")
+        run.commit()
+    assert not run.kept_previous and names(tmp_path) == ["model.safetensors"]
+
+
 def test_a_second_run_on_the_same_path_is_refused_while_the_first_holds_it(tmp_path: Path) -> None:
     target = tmp_path / "model.safetensors"
     with RunOutput(target), pytest.raises(OutputError, match=f"another rbm-rec run \\(process {os.getpid()}\\)"):

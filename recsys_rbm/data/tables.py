@@ -672,16 +672,20 @@ def read_items_table(
     genres_col: str | None = None,
     like: IdMap | None = None,
     max_errors: int = DEFAULT_LIMIT,
+    prefer_id: str | None = None,
+    id_option: str = "id_col",
 ) -> Movies:
     """An item table (id, title, optional genres) as :class:`~recsys_rbm.data.movies.Movies`.
 
     Columns are named or recognised (``movieId``/``itemId``/``item``/``id``; ``title``/``name``;
-    ``genres``/``genre``/``categories``). Genres are ``|``-separated text as in MovieLens
-    (``"(no genres listed)"`` is none) or a list column. ``like`` (the ratings' item id map)
-    gives the ids its type, so ``"42"`` in the items file matches the item 42 of the ratings.
-    A missing id or title and a repeated id are bad rows, reported together. MovieLens's
-    headerless ``movies.dat`` (``id::title::genres``) and ``u.item`` (with ``u.genre`` beside it)
-    are recognised too.
+    ``genres``/``genre``/``categories``). ``prefer_id`` (the ratings table's item column, e.g.
+    ``product``) is taken as the id column when the table has it and ``id_col`` is not given;
+    ``id_option`` is how messages name ``id_col`` (the command line's ``--items-id-col``). Genres
+    are ``|``-separated text as in MovieLens (``"(no genres listed)"`` is none) or a list column.
+    ``like`` (the ratings' item id map) gives the ids its type, so ``"42"`` in the items file
+    matches the item 42 of the ratings. A missing id or title and a repeated id are bad rows,
+    reported together. MovieLens's headerless ``movies.dat`` (``id::title::genres``) and ``u.item``
+    (with ``u.genre`` beside it) are recognised too.
     """
     import polars as pl
 
@@ -691,9 +695,14 @@ def read_items_table(
     loaded = _load(source, "item")
     frame, shown = loaded.frame, loaded.source
     columns = [str(name) for name in frame.columns]
-    id_name = _pick(columns, id_col, ITEM_COLUMNS["id"], shown, "id_col")
+    preferred = () if prefer_id is None else (_normalised(prefer_id),)
+    id_name = _pick(columns, id_col, (*preferred, *ITEM_COLUMNS["id"]), shown, id_option)
     if id_name is None:
-        raise DataError(f"{shown} has no item id column among {_listed(columns)}; name it (movieId, itemId or id)")
+        named = f" (or {prefer_id!r}, as in the ratings)" if prefer_id is not None else ""
+        raise DataError(
+            f"{shown} has no item id column among {_listed(columns)}; name it movieId, itemId or id{named}, "
+            f"or give {id_option}"
+        )
     rest = [name for name in columns if name != id_name]
     title_name = _pick(rest, title_col, ITEM_COLUMNS["title"], shown, "title_col")
     if title_name is None:
