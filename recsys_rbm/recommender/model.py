@@ -450,9 +450,7 @@ class RBMRecommender:
             predictions = scorer.fold_in(units, levels)
         return self._scored(predictions, units, levels, self._item_ids.to_inner(_id_list(items)), score)
 
-    def similar_items(
-        self, item: Any, n: int = 10, *, min_ratings: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(self, item: Any, n: int = 10, *, min_ratings: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` items closest to ``item`` (raw id) by the cosine of their learned vectors:
         ``(items, similarities)``, closest first. Items with fewer than ``min_ratings`` ratings are left
         out (default: 20, or the median item's count on a table where that is fewer; as ``rbm-rec similar``)."""
