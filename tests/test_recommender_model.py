@@ -468,8 +468,9 @@ def test_implicit_data_trains_the_interaction_block_alone_and_ranks_by_it():
     ids, _ = model.scorer.recommend(users, n=5)
     assert ((ids % 2) == (users[:, None] % 2)).mean() > 0.8
     np.testing.assert_allclose(model.score_items(users), model.score_items(users, "p_interacted"))
+    assert np.isnan(model.predict_indices(np.asarray([0, 1]), np.asarray([0, 2]))).all()  # a ranker, to the harness
     with pytest.raises(RecsysRBMError, match="implicit data"):
-        model.predict_indices(np.asarray([0]), np.asarray([0]))
+        model.predict([model.users[0]], [model.items[0]])  # said in one line to a person
     with pytest.raises(DataError, match="joint model"):
         RBMRecommender(small_config("ratings", "item", False)).fit(train)
 
