@@ -64,7 +64,7 @@ def train_and_save(
         f"Training {model.name} with {settings.hidden} hidden units on {model.device}{describe(parallel)}: "
         f"batches of {settings.batch_size} cases, learning rate {settings.learning_rate:g}, "
         f"{describe_schedule(settings)}; at most {settings.epochs} epochs, stopping after {settings.patience} "
-        "without improvement.",
+        f"epochs and {settings.patience_updates} updates without improvement.",
         highlight=False,
     )
 
