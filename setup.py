@@ -1,4 +1,4 @@
-"""The optional C++ kernels (recsys_rbm.native); everything else is declared in pyproject.toml.
+"""The optional C++ kernels (recsys_rbm.accel.native); everything else is declared in pyproject.toml.
 
 Without a compiler the build of the extension fails quietly (``optional=True``) and the package
 runs on its torch path.
@@ -12,8 +12,8 @@ openmp = [] if sys.platform == "darwin" else ["-fopenmp"]  # Apple's clang has n
 setup(
     ext_modules=[
         Extension(
-            "recsys_rbm.native._kernels",
-            sources=["recsys_rbm/native/kernels.cpp"],
+            "recsys_rbm.accel.native._kernels",
+            sources=["recsys_rbm/accel/native/kernels.cpp"],
             language="c++",
             extra_compile_args=["-O3", "-std=c++17", *openmp],
             extra_link_args=openmp,

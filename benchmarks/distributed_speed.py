@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from recsys_rbm.distributed import Parallel, process_group
 from recsys_rbm.runtime import resolve_device
-from recsys_rbm.training import Trainer
+from recsys_rbm.train.distributed import Parallel, process_group
+from recsys_rbm.train.trainer import Trainer
 
 
 def timed_epochs() -> list[float]:
@@ -58,7 +58,7 @@ def movielens(epochs: int, parallel: Parallel | None, device: str) -> Callable[[
 def mnist(epochs: int, parallel: Parallel | None, device: str) -> Callable[[], Any]:
     from dataclasses import replace
 
-    from recsys_rbm.mnist_exercise import EXERCISE_TRAIN_CONFIG, load_binarized_mnist, train_mnist_rbm
+    from recsys_rbm.exercise.mnist import EXERCISE_TRAIN_CONFIG, load_binarized_mnist, train_mnist_rbm
 
     data = load_binarized_mnist(download=False)
     # Centring is refused under torchrun (its offsets follow whole-batch means), so both runs go without it.

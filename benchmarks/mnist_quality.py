@@ -32,10 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recsys_rbm.config import TrainConfig
-from recsys_rbm.diversity import DiversityReport
 from recsys_rbm.evaluation import mean_log_likelihood
-from recsys_rbm.mnist_exercise import (
+from recsys_rbm.exercise.diversity import DiversityReport
+from recsys_rbm.exercise.mnist import (
     EXERCISE_TRAIN_CONFIG,
     DiversitySettings,
     EvaluationSettings,
@@ -50,9 +49,10 @@ from recsys_rbm.mnist_exercise import (
     train_mnist_rbm,
     train_or_load,
 )
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import resolve_device
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.train.config import TrainConfig
 
 PUBLISHED_CD25_500 = -86.34
 

@@ -22,12 +22,12 @@ import time
 import numpy as np
 import torch
 
-from recsys_rbm.config import TrainConfig
 from recsys_rbm.data.mnist import binarize, load_mnist
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator, resolve_device
-from recsys_rbm.training import DenseObjective, Trainer
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.trainer import DenseObjective, Trainer
 
 N_HIDDEN, BATCH = 500, 100
 

@@ -92,8 +92,9 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
     per epoch (taking each parameter into its lazy state at its first sparse update, bringing every row forward
     at the end), of the whole ``fit`` call (initialisation and the epoch's measurements included), and the peak GB.
     """
-    from recsys_rbm import lazy_momentum, training
     from recsys_rbm.recommender import objective
+    from recsys_rbm.train import momentum as lazy_momentum
+    from recsys_rbm.train import training
 
     spent = {"steps": 0.0, "take_over": 0.0, "finish": 0.0}
     making_batches = objective.RecommenderObjective.batches

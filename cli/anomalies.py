@@ -15,7 +15,7 @@ from recsys_rbm_cli.command import RbmRecCommand
 from recsys_rbm_cli.common import console, echo_json, one_line_errors, plural, warn_if_unfinished
 from recsys_rbm_cli.movielens_options import ModelOption, model_path
 
-from recsys_rbm.limits import MAX_TOP
+from recsys_rbm.io.limits import MAX_TOP
 
 if TYPE_CHECKING:
     from recsys_rbm.recommender.scorer import Scorer

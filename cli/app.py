@@ -59,7 +59,7 @@ def main() -> None:
     """
     from recsys_rbm_cli.terminal import prepare_streams
 
-    from recsys_rbm.signals import ignore_interrupts, install_interrupt_handlers
+    from recsys_rbm.io.signals import ignore_interrupts, install_interrupt_handlers
 
     install_interrupt_handlers()
     prepare_streams()

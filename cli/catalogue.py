@@ -18,7 +18,7 @@ from recsys_rbm_cli.titles import has_control_characters, match_title
 
 from recsys_rbm.data.text_files import read_text_file
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
-from recsys_rbm.inputs import input_problem
+from recsys_rbm.io.inputs import input_problem
 
 HEADER_RATING_NAMES = {"rating", "ratings", "score", "stars", "value"}  # a first line ending so is a header
 

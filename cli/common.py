@@ -157,7 +157,7 @@ def unexpected_error_message(error: BaseException) -> str:
 
 
 def memory_error_message(needed: int) -> str:
-    from recsys_rbm.resources import available_memory, format_bytes
+    from recsys_rbm.io.resources import available_memory, format_bytes
 
     asked = f": one step needed about {format_bytes(needed)} more" if needed else ""
     available = available_memory()
@@ -184,8 +184,8 @@ def os_error_message(error: OSError) -> str:
 
 def report(error: BaseException) -> typer.Exit:
     """The one line (and, when debugging, the traceback before it) for an error a command raised."""
-    from recsys_rbm.resources import allocation_failure
-    from recsys_rbm.signals import exit_code_of
+    from recsys_rbm.io.resources import allocation_failure
+    from recsys_rbm.io.signals import exit_code_of
 
     if isinstance(error, OSError) and error.errno == errno.EPIPE:  # the reader of stdout went away (| head)
         from recsys_rbm_cli.terminal import silence_stdout
@@ -259,12 +259,12 @@ def options_named(flags: dict[str, str]) -> Iterator[None]:
 
 
 def hidden_units_check(n_visible: int | None) -> Callable[[Any], Any]:
-    """A Typer callback refusing more hidden units than :data:`recsys_rbm.limits.MAX_HIDDEN`, with what
+    """A Typer callback refusing more hidden units than :data:`recsys_rbm.io.limits.MAX_HIDDEN`, with what
     they would cost in memory (for ``n_visible`` visible units, or per 1,000 when that depends on the data)."""
 
     def check(value: Any) -> Any:
-        from recsys_rbm.limits import MAX_HIDDEN
-        from recsys_rbm.resources import format_bytes, rbm_training_bytes
+        from recsys_rbm.io.limits import MAX_HIDDEN
+        from recsys_rbm.io.resources import format_bytes, rbm_training_bytes
 
         for n in value if isinstance(value, list) else [value]:
             if n is None or n <= MAX_HIDDEN:

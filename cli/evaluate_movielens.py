@@ -27,7 +27,7 @@ from recsys_rbm_cli.movielens_options import (
     recommender_config,
 )
 
-from recsys_rbm.limits import MAX_RANDOM_FOLDS, MAX_RANK_K
+from recsys_rbm.io.limits import MAX_RANDOM_FOLDS, MAX_RANK_K
 
 if TYPE_CHECKING:
     from recsys_rbm.recommender.evaluation import EvaluationReport
@@ -136,13 +136,13 @@ def evaluate_movielens(
 
     from recsys_rbm.data.movielens import load_movielens
     from recsys_rbm.data.paths import dataset_files
-    from recsys_rbm.outputs import RunOutput, check_distinct
+    from recsys_rbm.io.outputs import RunOutput, check_distinct
+    from recsys_rbm.io.resources import check_recommender_memory
     from recsys_rbm.recommender.baselines import EASE, BiasBaseline, GlobalMean, MostPopular
     from recsys_rbm.recommender.config import KINDS
     from recsys_rbm.recommender.evaluation import TrainOnValidationToo, evaluate
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import canonical_split, random_splits
-    from recsys_rbm.resources import check_recommender_memory
 
     fold_names = _choices(folds, FOLDS, "--folds") or (
         ["u1", "u2", "u3", "u4", "u5"] if dataset is Dataset.ml_100k else ["random"]
@@ -287,8 +287,8 @@ def interrupted(
     hidden: dict[str, str],
 ) -> typer.Exit:
     """Write the folds that finished, marked ``"complete": false``, and return the one line that says where."""
+    from recsys_rbm.io.signals import exit_code_of
     from recsys_rbm.recommender.evaluation import EvaluationReport, split_facts
-    from recsys_rbm.signals import exit_code_of
 
     code = exit_code_of(interrupt)
     if not finished:

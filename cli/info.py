@@ -46,12 +46,12 @@ def info(
     """
     from safetensors.numpy import load_file
 
-    from recsys_rbm.checkpoint_files import model_file, read_verified
+    from recsys_rbm.io.checkpoint_files import model_file, read_verified
 
     model = model_path(model)
 
     if plot is not None:
-        from recsys_rbm.outputs import check_distinct, check_new_output
+        from recsys_rbm.io.outputs import check_distinct, check_new_output
 
         check_distinct({"--plot": plot}, {"the model": model_file(model)})
         check_new_output(plot, overwrite, option="--plot", example="curve.png")
@@ -191,7 +191,7 @@ def print_info(path: Path, metadata: dict[str, Any], curve: list[dict[str, Any]]
 
 def draw_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
     """Every measure per epoch, one panel each, saved atomically as a PNG."""
-    from recsys_rbm.matplotlib_home import ensure_config_dir
+    from recsys_rbm.io.matplotlib_home import ensure_config_dir
 
     ensure_config_dir()  # before matplotlib is imported: a read-only home must cost no warning
     import matplotlib
@@ -199,8 +199,8 @@ def draw_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from recsys_rbm.atomic import atomic_path
     from recsys_rbm.errors import RecsysRBMError
+    from recsys_rbm.io.atomic import atomic_path
 
     names = [key for key in (curve[0] if curve else {}) if key not in ("epoch", "seconds")]
     if not names:

@@ -95,7 +95,7 @@ def run_session(session: Session, reader: LineReader) -> None:
     """Read and carry out commands until the user leaves: ``quit``, end of input or Ctrl-C, each asked twice in a
     row when ratings would be lost (:meth:`Session.may_leave`). SIGTERM and SIGHUP end the session at once."""
     from recsys_rbm.errors import RecsysRBMError
-    from recsys_rbm.signals import HungUp, Terminated, exit_code_of, install_interrupt_handlers
+    from recsys_rbm.io.signals import HungUp, Terminated, exit_code_of, install_interrupt_handlers
 
     while True:
         try:
@@ -353,10 +353,10 @@ class Session:
 
         from recsys_rbm_cli.common import os_error_message
 
-        from recsys_rbm.atomic import atomic_write_text
-        from recsys_rbm.checkpoint_files import model_file
         from recsys_rbm.errors import RecsysRBMError
-        from recsys_rbm.outputs import same_file
+        from recsys_rbm.io.atomic import atomic_write_text
+        from recsys_rbm.io.checkpoint_files import model_file
+        from recsys_rbm.io.outputs import same_file
 
         words = self._needs(text, "a file name, e.g. 'save my-ratings.csv'").split(" ")
         overwrite = words[-1] == OVERWRITE_WORD

@@ -29,10 +29,10 @@ from recsys_rbm_cli.mnist_options import (
     train_config,
 )
 
-from recsys_rbm.limits import MAX_EPOCHS
+from recsys_rbm.io.limits import MAX_EPOCHS
 
 DEFAULT_HIDDEN = (500, 100, 20)
-RECIPE_EPOCHS = 200  # shown in --help: recsys_rbm.mnist_exercise.EXERCISE_TRAIN_CONFIG's (a test checks they agree)
+RECIPE_EPOCHS = 200  # shown in --help: recsys_rbm.exercise.mnist.EXERCISE_TRAIN_CONFIG's (a test checks they agree)
 RECIPE_LEARNING_RATE = 0.2
 
 
@@ -149,7 +149,7 @@ def mnist_figures(
     """
     from rich.table import Table
 
-    from recsys_rbm.mnist_exercise import (
+    from recsys_rbm.exercise.mnist import (
         EXERCISE_TRAIN_CONFIG,
         DiversitySettings,
         EvaluationSettings,
@@ -161,7 +161,7 @@ def mnist_figures(
         load_binarized_mnist,
         run_mnist_figures,
     )
-    from recsys_rbm.outputs import check_distinct, probe_writable
+    from recsys_rbm.io.outputs import check_distinct, probe_writable
     from recsys_rbm.runtime import resolve_device
 
     sizes = list(hidden) if hidden else list(DEFAULT_HIDDEN)

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from recsys_rbm.config import TrainConfig, load_toml
-from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_SEED
+from recsys_rbm.io.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_SEED
+from recsys_rbm.train.config import TrainConfig, load_toml
 
 DEFAULTS = TrainConfig()  # only for the defaults shown in --help; the library is the source of truth
 
@@ -93,7 +93,8 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="TOML file whose \\[train] table holds training settings (the fields of recsys_rbm.config.TrainConfig); "
+        help="TOML file whose \\[train] table holds training settings "
+        "(the fields of recsys_rbm.train.config.TrainConfig); "
         "options given on the command line override it.",
         show_default=False,
     ),

@@ -15,7 +15,7 @@ from recsys_rbm_cli.common import DeviceOption as CommonDeviceOption
 from recsys_rbm_cli.common import hidden_units_check
 
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_HIDDEN, MAX_SEED, MAX_TOP
+from recsys_rbm.io.limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_HIDDEN, MAX_SEED, MAX_TOP
 from recsys_rbm.recommender.config import PRESETS, RecommenderConfig  # light: dataclasses only
 
 DEFAULTS = RecommenderConfig()  # only for the defaults shown in --help; the library is the source of truth
@@ -216,8 +216,8 @@ def parse_cd_schedule(text: str) -> list[list[int]]:
 
 def read_config_table(path: Path) -> dict[str, Any]:
     """The ``[recommender]`` table of a TOML file; anything else in the file is an error (see
-    :func:`recsys_rbm.config.config_table`)."""
-    from recsys_rbm.config import config_table, read_toml
+    :func:`recsys_rbm.train.config.config_table`)."""
+    from recsys_rbm.train.config import config_table, read_toml
 
     return config_table(path, read_toml(path), CONFIG_TABLE, RecommenderConfig)
 
@@ -242,7 +242,7 @@ def recommender_config(config_file: Path | None, *, cd_schedule: str | None, **o
     one is a usage error naming its option: see :func:`recsys_rbm_cli.common.options_named`)."""
     from recsys_rbm_cli.common import options_named
 
-    from recsys_rbm.config import config_from_dict
+    from recsys_rbm.train.config import config_from_dict
 
     values: dict[str, Any] = {"device": "auto"}
     if config_file is not None:

@@ -2,7 +2,7 @@
 
 ``torchrun --nproc-per-node N -m recsys_rbm_cli train movielens …`` (or ``train mnist``,
 ``train ratings``) starts ``N`` copies of the command. Each joins the process group
-(:func:`recsys_rbm.distributed.process_group`), reads the data (local rank 0 first, so that a
+(:func:`recsys_rbm.train.distributed.process_group`), reads the data (local rank 0 first, so that a
 download happens once per machine), and trains on its share of every batch. Only rank 0 checks and locks the output,
 prints, saves checkpoints and evaluates on the test set; the others print errors only.
 """
@@ -19,15 +19,15 @@ from recsys_rbm_cli.common import console
 from recsys_rbm.errors import RecsysRBMError
 
 if TYPE_CHECKING:
-    from recsys_rbm.distributed import Parallel
-    from recsys_rbm.outputs import RunOutput
+    from recsys_rbm.io.outputs import RunOutput
+    from recsys_rbm.train.distributed import Parallel
 
 
 @contextlib.contextmanager
 def joined(device: str) -> Iterator[Parallel | None]:
     """The process group when started by torchrun with several processes (``None`` otherwise); others than
     rank 0 are silent within the block."""
-    from recsys_rbm.distributed import process_group
+    from recsys_rbm.train.distributed import process_group
 
     quiet = console.quiet
     with process_group(device) as parallel:
@@ -61,8 +61,8 @@ def training_run(
     group, with the output on rank 0 and ``None`` on the others (which are silent within the block).
 
     ``default``: the program named ``target`` itself (no --output), so running the command again replaces
-    it, keeping the old one beside it (see :class:`recsys_rbm.outputs.RunOutput`'s ``keep_previous``)."""
-    from recsys_rbm.outputs import RunOutput
+    it, keeping the old one beside it (see :class:`recsys_rbm.io.outputs.RunOutput`'s ``keep_previous``)."""
+    from recsys_rbm.io.outputs import RunOutput
 
     with joined(device) as parallel:
         if parallel is not None and not parallel.is_writer:

@@ -133,8 +133,8 @@ def recommend(
         if ratings is not None:
             raise fail("--output writes the lists of training users; give --user, --users or --all-users", code=2)
         check_output_format(output)
-        from recsys_rbm.checkpoint_files import model_file
-        from recsys_rbm.outputs import check_distinct, check_new_output
+        from recsys_rbm.io.checkpoint_files import model_file
+        from recsys_rbm.io.outputs import check_distinct, check_new_output
 
         check_distinct({"--output": output}, {"--users": users_file, "the model": model_file(model_path(model))})
         check_new_output(output, overwrite, example="recs.csv")  # before any work
@@ -234,7 +234,7 @@ def _chosen_users(scorer: Scorer, user: list[str] | None, users_file: Path | Non
         return raw
     from recsys_rbm.data.text_files import read_text_file
     from recsys_rbm.errors import DataError, UnknownIdError
-    from recsys_rbm.inputs import require_regular
+    from recsys_rbm.io.inputs import require_regular
 
     require_regular(users_file, "users file")
     text = read_text_file(users_file, "users file").data.decode("utf-8-sig")
@@ -273,7 +273,7 @@ def write_lists(
     import polars as pl
     from recsys_rbm_cli.common import progress_bar
 
-    from recsys_rbm.atomic import atomic_path
+    from recsys_rbm.io.atomic import atomic_path
 
     started = time.perf_counter()
     inner = scorer.state.user_ids.to_inner(users)

@@ -83,8 +83,8 @@ def train_mnist(
 
     from recsys_rbm_cli.processes import describe, kept_previous_line, local_rank_zero_first, training_run
 
-    from recsys_rbm.checkpoint import tensor_path
-    from recsys_rbm.mnist_exercise import check_training_memory, load_binarized_mnist, train_mnist_rbm
+    from recsys_rbm.exercise.mnist import check_training_memory, load_binarized_mnist, train_mnist_rbm
+    from recsys_rbm.io.checkpoint import tensor_path
     from recsys_rbm.runtime import resolve_device
 
     settings = train_config(
@@ -98,7 +98,7 @@ def train_mnist(
         seed=seed,
     )
     from recsys_rbm.data.paths import dataset_files, models_dir
-    from recsys_rbm.outputs import check_distinct
+    from recsys_rbm.io.outputs import check_distinct
 
     target = tensor_path(output if output is not None else models_dir() / f"mnist-h{hidden}.safetensors")
     check_distinct({"--output": target}, [("--config", config), *dataset_files(data_dir, ("mnist",))])
@@ -156,8 +156,8 @@ def interrupted(run, interrupt: KeyboardInterrupt) -> typer.Exit:
     """The one line for an interrupted training run, after placing or keeping its last saved epoch."""
     from recsys_rbm_cli.processes import again_flag
 
-    from recsys_rbm.checkpoint_files import read_metadata
-    from recsys_rbm.signals import exit_code_of
+    from recsys_rbm.io.checkpoint_files import read_metadata
+    from recsys_rbm.io.signals import exit_code_of
 
     where = run.settle()
     code = exit_code_of(interrupt)

@@ -135,7 +135,7 @@ def train_movielens(
     )
     split_name = split.value
     from recsys_rbm.data.paths import dataset_files
-    from recsys_rbm.outputs import check_distinct
+    from recsys_rbm.io.outputs import check_distinct
 
     target = checkpoint_path(output, default_output(dataset.value))
     check_distinct({"--output": target}, [("--config", config), *dataset_files(data_dir, (dataset.value,))])

@@ -184,7 +184,7 @@ def train_ratings(
         device=device,
     )
     from recsys_rbm.data.paths import models_dir
-    from recsys_rbm.outputs import check_distinct
+    from recsys_rbm.io.outputs import check_distinct
 
     target = checkpoint_path(output, models_dir() / f"ratings-{path.stem}.safetensors")
     check_distinct({"--output": target}, {"the ratings table": path, "--items": items, "--config": config})

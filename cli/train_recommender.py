@@ -2,7 +2,7 @@
 
 ``train movielens`` and ``train ratings`` each read their data and make a split, then call
 :func:`train_and_save`: the progress display (one line per epoch), each new best epoch saved at
-once to the run's own file (see :class:`recsys_rbm.outputs.RunOutput`; Ctrl-C keeps the best so
+once to the run's own file (see :class:`recsys_rbm.io.outputs.RunOutput`; Ctrl-C keeps the best so
 far), the test metrics, the final checkpoint moved into place, and the summary.
 """
 
@@ -16,16 +16,16 @@ from recsys_rbm_cli.common import console, fail, plural, progress_bar
 from recsys_rbm_cli.movielens_options import describe_schedule
 
 if TYPE_CHECKING:
-    from recsys_rbm.distributed import Parallel
     from recsys_rbm.errors import OutputError
-    from recsys_rbm.outputs import RunOutput
+    from recsys_rbm.io.outputs import RunOutput
     from recsys_rbm.recommender.model import RBMRecommender
     from recsys_rbm.recommender.splits import Split
+    from recsys_rbm.train.distributed import Parallel
 
 
 def checkpoint_path(output: Path | None, default: Path) -> Path:
     """Where to save: ``output`` (``.safetensors`` added when missing), else ``default``."""
-    from recsys_rbm.checkpoint_files import tensor_path
+    from recsys_rbm.io.checkpoint_files import tensor_path
 
     return tensor_path(output if output is not None else default)
 
@@ -41,7 +41,7 @@ def train_and_save(
     validation_fraction: float = 0.05,
 ) -> None:
     """Fit ``model`` on ``split`` (early stopping on its validation part), saving each best epoch to the run's
-    own file and moving it onto ``run.target`` at the end (see :class:`recsys_rbm.outputs.RunOutput`).
+    own file and moving it onto ``run.target`` at the end (see :class:`recsys_rbm.io.outputs.RunOutput`).
 
     ``metadata`` (what the data was: ``{"dataset": ..., "movies": ...}``) goes into every
     checkpoint with the split, the metrics so far and whether training completed. The data is
@@ -52,9 +52,9 @@ def train_and_save(
     """
     from recsys_rbm_cli.processes import describe
 
+    from recsys_rbm.io.resources import check_recommender_memory
+    from recsys_rbm.io.signals import deferred_interrupts
     from recsys_rbm.recommender.adequacy import check_measured, check_trainable
-    from recsys_rbm.resources import check_recommender_memory
-    from recsys_rbm.signals import deferred_interrupts
 
     train = split.train
     settings = model.config.for_data(train.n_users if model.config.mode == "user" else train.n_items)  # as fit will
@@ -138,7 +138,7 @@ def interrupted(run: RunOutput, saved: dict[str, Any], interrupt: KeyboardInterr
     """The one line for an interrupted run, after placing or keeping its best model so far."""
     from recsys_rbm_cli.processes import again_flag
 
-    from recsys_rbm.signals import exit_code_of
+    from recsys_rbm.io.signals import exit_code_of
 
     where = run.settle()
     code = exit_code_of(interrupt)

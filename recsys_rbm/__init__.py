@@ -19,9 +19,9 @@ _LAZY = {
     "ScoredItem": "recsys_rbm.recommender.results",
     "Ratings": "recsys_rbm.data.ratings",
     "read_ratings_table": "recsys_rbm.data.tables",
-    "RBM": "recsys_rbm.model",
-    "TrainConfig": "recsys_rbm.config",
-    "Trainer": "recsys_rbm.training",
+    "RBM": "recsys_rbm.rbm.model",
+    "TrainConfig": "recsys_rbm.train.config",
+    "Trainer": "recsys_rbm.train.trainer",
 }
 
 __all__ = ["__version__", *_LAZY]

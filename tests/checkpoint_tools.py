@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from recsys_rbm.checkpoint_files import FORMAT, content_digest, sha256_of, sidecar_path
+from recsys_rbm.io.checkpoint_files import FORMAT, content_digest, sha256_of, sidecar_path
 
 
 def header(path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ def models_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def _native_built() -> bool:
-    from recsys_rbm import native
+    from recsys_rbm.accel import native
 
     return native.available()
 
@@ -30,7 +30,7 @@ def _native_built() -> bool:
 )
 def row_kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test on each path of the row kernels: the native one (where it is built) and torch's."""
-    from recsys_rbm import native
+    from recsys_rbm.accel import native
 
     monkeypatch.setenv(native.ENVIRONMENT_SWITCH, request.param)
     return request.param

@@ -11,7 +11,6 @@ import pytest
 import torch
 from tiny_rbms import random_rbm
 
-from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import ConfigError
 from recsys_rbm.evaluation import (
     ais_log_partition,
@@ -21,10 +20,11 @@ from recsys_rbm.evaluation import (
     log_partition,
 )
 from recsys_rbm.evaluation.ais import _softplus_increment
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import train_dense
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.trainer import train_dense
 
 
 @pytest.fixture(autouse=True, scope="module")

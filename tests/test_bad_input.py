@@ -52,8 +52,8 @@ from test_cli_movielens import TINY, write_tiny_100k
 from typer.testing import CliRunner
 
 import recsys_rbm.data.mnist as mnist
-from recsys_rbm.checkpoint_files import read_metadata, sidecar_path
-from recsys_rbm.signals import HungUp, Terminated
+from recsys_rbm.io.checkpoint_files import read_metadata, sidecar_path
+from recsys_rbm.io.signals import HungUp, Terminated
 
 TESTS = Path(__file__).parent
 # A line says what to do when it gives an instruction, states the rule a value must follow, or points to help.
@@ -237,10 +237,10 @@ def legacy_pair_mixed(env: Env) -> None:
 
 
 def mnist_model(env: Env) -> None:
-    from recsys_rbm.checkpoint import save_rbm
-    from recsys_rbm.model import RBM
+    from recsys_rbm.io.checkpoint import save_rbm
+    from recsys_rbm.rbm.model import RBM
+    from recsys_rbm.rbm.units import BernoulliUnits
     from recsys_rbm.runtime import make_generator
-    from recsys_rbm.units import BernoulliUnits
 
     save_rbm(
         env.tmp / "mnist.safetensors", RBM.initialise(BernoulliUnits(12), 3, make_generator(0)), {"kind": "mnist-rbm"}
@@ -294,7 +294,7 @@ def raising(error: BaseException) -> Callable[..., Any]:
 
 def matching_mnist_checkpoint(env: Env) -> None:
     """A finished model at the name mnist-figures would reuse (so --retrain would replace it)."""
-    from recsys_rbm.mnist_exercise import (
+    from recsys_rbm.exercise.mnist import (
         EXERCISE_TRAIN_CONFIG,
         checkpoint_name,
         load_binarized_mnist,
@@ -361,7 +361,7 @@ def claiming(relative: str, metadata: dict[str, Any]) -> Callable[[Env], None]:
     a file another program wrote in our format, correctly hashed, holding what rbm-rec never writes."""
 
     def make(env: Env) -> None:
-        from recsys_rbm.checkpoint_files import header_metadata
+        from recsys_rbm.io.checkpoint_files import header_metadata
 
         arrays = {"weights": np.zeros((3, 2), dtype=np.float32)}
         save_file(arrays, str(env.tmp / relative), metadata=header_metadata(metadata, arrays, "0.2.0"))
@@ -468,7 +468,7 @@ CASES = [
     Case("disk-full-while-saving-keeps-the-old-model", "lost work",
          [*TRAIN_ML, "-o", "{tmp}/m.safetensors", "--overwrite"], 1, "no space left on the device",
          both(copied_model("m.safetensors"),
-              patched("recsys_rbm.checkpoint.save_file", raising(OSError(errno.ENOSPC, "No space left", "m"))))),
+              patched("recsys_rbm.io.checkpoint.save_file", raising(OSError(errno.ENOSPC, "No space left", "m"))))),
     # --- inputs that used to end in a traceback -----------------------------------------------------------------
     Case("user-id-beyond-int64", "traceback", [*RECOMMEND, "{user}", "--user", "99999999999999999999999"], 2,
          "--user '99999999999999999999999' is not a user id"),
@@ -533,10 +533,10 @@ CASES = [
          "learning_rate must be positive and finite", file("c.toml", "[train]\nlearning_rate = -1\n")),
     Case("more-memory-than-the-machine-has", "bounds", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 1,
          "of memory, but only 10 bytes is available; use fewer --hidden units",
-         patched("recsys_rbm.resources.available_memory", lambda: 10)),
+         patched("recsys_rbm.io.resources.available_memory", lambda: 10)),
     Case("mnist-more-memory-than-the-machine-has", "bounds", [*TRAIN_MNIST, "-o", "{tmp}/m.safetensors"], 1,
          "training an RBM with 3 hidden units needs about",
-         patched("recsys_rbm.resources.available_memory", lambda: 10), mnist=True),
+         patched("recsys_rbm.io.resources.available_memory", lambda: 10), mnist=True),
     # --- outputs that used to fail late or unclearly: all checked before any work --------------------------------
     Case("output-under-a-regular-file", "fail fast", [*TRAIN_ML, "-o", "{tmp}/plain/sub/m.safetensors"], 1,
          "plain is a file, not a folder; choose another --output", file("plain", "a file")),
@@ -1023,10 +1023,10 @@ CASES = [
          raw_safetensors("f.safetensors", {"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, bytes(4))),
     Case("foreign-file-claiming-format-two-as-text", "model file", ["info", "{tmp}/f.safetensors"], 1,
          "has checkpoint format two, but this version of recsys_rbm reads formats 1 and 2",
-         raw_safetensors("f.safetensors", {}, b"", {"format": "recsys_rbm.checkpoint", "format_version": "two"})),
+         raw_safetensors("f.safetensors", {}, b"", {"format": "recsys_rbm.io.checkpoint", "format_version": "two"})),
     Case("foreign-file-claiming-the-format-with-metadata-not-a-table", "model file", ["info", "{tmp}/f.safetensors"],
          1, "has corrupt recsys_rbm metadata; retrain it",
-         raw_safetensors("f.safetensors", {}, b"", {"format": "recsys_rbm.checkpoint", "format_version": "2",
+         raw_safetensors("f.safetensors", {}, b"", {"format": "recsys_rbm.io.checkpoint", "format_version": "2",
                                                     "metadata": "[1, 2]", "content_sha256": "0"})),
     Case("info-plot-of-a-model-without-a-curve", "model file",
          ["info", "{tmp}/mnist.safetensors", "--plot", "{tmp}/curve.png"], 1,
@@ -1040,27 +1040,27 @@ CASES = [
     Case("disk-full-on-the-first-save", "disk full", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 1,
          "no space left on the device while writing {tmp}/m.safetensors (--output); {tmp}/m.safetensors was not "
          "created; free some space, or choose an --output on another disk, and run the command again",
-         patched("recsys_rbm.checkpoint.save_file", raising(DISK_FULL))),
+         patched("recsys_rbm.io.checkpoint.save_file", raising(DISK_FULL))),
     Case("disk-full-keeps-the-old-model", "disk full", [*TRAIN_ML, "-o", "{tmp}/m.safetensors", "--overwrite"], 1,
          "m.safetensors was left unchanged (the old file survived); free some space",
-         both(copied_model("m.safetensors"), patched("recsys_rbm.checkpoint.save_file", raising(DISK_FULL)))),
+         both(copied_model("m.safetensors"), patched("recsys_rbm.io.checkpoint.save_file", raising(DISK_FULL)))),
     Case("disk-full-after-a-saved-epoch-keeps-both", "disk full",
          [*TRAIN_ML, "-o", "{tmp}/m.safetensors", "--overwrite"], 1,
          "m.safetensors was left unchanged (the old file survived), and the best model so far (epoch 1) was kept in "
          "{tmp}/m.partial.safetensors; free some space",
-         both(copied_model("m.safetensors"), fails_after(1, "recsys_rbm.checkpoint.save_file", DISK_FULL)),
+         both(copied_model("m.safetensors"), fails_after(1, "recsys_rbm.io.checkpoint.save_file", DISK_FULL)),
          creates=("m.partial.safetensors",)),
     Case("disk-full-after-a-saved-epoch-places-it", "disk full", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 1,
          "the best model so far (epoch 1) was kept in {tmp}/m.safetensors, marked unfinished",
-         fails_after(1, "recsys_rbm.checkpoint.save_file", DISK_FULL), creates=("m.safetensors",)),
+         fails_after(1, "recsys_rbm.io.checkpoint.save_file", DISK_FULL), creates=("m.safetensors",)),
     Case("disk-quota-while-saving", "disk full", ["train", "ratings", "{tmp}/r.csv", "-o", "{tmp}/m", *TINY], 1,
          "the disk quota is used up while writing {tmp}/m.safetensors",
-         both(file("r.csv", GOOD_TABLE), patched("recsys_rbm.checkpoint.save_file", raising(OSError(errno.EDQUOT,
+         both(file("r.csv", GOOD_TABLE), patched("recsys_rbm.io.checkpoint.save_file", raising(OSError(errno.EDQUOT,
          "Disk quota exceeded"))))),
     Case("disk-full-while-saving-an-mnist-model", "disk full", [*TRAIN_MNIST, "-o", "{tmp}/m.safetensors"], 1,
          "no space left on the device while writing {tmp}/m.safetensors (--output); {tmp}/m.safetensors was not "
          "created",
-         patched("recsys_rbm.checkpoint.save_file", raising(DISK_FULL)), mnist=True),
+         patched("recsys_rbm.io.checkpoint.save_file", raising(DISK_FULL)), mnist=True),
     Case("disk-full-while-writing-an-evaluation", "disk full", [*EVALUATE, "--json-out", "{tmp}/e.json"], 1,
          "no space left on the device while writing {tmp}/e.json (--json-out); {tmp}/e.json was not created",
          patched("recsys_rbm.recommender.evaluation.atomic_write_text", raising(OSError(errno.ENOSPC,
@@ -1078,7 +1078,7 @@ CASES = [
          patched("matplotlib.figure.Figure.savefig", raising(OSError(errno.ENOSPC, "No space left on device")))),
     Case("io-error-while-saving", "disk full", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 1,
          "the device reported an input/output error while writing {tmp}/m.safetensors",
-         patched("recsys_rbm.checkpoint.save_file", raising(OSError(errno.EIO, "Input/output error")))),
+         patched("recsys_rbm.io.checkpoint.save_file", raising(OSError(errno.EIO, "Input/output error")))),
     # --- interruptions at every phase: SIGINT, SIGTERM and SIGHUP, each with its exit code --------------------------
     Case("hang-up-while-loading-movielens", "interruption", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 129,
          "interrupted; every file is written whole or not at all, so run the command again",
@@ -1092,15 +1092,15 @@ CASES = [
          patched("recsys_rbm.recommender.model.RBMRecommender.fit", raising(HungUp()))),
     Case("hang-up-while-saving-the-first-epoch", "interruption", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 129,
          "nothing was saved and {tmp}/m.safetensors was not created",
-         patched("recsys_rbm.checkpoint.save_file", raising(HungUp()))),
+         patched("recsys_rbm.io.checkpoint.save_file", raising(HungUp()))),
     Case("hang-up-while-saving-a-later-epoch-keeps-the-old-model", "interruption",
          [*TRAIN_ML, "-o", "{tmp}/m.safetensors", "--overwrite"], 129,
          "interrupted; {tmp}/m.safetensors was left unchanged, and the best model so far (epoch 1",
-         both(copied_model("m.safetensors"), fails_after(1, "recsys_rbm.checkpoint.save_file", HungUp())),
+         both(copied_model("m.safetensors"), fails_after(1, "recsys_rbm.io.checkpoint.save_file", HungUp())),
          creates=("m.partial.safetensors",)),
     Case("termination-while-saving-a-later-epoch", "interruption", [*TRAIN_ML, "-o", "{tmp}/m.safetensors"], 143,
          "interrupted; kept the best model so far in {tmp}/m.safetensors (epoch 1",
-         fails_after(1, "recsys_rbm.checkpoint.save_file", Terminated()), creates=("m.safetensors",)),
+         fails_after(1, "recsys_rbm.io.checkpoint.save_file", Terminated()), creates=("m.safetensors",)),
     Case("ctrl-c-while-measuring-on-test", "interruption",
          ["train", "ratings", "{tmp}/r.csv", "--test-fraction", "0.2", "-o", "{tmp}/m", *TINY], 130,
          "interrupted; kept the best model so far in {tmp}/m.safetensors (epoch",
@@ -1109,11 +1109,11 @@ CASES = [
          creates=("m.safetensors",)),
     Case("hang-up-while-training-mnist", "interruption", [*TRAIN_MNIST, "-o", "{tmp}/m.safetensors"], 129,
          "interrupted before the first epoch finished; {tmp}/m.safetensors was not created",
-         patched("recsys_rbm.mnist_exercise.train_mnist_rbm", raising(HungUp())), mnist=True),
+         patched("recsys_rbm.exercise.mnist.train_mnist_rbm", raising(HungUp())), mnist=True),
     Case("termination-while-loading-mnist", "interruption", [*TRAIN_MNIST, "-o", "{tmp}/m.safetensors"], 143,
-         "interrupted; every file", patched("recsys_rbm.mnist_exercise.load_binarized_mnist", raising(Terminated()))),
+         "interrupted; every file", patched("recsys_rbm.exercise.mnist.load_binarized_mnist", raising(Terminated()))),
     Case("hang-up-while-drawing-mnist-figures", "interruption", [*FIGURES, "-o", "{tmp}/figs"], 129, "interrupted",
-         patched("recsys_rbm.mnist_exercise.run_mnist_figures", raising(HungUp())), mnist=True),
+         patched("recsys_rbm.exercise.mnist.run_mnist_figures", raising(HungUp())), mnist=True),
     Case("hang-up-while-evaluating", "interruption", [*EVALUATE, "--json-out", "{tmp}/e.json"], 129,
          "interrupted before the first of 1 folds finished; {tmp}/e.json was not written",
          patched("recsys_rbm.recommender.evaluation.evaluate_split", raising(HungUp()))),
@@ -1128,7 +1128,7 @@ CASES = [
     Case("termination-while-loading-a-model", "interruption", ["similar", "--movie", "1", "-m", "{item}"], 143,
          "interrupted", patched("recsys_rbm.recommender.scorer.Scorer.load", raising(Terminated()))),
     Case("hang-up-while-verifying-a-model", "interruption", ["info", "{user}"], 129, "interrupted",
-         patched("recsys_rbm.checkpoint_files.content_digest", raising(HungUp()))),
+         patched("recsys_rbm.io.checkpoint_files.content_digest", raising(HungUp()))),
     Case("hang-up-while-sampling-profiles", "interruption", ["imagine", "-m", "{user}"], 129, "interrupted",
          patched("recsys_rbm.recommender.scorer.Scorer.sample_profiles", raising(HungUp()))),
     Case("ctrl-c-while-scoring-anomalies", "interruption", ["anomalies", "-m", "{user}"], 130, "interrupted",
@@ -1595,14 +1595,14 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(world: 
 
 def test_readers_never_see_a_torn_checkpoint_while_another_process_saves_it(world: World, tmp_path: Path) -> None:
     """The issue measured 70% failed reads with two files; one file replaced atomically must give none."""
-    from recsys_rbm.checkpoint_files import read_verified
+    from recsys_rbm.io.checkpoint_files import read_verified
 
     target = tmp_path / "m.safetensors"
     target.write_bytes(world.user.read_bytes())
     writer = (
         "import torch\n"
         "from safetensors.torch import load_file\n"
-        "from recsys_rbm.checkpoint import save_checkpoint\n"
+        "from recsys_rbm.io.checkpoint import save_checkpoint\n"
         "from checkpoint_tools import stored_metadata\n"
         f"path = {str(target)!r}\n"
         "tensors, metadata = load_file(path), stored_metadata(__import__('pathlib').Path(path))\n"
@@ -1681,7 +1681,7 @@ def test_signals_during_the_cleanup_and_the_exit_print_no_traceback(world: World
 
 SLOW_SAVE = """
 import time
-import recsys_rbm.checkpoint as checkpoint
+import recsys_rbm.io.checkpoint as checkpoint
 real_save = checkpoint.save_file
 def slow_save(*args, **kwargs):
     print("SAVING", flush=True)

@@ -18,7 +18,7 @@ from recsys_rbm_cli.app import app
 from typer.testing import CliRunner
 
 import recsys_rbm.data.mnist as mnist
-from recsys_rbm.checkpoint import load_rbm
+from recsys_rbm.io.checkpoint import load_rbm
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -202,7 +202,7 @@ def test_help(runner: CliRunner, args: list[str], text: str) -> None:
 def test_mnist_figures_help_shows_the_recipe_it_uses(runner: CliRunner) -> None:
     from recsys_rbm_cli.mnist_figures import RECIPE_EPOCHS, RECIPE_LEARNING_RATE
 
-    from recsys_rbm.mnist_exercise import EXERCISE_TRAIN_CONFIG
+    from recsys_rbm.exercise.mnist import EXERCISE_TRAIN_CONFIG
 
     assert (EXERCISE_TRAIN_CONFIG.epochs, EXERCISE_TRAIN_CONFIG.learning_rate) == (RECIPE_EPOCHS, RECIPE_LEARNING_RATE)
     assert EXERCISE_TRAIN_CONFIG.centring and EXERCISE_TRAIN_CONFIG.persistent

@@ -25,8 +25,8 @@ from recsys_rbm_cli.movielens_options import Dataset, parse_cd_schedule
 from recsys_rbm_cli.titles import match_title, split_year, title_words
 from typer.testing import CliRunner
 
-from recsys_rbm.checkpoint_files import read_metadata, sidecar_path
 from recsys_rbm.errors import ConfigError
+from recsys_rbm.io.checkpoint_files import read_metadata, sidecar_path
 
 GENRES = ("unknown", "Action", "Adventure", "Comedy", "Drama", "Sci-Fi")
 NAMED = (  # (title, release date, genres): the titles the tests search for, then fillers
@@ -537,10 +537,10 @@ def test_old_two_file_models_still_work_and_fail_clearly(
 def test_models_of_another_kind(runner: CliRunner, trained: dict, tmp_path: Path, command: list[str]) -> None:
     import torch
 
-    from recsys_rbm.checkpoint import save_checkpoint, save_rbm
-    from recsys_rbm.model import RBM
+    from recsys_rbm.io.checkpoint import save_checkpoint, save_rbm
+    from recsys_rbm.rbm.model import RBM
+    from recsys_rbm.rbm.units import BernoulliUnits
     from recsys_rbm.runtime import make_generator
-    from recsys_rbm.units import BernoulliUnits
 
     mnist = tmp_path / "mnist.safetensors"
     save_rbm(mnist, RBM.initialise(BernoulliUnits(12), 3, make_generator(0)), {"kind": "mnist-rbm"})

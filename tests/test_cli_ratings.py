@@ -16,7 +16,7 @@ import pytest
 from recsys_rbm_cli.app import app
 from typer.testing import CliRunner
 
-from recsys_rbm.checkpoint_files import read_metadata
+from recsys_rbm.io.checkpoint_files import read_metadata
 from recsys_rbm.recommender.scorer import Scorer
 
 N_USERS, N_ITEMS, PER_USER = 40, 24, 10

@@ -12,11 +12,11 @@ from safetensors.numpy import load_file as numpy_load_file
 from safetensors.numpy import save_file
 from tiny_rbms import random_rbm
 
-from recsys_rbm import checkpoint, checkpoint_files
-from recsys_rbm.checkpoint import load_rbm, save_rbm, sidecar_path, tensor_path
-from recsys_rbm.config import TrainConfig, config_from_dict, config_to_dict, load_toml
 from recsys_rbm.errors import CheckpointError, ConfigError
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, as_layer
+from recsys_rbm.io import checkpoint, checkpoint_files
+from recsys_rbm.io.checkpoint import load_rbm, save_rbm, sidecar_path, tensor_path
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, as_layer
+from recsys_rbm.train.config import TrainConfig, config_from_dict, config_to_dict, load_toml
 
 # --- configuration ----------------------------------------------------------------------------
 

@@ -23,20 +23,20 @@ import pytest
 import torch
 from distributed_cases import DENSE_CASES, RECOMMENDER_CASES, dense_data, run_cases, tastes
 
-from recsys_rbm.checkpoint import load_checkpoint
-from recsys_rbm.config import TrainConfig
-from recsys_rbm.distributed import DenseSharding, Parallel, shard_range
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.model import RBM
+from recsys_rbm.io.checkpoint import load_checkpoint
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
+from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.distributed import CaseSharding
 from recsys_rbm.recommender.objective import RecommenderObjective
 from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import Layout
-from recsys_rbm.rng import RowAxis, RowShard, UniformStream
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import DenseObjective, dense_gradient
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.distributed import DenseSharding, Parallel, shard_range
+from recsys_rbm.train.trainer import DenseObjective, dense_gradient
 
 HERE = Path(__file__).parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]

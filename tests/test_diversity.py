@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from mnist_fakes import fake_digits
 
-from recsys_rbm.diversity import DigitClassifier, DiversityReport, chain_diversity, fit_digit_classifier
-from recsys_rbm.model import RBM
-from recsys_rbm.rng import UniformStream
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.exercise.diversity import DigitClassifier, DiversityReport, chain_diversity, fit_digit_classifier
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import UniformStream
+from recsys_rbm.rbm.units import BernoulliUnits
 
 
 def _images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,6 @@ from tiny_rbms import (
     random_rbm,
 )
 
-from recsys_rbm import functional as fn
 from recsys_rbm.errors import ConfigError
 from recsys_rbm.evaluation import (
     binary_states,
@@ -31,9 +30,10 @@ from recsys_rbm.evaluation import (
     pseudo_log_likelihood,
     visible_states,
 )
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm import functional as fn
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
 
 CASES = [(BERNOULLI, None), (SOFTMAX, None), (SOFTMAX, SOFTMAX_MASK), (MIXED, None), (MIXED, MIXED_MASK)]
 IDS = ["bernoulli", "softmax", "masked-softmax", "mixed", "masked-mixed"]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from recsys_rbm.diversity import DiversityReport
-from recsys_rbm.figures import (
+from recsys_rbm.exercise.diversity import DiversityReport
+from recsys_rbm.exercise.figures import (
     ComparisonEntry,
     comparison_figure,
     diversity_figure,
@@ -21,9 +21,9 @@ from recsys_rbm.figures import (
     tile_images,
     training_curves_figure,
 )
-from recsys_rbm.model import RBM
-from recsys_rbm.training import EpochRecord
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits
+from recsys_rbm.train.trainer import EpochRecord
 
 BINARIZATION = "stochastic binarization (seed 7)"
 

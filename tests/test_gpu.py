@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from recsys_rbm.config import TrainConfig
-from recsys_rbm.model import RBM
-from recsys_rbm.rng import UniformStream
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import UniformStream
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import train_dense
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.trainer import train_dense
 
 pytestmark = [
     pytest.mark.gpu,

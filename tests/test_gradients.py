@@ -11,14 +11,14 @@ import pytest
 import torch
 from tiny_rbms import BERNOULLI, MIXED, SOFTMAX, joint_minus_energy, random_rbm
 
-from recsys_rbm import functional as fn
-from recsys_rbm.config import TrainConfig
 from recsys_rbm.evaluation import log_likelihood, visible_states
-from recsys_rbm.gibbs import chain_from_visible
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm import functional as fn
+from recsys_rbm.rbm.gibbs import chain_from_visible
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import DenseObjective, Gradient, Trainer, contrastive_gradient, negative_phase
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.trainer import DenseObjective, Gradient, Trainer, contrastive_gradient, negative_phase
 
 
 def _as_tuple(gradient: Gradient) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recsys_rbm import lazy_momentum
-from recsys_rbm.lazy_momentum import ClockedRows, CurrentRows, Eigenbasis, EigenbasisRows, LazyMomentum, transition
-from recsys_rbm.training import CaseFactors, SparseRows
+from recsys_rbm.train import momentum as lazy_momentum
+from recsys_rbm.train.momentum import ClockedRows, CurrentRows, Eigenbasis, EigenbasisRows, LazyMomentum, transition
+from recsys_rbm.train.trainer import CaseFactors, SparseRows
 
 
 @pytest.mark.parametrize(("decay", "momentum"), [(0.0, 0.5), (0.001, 0.9), (0.015, 0.5), (1e-5, 0.99)])

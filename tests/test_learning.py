@@ -11,13 +11,13 @@ import math
 import pytest
 import torch
 
-from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation import base_rate_rbm, mean_log_likelihood
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import Trainer, train_dense
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.trainer import Trainer, train_dense
 
 UNITS = BernoulliUnits(9)
 CD1 = TrainConfig(epochs=60, batch_size=14, learning_rate=0.1, weight_decay=0.0, monitor_size=50)

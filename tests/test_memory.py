@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from recsys_rbm.memory import SMALLEST, prefer_huge_pages
+from recsys_rbm.train.memory import SMALLEST, prefer_huge_pages
 
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 

@@ -13,7 +13,7 @@ import pytest
 from recsys_rbm_cli.app import app
 from typer.testing import CliRunner
 
-from recsys_rbm.resources import rbm_training_bytes, recommender_training_bytes
+from recsys_rbm.io.resources import rbm_training_bytes, recommender_training_bytes
 
 # (users, items, ratings, hidden units, mode, model): one of each model, each mode, both where parameters dominate
 SHAPES = {
@@ -29,7 +29,7 @@ from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.recommender.splits import full_split
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
-from recsys_rbm.resources import recommender_training_bytes
+from recsys_rbm.io.resources import recommender_training_bytes
 
 def status(key):
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(key + ":"))
@@ -88,7 +88,7 @@ def test_a_small_table_with_a_huge_batch_trains_instead_of_asking_for_terabytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The issue's case: 4 hidden units and --batch-size 100000 on a small table asked for 146 GB."""
-    monkeypatch.setattr("recsys_rbm.resources.available_memory", lambda: 20_000_000)  # 20 MB: not 48 for the batch
+    monkeypatch.setattr("recsys_rbm.io.resources.available_memory", lambda: 20_000_000)  # 20 MB: not 48 for the batch
     rows = [(u, i, 1 + (u * 7 + i * 3) % 5) for u in range(1, 41) for i in range(1, 31) if (u + i) % 3]
     (tmp_path / "r.csv").write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for u, i, r in rows))
     args = ["train", "ratings", str(tmp_path / "r.csv"), "-o", str(tmp_path / "m"), "--hidden", "4"]

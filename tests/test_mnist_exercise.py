@@ -9,11 +9,9 @@ import pytest
 import torch
 from mnist_fakes import install_fake_mnist
 
-from recsys_rbm.checkpoint import load_rbm
-from recsys_rbm.config import TrainConfig
 from recsys_rbm.errors import ConfigError
 from recsys_rbm.evaluation.exact import log_partition
-from recsys_rbm.mnist_exercise import (
+from recsys_rbm.exercise.mnist import (
     DiversitySettings,
     EvaluationSettings,
     MnistData,
@@ -25,6 +23,8 @@ from recsys_rbm.mnist_exercise import (
     train_mnist_rbm,
     train_or_load,
 )
+from recsys_rbm.io.checkpoint import load_rbm
+from recsys_rbm.train.config import TrainConfig
 
 CONFIG = TrainConfig(epochs=2, batch_size=20)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_rbm import native
+from recsys_rbm.accel import native
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="the native kernels are not built")
 
@@ -237,7 +237,7 @@ def test_pcg64_uniforms_are_the_numbers_numpy_draws_and_leave_its_state_where_nu
 
 
 def test_the_uniform_stream_is_the_same_with_and_without_the_native_kernels(monkeypatch):
-    from recsys_rbm.rng import BLOCK_SIZE, UniformStream
+    from recsys_rbm.rbm.rng import BLOCK_SIZE, UniformStream
 
     shapes = [(100, 500), (3,), (BLOCK_SIZE + 5,), (BLOCK_SIZE - 1,), (7, 9)]  # across blocks and past one
     fast = UniformStream(9)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from recsys_rbm.atomic import atomic_write_text, remove_stale_temporaries, temporary_name
 from recsys_rbm.errors import OutputError
-from recsys_rbm.outputs import RunOutput, check_new_output, probe_writable
+from recsys_rbm.io.atomic import atomic_write_text, remove_stale_temporaries, temporary_name
+from recsys_rbm.io.outputs import RunOutput, check_new_output, probe_writable
 
 
 def dead_pid() -> int:
@@ -148,7 +148,7 @@ def test_leftovers_of_dead_runs_are_removed_and_live_ones_kept(tmp_path: Path, c
         pass
     assert names(tmp_path) == sorted([*kept, "model.partial.safetensors"])  # the dead run's best is kept, visible
     assert (tmp_path / "model.partial.safetensors").read_text() == "the best epoch of a run killed with SIGKILL"
-    notices = [record.getMessage() for record in caplog.records if record.name == "recsys_rbm.outputs"]
+    notices = [record.getMessage() for record in caplog.records if record.name == "recsys_rbm.io.outputs"]
     assert len(notices) == 1 and f"was killed (process {dead})" in notices[0]
     assert "kept what it had saved as model.partial.safetensors" in notices[0]
     assert remove_stale_temporaries(tmp_path / "other.safetensors") == [tmp_path / kept[-1]]

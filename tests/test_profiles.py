@@ -10,9 +10,10 @@ import pytest
 import torch
 from test_recommender_model import dense_tastes, ratings_from_dense, small_config
 
-from recsys_rbm import functional as fn
 from recsys_rbm.data.ids import IdMap
 from recsys_rbm.errors import RecsysRBMError
+from recsys_rbm.rbm import functional as fn
+from recsys_rbm.rbm.units import sample_levels
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.recommender.profiles import (
@@ -26,7 +27,6 @@ from recsys_rbm.recommender.profiles import (
 from recsys_rbm.recommender.scorer import Scorer
 from recsys_rbm.recommender.sparse import visible_layer
 from recsys_rbm.recommender.state import Layout, ModelState
-from recsys_rbm.units import sample_levels
 
 # Three users' profiles over 4 items: (item, level) entries, ascending items.
 PROFILES = [[(0, 2), (2, 0)], [(1, 1), (2, 1), (3, 0)], [(3, 2)]]

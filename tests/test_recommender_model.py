@@ -12,7 +12,6 @@ import pytest
 import torch
 from checkpoint_tools import rewrite_metadata
 
-from recsys_rbm import functional as fn
 from recsys_rbm.data.ids import IdMap
 from recsys_rbm.data.movies import Movies
 from recsys_rbm.data.ratings import Ratings
@@ -25,8 +24,11 @@ from recsys_rbm.errors import (
     UnknownIdError,
     UnknownItemsWarning,
 )
-from recsys_rbm.gibbs import Chain
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm import functional as fn
+from recsys_rbm.rbm.gibbs import Chain
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import UniformStream
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
 from recsys_rbm.recommender.model import RBMRecommender
@@ -37,9 +39,7 @@ from recsys_rbm.recommender.scorer import Scorer
 from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import Layout, ProfileArrays
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
-from recsys_rbm.rng import UniformStream
-from recsys_rbm.training import contrastive_gradient, dense_gradient
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
+from recsys_rbm.train.trainer import contrastive_gradient, dense_gradient
 
 STARS = np.arange(1.0, 6.0)
 VARIANTS = [
@@ -822,7 +822,7 @@ def test_settings_are_keywords_and_old_names_still_read():
     assert RBMRecommender(small_config("joint", "user", False), hidden=5).config.hidden == 5
     with pytest.raises(ConfigError, match="unknown RecommenderConfig field"):
         RBMRecommender(n_hiden=12)
-    from recsys_rbm.config import config_from_dict
+    from recsys_rbm.train.config import config_from_dict
 
     old = config_from_dict(RecommenderConfig, {"model": "ratings", "n_hidden": 40})  # as checkpoints before 0.3
     assert (old.kind, old.hidden) == ("ratings", 40)
@@ -891,8 +891,8 @@ def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind
     """Momentum and decay applied lazily to the rated rows (lagging rows read through the lazy state, in the
     eigenbasis of the momentum matrix or by row clocks; the native row kernels or torch's) give the model that
     updating every row every step gives (float64, so the same Gibbs samples are drawn)."""
-    from recsys_rbm.config import TrainConfig
-    from recsys_rbm.training import Trainer
+    from recsys_rbm.train.config import TrainConfig
+    from recsys_rbm.train.trainer import Trainer
 
     models = []
     for dense in (False, True):
@@ -921,9 +921,9 @@ def test_a_batch_reads_lagging_rows_as_their_current_values(model_kind, eigenbas
     """Mid-epoch, a batch reads the rows the lazy momentum left behind through it: the hidden inputs and the
     rated logits equal those of the model once every row has been brought up to date, and differ from a
     reading of the stored tensors (which are not current)."""
-    from recsys_rbm.config import TrainConfig
-    from recsys_rbm.lazy_momentum import ClockedRows, EigenbasisRows
-    from recsys_rbm.training import Trainer
+    from recsys_rbm.train.config import TrainConfig
+    from recsys_rbm.train.momentum import ClockedRows, EigenbasisRows
+    from recsys_rbm.train.trainer import Trainer
 
     model, objective = _float64_recommender(model_kind)
     settings = TrainConfig(epochs=1, batch_size=8, learning_rate=0.05, final_momentum=0.9, weight_decay=0.01)

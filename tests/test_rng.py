@@ -2,7 +2,7 @@
 
 import torch
 
-from recsys_rbm.rng import BLOCK_SIZE, UniformStream, bernoulli, uniform
+from recsys_rbm.rbm.rng import BLOCK_SIZE, UniformStream, bernoulli, uniform
 
 
 def test_a_stream_is_reproducible_from_its_seed():

@@ -9,9 +9,9 @@ import pytest
 import torch
 from tiny_rbms import BERNOULLI, MIXED, MIXED_MASK, SOFTMAX, SOFTMAX_MASK, joint_minus_energy, random_rbm
 
-from recsys_rbm.gibbs import chain_from_visible, run_chain
+from recsys_rbm.rbm.gibbs import chain_from_visible, run_chain
+from recsys_rbm.rbm.units import SoftmaxUnits
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.units import SoftmaxUnits
 
 CASES = [(BERNOULLI, None), (SOFTMAX, None), (SOFTMAX, SOFTMAX_MASK), (MIXED, MIXED_MASK)]
 IDS = ["bernoulli", "softmax", "masked-softmax", "masked-mixed"]

@@ -34,7 +34,7 @@ from recsys_rbm_cli.titles import titles_containing
 from test_cli_movielens import TINY, flat, one_error_line, write_tiny_100k
 from typer.testing import CliRunner
 
-from recsys_rbm.checkpoint_files import read_metadata
+from recsys_rbm.io.checkpoint_files import read_metadata
 
 README = Path(__file__).parent.parent / "README.md"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|\r")

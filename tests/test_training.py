@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recsys_rbm.config import TrainConfig
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import SparseRows, Trainer
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.trainer import SparseRows, Trainer
 
 
 class RandomRowsObjective:

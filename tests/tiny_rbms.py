@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from recsys_rbm.evaluation.exact import binary_states, visible_states
-from recsys_rbm.model import RBM
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, VisibleUnits
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, VisibleUnits
 
 # The visible layers every identity is checked on: Bernoulli only, softmax only, and a mixed layer
 # (Bernoulli units beside softmax groups, as in the joint recommender). A softmax mask drops groups

@@ -8,8 +8,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from recsys_rbm.atomic import atomic_path
 from recsys_rbm.errors import DataError
+from recsys_rbm.io.atomic import atomic_path
 
 # progress(bytes_done, bytes_total_or_None, description)
 ProgressCallback = Callable[[int, int | None, str], None]

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys_rbm.atomic import atomic_write_text
 from recsys_rbm.data.ids import IdMap
 from recsys_rbm.data.ratings import Ratings
+from recsys_rbm.io.atomic import atomic_write_text
 
 CACHE_NAME = ".rbm-rec-hashes.json"  # in the data directory, beside the release folders
 _CACHE_VERSION = 1

@@ -54,7 +54,7 @@ from recsys_rbm.data.ratings import Duplicates, Ratings, RawRatings, drop_repeat
 from recsys_rbm.data.scale import RatingScale
 from recsys_rbm.data.text_files import inner_suffix, read_text_file
 from recsys_rbm.errors import ConfigError, DataError
-from recsys_rbm.inputs import input_problem, read_regular_bytes
+from recsys_rbm.io.inputs import input_problem, read_regular_bytes
 
 if TYPE_CHECKING:
     import polars as pl

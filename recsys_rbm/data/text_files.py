@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recsys_rbm.errors import DataError
-from recsys_rbm.inputs import read_regular_bytes
+from recsys_rbm.io.inputs import read_regular_bytes
 
 
 def _is_gzip(data: bytes) -> bool:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from recsys_rbm import functional as fn
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.model import RBM
-from recsys_rbm.rng import RandomSource
+from recsys_rbm.rbm import functional as fn
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import RandomSource
 
 # The schedule of Salakhutdinov & Murray (2008): β spaced uniformly in three intervals.
 SCHEDULE = ((0.0, 0.5, 500), (0.5, 0.9, 4_000), (0.9, 1.0, 10_000))
@@ -142,7 +142,7 @@ def ais_log_partition(
     Parameters
     ----------
     rbm : the target model (Bernoulli or softmax visible units, no mask); its device runs the work.
-    generator : a ``torch.Generator`` on ``rbm.device`` (or a ``recsys_rbm.rng.UniformStream``, faster
+    generator : a ``torch.Generator`` on ``rbm.device`` (or a ``recsys_rbm.rbm.rng.UniformStream``, faster
         on the CPU); the same seed gives the same estimate.
     visible_mean : (D,) the training data's mean, for the base-rate biases (``None``: uniform).
         A base model close to the data makes the weights far less variable.

@@ -23,8 +23,8 @@ from typing import Literal
 import torch
 
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.model import RBM
-from recsys_rbm.units import VisibleUnits, as_layer
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import VisibleUnits, as_layer
 
 Side = Literal["auto", "hidden", "visible"]
 

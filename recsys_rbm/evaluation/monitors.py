@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from recsys_rbm import functional as fn
-from recsys_rbm.model import RBM
-from recsys_rbm.units import BlockSlice
+from recsys_rbm.rbm import functional as fn
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import BlockSlice
 
 
 def reconstruction_error(rbm: RBM, v: torch.Tensor, batch_size: int = 10_000) -> float:

@@ -7,7 +7,7 @@ RBM of Salakhutdinov, Mnih & Hinton (2007): softmax rating units only, for ratin
 has its own defaults (:data:`PRESETS`), chosen on validation data only; a field left at ``None``
 takes its model's default (the batch size's depends on the table's size: :meth:`RecommenderConfig.for_data`).
 
-The training fields are validated by the core's :class:`~recsys_rbm.config.TrainConfig`, which
+The training fields are validated by the core's :class:`~recsys_rbm.train.config.TrainConfig`, which
 :meth:`RecommenderConfig.train_config` builds: the rules live in one place.
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
-from recsys_rbm.config import TrainConfig, parse_cd_schedule
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.limits import MAX_HIDDEN
+from recsys_rbm.io.limits import MAX_HIDDEN
+from recsys_rbm.train.config import TrainConfig, parse_cd_schedule
 
 KINDS = ("joint", "ratings")
 MODES = ("user", "item")

@@ -1,7 +1,7 @@
-"""The recommender's objective over several processes (see :mod:`recsys_rbm.distributed`).
+"""The recommender's objective over several processes (see :mod:`recsys_rbm.train.distributed`).
 
 Each process takes a contiguous share of the global batch's cases, hence a contiguous share of its
-rated entries, and draws through :class:`~recsys_rbm.rng.RowShard` over two axes: the cases
+rated entries, and draws through :class:`~recsys_rbm.rbm.rng.RowShard` over two axes: the cases
 (hidden states ``(B, H)``, interaction units ``(B, G)``) and the rated entries (one uniform per
 entry's level, ``(E, 1)``). Its statistics are weighted so that their sum over the processes is the
 global batch's, as :func:`~recsys_rbm.recommender.objective.statistics` normalises them:
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import torch
 
-from recsys_rbm.distributed import Parallel, scaled, shard_range
+from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
 from recsys_rbm.recommender.objective import RecommenderObjective
 from recsys_rbm.recommender.sparse import CaseBatch
-from recsys_rbm.rng import RowAxis, RowShard, UniformStream
-from recsys_rbm.training import Gradient, SparseRows
+from recsys_rbm.train.distributed import Parallel, scaled, shard_range
+from recsys_rbm.train.trainer import Gradient, SparseRows
 
 
 def case_share(batch: CaseBatch, first: int, stop: int) -> tuple[CaseBatch, int, int]:

@@ -31,8 +31,8 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 
-from recsys_rbm.atomic import atomic_write_text
 from recsys_rbm.data.ratings import Ratings
+from recsys_rbm.io.atomic import atomic_write_text
 from recsys_rbm.recommender.metrics import RankingAccumulator, RankingResult, mae, rmse
 from recsys_rbm.recommender.protocol import Recommender
 

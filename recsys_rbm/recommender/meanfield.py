@@ -292,7 +292,7 @@ def categorical_from_uniforms(probability: Array, uniform: Array, xp: ModuleType
     """One draw per row from ``probability`` (..., S) by the inverse CDF, given ``uniform`` (..., 1) in [0, 1).
 
     The index of the first state whose cumulative probability exceeds the uniform: the same rule as
-    the core's torch sampler :func:`recsys_rbm.units.sample_levels`, so both give the same draw from
+    the core's torch sampler :func:`recsys_rbm.rbm.units.sample_levels`, so both give the same draw from
     the same uniform (tested). -> (...) integer.
     """
     below = xp.cumsum(probability, -1) < uniform

@@ -2,7 +2,7 @@
 
 :class:`RBMRecommender` is the library's recommender. ``fit`` builds the recommender's visible
 layer from the core's blocks (:mod:`recsys_rbm.recommender.sparse`), hands the core
-:class:`~recsys_rbm.training.Trainer` a :class:`~recsys_rbm.recommender.objective.RecommenderObjective`
+:class:`~recsys_rbm.train.trainer.Trainer` a :class:`~recsys_rbm.recommender.objective.RecommenderObjective`
 (sparse statistics of batches of cases) and keeps the best epoch by validation: NDCG@10 for the
 joint model, RMSE for the ratings model. Every prediction then goes through a
 :class:`~recsys_rbm.recommender.scorer.Scorer` over torch tensors, the same code the torch-free
@@ -43,14 +43,13 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import torch
 
-from recsys_rbm.checkpoint import load_checkpoint, save_checkpoint
-from recsys_rbm.config import config_from_dict, config_to_dict
 from recsys_rbm.data.fingerprint import ratings_fingerprint
 from recsys_rbm.data.ids import IdMap, describe_id
 from recsys_rbm.data.movies import Movies
 from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError, UnknownItemsWarning
-from recsys_rbm.model import RBM
+from recsys_rbm.io.checkpoint import load_checkpoint, save_checkpoint
+from recsys_rbm.rbm.model import RBM
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
 from recsys_rbm.recommender.metrics import RankingAccumulator
@@ -61,10 +60,11 @@ from recsys_rbm.recommender.scorer import Predictions, Scorer, csr_rows, top_n
 from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import HELD_OUT, TRAINED, VALIDATION, Layout, ModelState, ProfileArrays, to_tensors
 from recsys_rbm.runtime import make_generator, resolve_device
-from recsys_rbm.training import EpochRecord, Trainer
+from recsys_rbm.train.config import config_from_dict, config_to_dict
+from recsys_rbm.train.trainer import EpochRecord, Trainer
 
 if TYPE_CHECKING:
-    from recsys_rbm.distributed import Parallel
+    from recsys_rbm.train.distributed import Parallel
 
 ProgressCallback = Callable[[EpochRecord], None]
 VALIDATION_K = 10  # the joint model's early stopping watches NDCG@10
@@ -166,11 +166,11 @@ class RBMRecommender:
         ``config.epochs`` epochs, without early stopping). They never train the model, but once it
         is trained they join the users' profiles: every list is conditioned on them and recommends
         none of their items. ``items`` (a Movies table, or a path or DataFrame of ids and titles)
-        gives results their titles. ``history`` gets one :class:`~recsys_rbm.training.EpochRecord`
+        gives results their titles. ``history`` gets one :class:`~recsys_rbm.train.trainer.EpochRecord`
         per epoch. ``progress``: ``True`` shows a progress bar on a terminal (nothing when stderr is
         not one), ``False`` shows nothing, a function is called with each epoch's record.
 
-        With ``parallel`` (see :func:`recsys_rbm.distributed.process_group`), this process trains on
+        With ``parallel`` (see :func:`recsys_rbm.train.distributed.process_group`), this process trains on
         its share of every batch and the gradients are summed over the processes: every process
         ends with the model one process would train (``config.device`` should be ``parallel.device``).
         """
@@ -206,8 +206,8 @@ class RBMRecommender:
         )
         all_reduce = None
         if parallel is not None:
-            from recsys_rbm.distributed import data_parallel
             from recsys_rbm.recommender.distributed import CaseSharding
+            from recsys_rbm.train.distributed import data_parallel
 
             objective, all_reduce = data_parallel(objective, parallel, CaseSharding())
         trainer = Trainer(objective, config.train_config(), generator, all_reduce)

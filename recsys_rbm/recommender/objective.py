@@ -11,7 +11,7 @@ sampler over :class:`~recsys_rbm.recommender.sparse.SparseCases`. Written out pe
 * ``Δc = mean(p̂_data − p̂_model)`` and, for the conditional RBM, ``ΔD[g] = Σ_e (p̂_data −
   p̂_model)[case_e] / B``.
 
-It equals the core's dense :func:`~recsys_rbm.training.contrastive_gradient` on the one-hot,
+It equals the core's dense :func:`~recsys_rbm.train.trainer.contrastive_gradient` on the one-hot,
 masked visible vectors (tested). Momentum, decay, schedules, averaging, early stopping and the
 divergence checks are the trainer's.
 """
@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
-from recsys_rbm.lazy_momentum import LaggingRows
+from recsys_rbm.rbm.gibbs import Chain, chain_from_visible, run_chain
+from recsys_rbm.rbm.rng import RandomSource
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
-from recsys_rbm.rng import RandomSource
-from recsys_rbm.training import CaseFactors, Gradient, SparseRows
+from recsys_rbm.train.momentum import LaggingRows
+from recsys_rbm.train.trainer import CaseFactors, Gradient, SparseRows
 
 #: Units whose rows one thread of the native update takes before the next thread's share begins.
 UNITS_PER_THREAD_SHARE = 16
@@ -41,7 +41,7 @@ Measure = Callable[[], dict[str, float | None]]
 
 
 class RecommenderObjective:
-    """The recommender's side of :class:`~recsys_rbm.training.Trainer` (see the module docstring).
+    """The recommender's side of :class:`~recsys_rbm.train.trainer.Trainer` (see the module docstring).
 
     ``measure`` is called after each epoch with the parameters being evaluated; it returns the
     epoch's measures (training and validation RMSE, validation NDCG@10). ``baseline_rmse`` is the
@@ -108,7 +108,7 @@ class RecommenderObjective:
 def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_scale: str = "cases") -> Gradient:
     """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring), per parameter.
 
-    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.training.SparseRows`
+    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.train.trainer.SparseRows`
     with repeated rows (not coalesced): only the rows of the batch's rated entries (and every
     interaction row) are nonzero, and only those rows are written; the hidden biases are dense.
     ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the number

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from recsys_rbm.checkpoint_files import read_verified
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError
+from recsys_rbm.io.checkpoint_files import read_verified
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import like_threshold
 from recsys_rbm.recommender.state import KIND, LEGACY_KINDS, ModelState, ProfileArrays, from_tensors

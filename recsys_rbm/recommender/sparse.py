@@ -2,11 +2,11 @@
 
 A *case* is one RBM input (a user in user-based mode, an item in item-based mode); a *unit* is one
 position of its visible layer (an item, resp. a user). The visible layer is the core's
-:class:`~recsys_rbm.units.VisibleLayer`, made of up to two blocks over the ``G`` units:
+:class:`~recsys_rbm.rbm.units.VisibleLayer`, made of up to two blocks over the ``G`` units:
 
-* an **interaction** block, :class:`~recsys_rbm.units.BernoulliUnits` ``(G)``: ``x_g = 1`` when the
+* an **interaction** block, :class:`~recsys_rbm.rbm.units.BernoulliUnits` ``(G)``: ``x_g = 1`` when the
   case rated (or used) unit ``g``; dense, every unit present;
-* a **rating** block, :class:`~recsys_rbm.units.SoftmaxUnits` ``(G, K)``: the rating of each unit
+* a **rating** block, :class:`~recsys_rbm.rbm.units.SoftmaxUnits` ``(G, K)``: the rating of each unit
   the case rated, one-hot over ``K`` levels; present at the case's rated units only, in both
   learning phases (the masking of Salakhutdinov, Mnih & Hinton 2007).
 
@@ -28,12 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recsys_rbm import native
-from recsys_rbm.lazy_momentum import CurrentRows, LaggingRows, RowReader
-from recsys_rbm.model import RBM
+from recsys_rbm.accel import native
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import RandomSource, bernoulli, uniform
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, levels_at
 from recsys_rbm.recommender.state import Layout
-from recsys_rbm.rng import RandomSource, bernoulli, uniform
-from recsys_rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, levels_at
+from recsys_rbm.train.momentum import CurrentRows, LaggingRows, RowReader
 
 
 def visible_layer(layout: Layout) -> VisibleLayer:
@@ -162,7 +162,7 @@ class SparseCases:
     """``p(h | v)``, ``v ~ p(v | h)`` for a batch of cases, over rated entries: the core's Gibbs chain runs on it.
 
     The rated-set term of the conditional RBM is held at the data's rated set in every step. During
-    training the parameters are read through the trainer's :class:`~recsys_rbm.lazy_momentum.LaggingRows`
+    training the parameters are read through the trainer's :class:`~recsys_rbm.train.momentum.LaggingRows`
     (``lagging``, by parameter name), which knows the current value of rows that its lazy momentum left
     behind; otherwise they are read as stored.
     """

@@ -31,7 +31,7 @@ beside the target and moves it into place at the end:
 links are resolved, or a hard link to it), even with ``--overwrite``: that flag is permission to
 replace an old output, never to destroy what the same run reads.
 
-The notice about a dead run's leftovers goes to the ``recsys_rbm.outputs`` logger (the command line
+The notice about a dead run's leftovers goes to the ``recsys_rbm.io.outputs`` logger (the command line
 prints it as one ``note:`` line).
 """
 
@@ -48,8 +48,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from recsys_rbm.atomic import fsync_folder, process_is_alive, remove_stale_temporaries, temporary_name
 from recsys_rbm.errors import OutputError
+from recsys_rbm.io.atomic import fsync_folder, process_is_alive, remove_stale_temporaries, temporary_name
 
 OVERWRITE_FLAG = "--overwrite"
 WRITE_FAILURES = {  # errors of a write that say the disk, not the path, is the problem
@@ -426,7 +426,7 @@ def _example(target: Path) -> str:
 
 
 def _writer_pid(name: str) -> int:
-    """The process id a temporary file's name carries (see :func:`recsys_rbm.atomic.temporary_name`)."""
+    """The process id a temporary file's name carries (see :func:`recsys_rbm.io.atomic.temporary_name`)."""
     return int(name.rsplit(".", 3)[-3])
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from recsys_rbm.gibbs import Conditionals, chain_from_visible, run_chain
-from recsys_rbm.rng import RandomSource
+from recsys_rbm.rbm.gibbs import Conditionals, chain_from_visible, run_chain
+from recsys_rbm.rbm.rng import RandomSource
 
 N_CLASSES = 10
 

@@ -1,5 +1,5 @@
 // Fused CPU kernels for the recommender's sparse training step, the trainer's dense update and the samplers'
-// uniform stream (see recsys_rbm/native/__init__.py).
+// uniform stream (see recsys_rbm/accel/native/__init__.py).
 //
 // Each row kernel does in one pass over a batch's entries what the torch path does with a gather, a
 // product and a scatter, without forming the (entries, width) intermediates:
@@ -214,7 +214,7 @@ RECSYS_RBM_INLINE double exp_nonpositive(double x) {
     return x < -708.0 ? 0.0 : p * scale;
 }
 
-// The inverse CDF of each row's softmax, as recsys_rbm.units.sample_levels computes it: unnormalised
+// The inverse CDF of each row's softmax, as recsys_rbm.rbm.units.sample_levels computes it: unnormalised
 // cumulative weights exp(logit - max), compared with the uniform scaled by their total. One row at a time
 // is a chain of dependent steps (the max, the running sum), so rows are taken a vector's width at a time,
 // one row per lane, where K is known at compile time.
@@ -744,7 +744,7 @@ PyMethodDef methods[] = {
 };
 
 PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_kernels", "Fused row kernels (see recsys_rbm.native).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_kernels", "Fused row kernels (see recsys_rbm.accel.native).", -1, methods,
     nullptr,               nullptr,    nullptr,                                       nullptr,
 };
 

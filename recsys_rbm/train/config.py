@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from recsys_rbm.errors import ConfigError
-from recsys_rbm.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_SEED
+from recsys_rbm.io.limits import MAX_BATCH_SIZE, MAX_CD_STEPS, MAX_EPOCHS, MAX_SEED
 
 T = TypeVar("T")
 
@@ -182,7 +182,7 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file as a dict; a missing, unreadable, non-UTF-8 or invalid file (or a pipe) is one ConfigError line."""
-    from recsys_rbm.inputs import input_problem, read_regular_bytes
+    from recsys_rbm.io.inputs import input_problem, read_regular_bytes
 
     problem = input_problem(path)
     if problem is not None and problem.kind == "missing":

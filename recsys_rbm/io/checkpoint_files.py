@@ -3,7 +3,7 @@
 A checkpoint is one safetensors file. Its header's ``__metadata__`` (a str -> str map, as
 safetensors requires) holds four entries::
 
-    format          "recsys_rbm.checkpoint"
+    format          "recsys_rbm.io.checkpoint"
     format_version  "2"
     metadata        the metadata as one JSON text: kind, configs, seed, metrics, package version,
                     tensor shapes, ... (whatever the writer passed, plus those fields)
@@ -36,9 +36,9 @@ import numpy as np
 from safetensors import SafetensorError
 
 from recsys_rbm.errors import CheckpointError
-from recsys_rbm.inputs import input_problem, open_regular, read_regular_bytes
+from recsys_rbm.io.inputs import input_problem, open_regular, read_regular_bytes
 
-FORMAT = "recsys_rbm.checkpoint"
+FORMAT = "recsys_rbm.io.checkpoint"
 FORMAT_VERSION = 2
 LEGACY_FORMAT_VERSION = 1  # the two-file layout: tensors + JSON sidecar
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
@@ -133,7 +133,7 @@ def content_digest(metadata_text: str, arrays: Mapping[str, Any]) -> str:
     """SHA-256 over the metadata JSON text and every tensor, in name order.
 
     Fed to the hash, each length-prefixed (8 bytes, little-endian): the tag
-    ``recsys_rbm.checkpoint/2``, the UTF-8 metadata text, then per tensor the JSON
+    ``recsys_rbm.io.checkpoint/2``, the UTF-8 metadata text, then per tensor the JSON
     ``[name, dtype code, shape, byte count]`` followed by its raw little-endian bytes. ``arrays``
     are NumPy arrays or anything ``numpy.asarray`` takes without copying (CPU torch tensors).
     """

@@ -3,7 +3,7 @@
 Notation: visible ``v`` (B, D), hidden ``h`` (B, H), weights ``W`` (D, H), visible bias ``b`` (D,),
 hidden bias ``c`` (H,). The energy is ``E(v, h) = -b·v - c·h - vᵀ W h``. Every function takes its
 parameters explicitly; ``mask`` is an optional per-group boolean (B, G) marking present groups,
-and ``units`` is the visible layer: its blocks and groups (see ``recsys_rbm.units``).
+and ``units`` is the visible layer: its blocks and groups (see ``recsys_rbm.rbm.units``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from recsys_rbm.rng import RandomSource, bernoulli
-from recsys_rbm.units import VisibleLayer
+from recsys_rbm.rbm.rng import RandomSource, bernoulli
+from recsys_rbm.rbm.units import VisibleLayer
 
 
 def apply_mask(v: torch.Tensor, mask: torch.Tensor | None, units: VisibleLayer) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 The metadata (kind, configs, seed, epoch, metrics, package version, data fingerprint: everything
 needed to rebuild and describe the model without the training data) lives in the file's header,
-and one SHA-256 covers it and the tensors together; see :mod:`recsys_rbm.checkpoint_files` for the
+and one SHA-256 covers it and the tensors together; see :mod:`recsys_rbm.io.checkpoint_files` for the
 layout. Old two-file checkpoints (a JSON sidecar beside the tensors) are still read.
 """
 
@@ -15,16 +15,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from recsys_rbm import __version__
-from recsys_rbm.atomic import atomic_path
-from recsys_rbm.checkpoint_files import (
+from recsys_rbm.errors import CheckpointError
+from recsys_rbm.io.atomic import atomic_path
+from recsys_rbm.io.checkpoint_files import (
     header_metadata,
     read_verified,
     sidecar_path,
     tensor_path,
 )
-from recsys_rbm.errors import CheckpointError
-from recsys_rbm.model import RBM
-from recsys_rbm.units import visible_units_from_json
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.units import visible_units_from_json
 
 __all__ = ["load_checkpoint", "load_rbm", "save_checkpoint", "save_rbm", "sidecar_path", "tensor_path"]
 

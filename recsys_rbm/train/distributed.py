@@ -10,7 +10,7 @@ What each process does (:class:`ShardedObjective`, around any model's objective)
 * **Batches.** Every process draws the same global batches, in the same order, from the run's
   seeded generator; of each global batch of ``n`` cases it takes the contiguous share
   ``[rank·n/N, (rank+1)·n/N)`` (:func:`shard_range`).
-* **Sampling.** Draws go through :class:`~recsys_rbm.rng.RowShard`: each is made for the whole
+* **Sampling.** Draws go through :class:`~recsys_rbm.rbm.rng.RowShard`: each is made for the whole
   global batch, in one process's order, and the process keeps its rows. A case therefore draws the
   same numbers whichever process holds it, and ``N`` processes train, up to the order of floating
   point sums, exactly the model one process trains on the same global batches and seed.
@@ -35,10 +35,10 @@ from typing import Any, Protocol
 import torch
 
 from recsys_rbm.errors import ConfigError, RecsysRBMError
-from recsys_rbm.gibbs import chain_from_visible
-from recsys_rbm.rng import RowAxis, RowShard, UniformStream
+from recsys_rbm.rbm.gibbs import chain_from_visible
+from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
 from recsys_rbm.runtime import resolve_device
-from recsys_rbm.training import DenseObjective, Gradient, Objective, SparseRows, contrastive_gradient
+from recsys_rbm.train.trainer import DenseObjective, Gradient, Objective, SparseRows, contrastive_gradient
 
 
 @dataclass(frozen=True)
@@ -212,9 +212,9 @@ class Sharding(Protocol):
 
 
 class ShardedObjective:
-    """An :class:`~recsys_rbm.training.Objective` over global batches of which this process computes its share.
+    """An :class:`~recsys_rbm.train.trainer.Objective` over global batches of which this process computes its share.
 
-    Give the :class:`~recsys_rbm.training.Trainer` this objective and ``all_reduce=parallel.all_reduce``
+    Give the :class:`~recsys_rbm.train.trainer.Trainer` this objective and ``all_reduce=parallel.all_reduce``
     (:func:`data_parallel` does both).
     """
 
@@ -276,7 +276,7 @@ def added(gradient: Gradient, other: Gradient, factor: float) -> Gradient:
 
 # --- the dense core: RBMs on images ---------------------------------------------------------------
 class DenseSharding:
-    """:class:`~recsys_rbm.training.DenseObjective` over several processes.
+    """:class:`~recsys_rbm.train.trainer.DenseObjective` over several processes.
 
     CD-k: each process takes its share of the batch's rows; every draw is over those rows; its
     batch means are weighted by ``n_r / n``.

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recsys_rbm.matplotlib_home import ensure_config_dir
+from recsys_rbm.io.matplotlib_home import ensure_config_dir
 
 ensure_config_dir()  # before matplotlib is imported: a read-only home must cost no warning
 
@@ -25,10 +25,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from recsys_rbm.atomic import atomic_path  # noqa: E402
-from recsys_rbm.diversity import DiversityReport  # noqa: E402
-from recsys_rbm.model import RBM  # noqa: E402
-from recsys_rbm.training import EpochRecord  # noqa: E402
+from recsys_rbm.exercise.diversity import DiversityReport  # noqa: E402
+from recsys_rbm.io.atomic import atomic_path  # noqa: E402
+from recsys_rbm.rbm.model import RBM  # noqa: E402
+from recsys_rbm.train.trainer import EpochRecord  # noqa: E402
 
 TILE = (28, 28)
 DPI = 100
@@ -145,7 +145,7 @@ def samples_figure(
     """Gibbs chains shown as images: row 0 the test digits they start from, then one row every
     ``steps_between`` steps (as in the Theano tutorial's sample figure).
 
-    ``snapshots`` is the ``(S + 1, M, 784)`` output of :func:`recsys_rbm.gibbs.sample_snapshots`
+    ``snapshots`` is the ``(S + 1, M, 784)`` output of :func:`recsys_rbm.rbm.gibbs.sample_snapshots`
     (visible means ``p(v | h)``).
     """
     image = samples_image(snapshots)
@@ -245,7 +245,7 @@ def training_curves_figure(histories: Mapping[str, Sequence[EpochRecord]], binar
 def diversity_figure(reports: Mapping[str, DiversityReport], binarization: str) -> Figure:
     """The share of chains labelled with each digit, one group of bars per digit and a colour per model.
 
-    ``reports`` maps a label (e.g. "500 hidden") to a :class:`~recsys_rbm.diversity.DiversityReport`.
+    ``reports`` maps a label (e.g. "500 hidden") to a :class:`~recsys_rbm.exercise.diversity.DiversityReport`.
     A dotted line marks 10% (every digit alike), a dashed one 25% (the most one digit should take).
     """
     if not reports:

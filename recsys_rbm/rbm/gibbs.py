@@ -2,7 +2,7 @@
 restarted at the data) and PCD-k (chains carried between updates) are one code path.
 
 The sampler needs only the two conditionals of a model (:class:`Conditionals`): the dense
-:class:`~recsys_rbm.model.RBM` has them, and so has the recommender's sparse view of a batch of
+:class:`~recsys_rbm.rbm.model.RBM` has them, and so has the recommender's sparse view of a batch of
 cases, whose visible state is its rated entries rather than a dense vector.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
-from recsys_rbm.rng import RandomSource, bernoulli
+from recsys_rbm.rbm.rng import RandomSource, bernoulli
 
 
 class Conditionals(Protocol):

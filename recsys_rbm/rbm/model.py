@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from recsys_rbm import functional as fn
-from recsys_rbm.rng import RandomSource
-from recsys_rbm.units import VisibleLayer, VisibleUnits, as_layer
+from recsys_rbm.rbm import functional as fn
+from recsys_rbm.rbm.rng import RandomSource
+from recsys_rbm.rbm.units import VisibleLayer, VisibleUnits, as_layer
 
 
 @dataclass

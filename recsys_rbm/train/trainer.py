@@ -28,14 +28,14 @@ from typing import Any, Protocol
 
 import torch
 
-from recsys_rbm import native
-from recsys_rbm.config import TrainConfig
+from recsys_rbm.accel import native
 from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
-from recsys_rbm.gibbs import Chain, chain_from_visible, run_chain
-from recsys_rbm.lazy_momentum import LaggingRows, LazyMomentum
-from recsys_rbm.model import RBM
-from recsys_rbm.rng import RandomSource, UniformStream
+from recsys_rbm.rbm.gibbs import Chain, chain_from_visible, run_chain
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import RandomSource, UniformStream
+from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.momentum import LaggingRows, LazyMomentum
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class SparseRows:
 
     Rows may repeat (``coalesced=False``; the repeats add up) or be unique (``coalesced=True``). The values are
     given as a tensor, or as :class:`CaseFactors` (formed only when something reads :attr:`values`). The
-    trainer updates only those rows, with exact lazy momentum (:mod:`recsys_rbm.lazy_momentum`).
+    trainer updates only those rows, with exact lazy momentum (:mod:`recsys_rbm.train.momentum`).
     """
 
     def __init__(
@@ -162,7 +162,7 @@ class Offsets:
     A centred RBM (Montavon & Müller 2012; Melchior, Fischer & Wiskott 2016) has the energy
     ``E(v, h) = −(v − μ)ᵀb − (h − λ)ᵀc − (v − μ)ᵀW(h − λ)``. Up to a constant this is the ordinary RBM
     with the same ``W`` and ``b₀ = b − Wλ``, ``c₀ = c − Wᵀμ``: the same distributions, so the
-    :class:`~recsys_rbm.model.RBM` keeps storing ``(W, b₀, c₀)`` and everything that reads a model
+    :class:`~recsys_rbm.rbm.model.RBM` keeps storing ``(W, b₀, c₀)`` and everything that reads a model
     (sampling, AIS, checkpoints, figures) is unchanged. Centring changes only the direction of each
     learning step (:func:`centred_gradient`), which no longer mixes the mean activations into the
     weights' gradient; the offsets follow the data's means (:meth:`follow`).

@@ -11,7 +11,7 @@ fast). Both are seeded, so runs are reproducible, with or without the native ker
 :class:`RowShard` is the stream as one process of a data-parallel run sees it: every draw is made
 for the whole global batch, in the order one process would make it, and this process keeps the
 rows of its own cases. So a case draws the same numbers whichever process holds it, and several
-processes train the model one process would (see :mod:`recsys_rbm.distributed`).
+processes train the model one process would (see :mod:`recsys_rbm.train.distributed`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recsys_rbm import native
+from recsys_rbm.accel import native
 
 BLOCK_SIZE = 1 << 22  # uniforms drawn at a time (16 MiB of float32)
 

@@ -13,7 +13,7 @@ and :func:`group_order` (a counting sort) gives the order that visits the entrie
 so that each unit's rows come from memory once per batch; :func:`sample_levels` draws each rated entry's
 level from its K logits in one pass. :func:`momentum_step` is the trainer's dense update in one pass, and
 :func:`pcg64_uniforms` continues a NumPy PCG64 stream on every thread
-(NumPy draws on one): the same numbers, for the samplers' :class:`~recsys_rbm.rng.UniformStream`.
+(NumPy draws on one): the same numbers, for the samplers' :class:`~recsys_rbm.rbm.rng.UniformStream`.
 
 Each returns ``False`` where it does not apply (not built, a CUDA or non-contiguous tensor, a dtype
 other than float32/float64, or ``RBM_REC_NATIVE=0`` in the environment), and the caller takes its
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 try:
-    from recsys_rbm.native import _kernels
+    from recsys_rbm.accel.native import _kernels
 except ImportError:  # built without a compiler: the torch path serves
     _kernels = None
 
@@ -169,7 +169,7 @@ MAX_LEVELS = 64
 
 def sample_levels(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor | None:
     """One level per row of ``logits`` (..., K) from its softmax, by the inverse CDF with ``uniforms`` (...)
-    (what :func:`recsys_rbm.units.sample_levels` computes); None where the kernel does not apply."""
+    (what :func:`recsys_rbm.rbm.units.sample_levels` computes); None where the kernel does not apply."""
     if not _applies(logits, uniforms) or logits.dtype not in _FLOATS or uniforms.dtype != logits.dtype:
         return None
     levels = logits.shape[-1]

@@ -12,7 +12,7 @@ W[:, j] as grey-scale tiles; try with fewer features.*
 - :func:`evaluate_mnist_rbm`: test reconstruction error and test log-likelihood, exact (by
   enumerating the hidden layer) up to 25 hidden units, AIS with ±3σ bounds beyond.
 - :func:`sample_diversity`: which digits 1,000 Gibbs chains from test digits end on after 1,000
-  steps, labelled by a logistic regression trained on the training labels (:mod:`recsys_rbm.diversity`).
+  steps, labelled by a logistic regression trained on the training labels (:mod:`recsys_rbm.exercise.diversity`).
 - :func:`run_mnist_figures`: all of the above for several hidden sizes, plus the figures.
 
 Nothing here prints: progress goes to the callbacks of :class:`ExerciseProgress`.
@@ -31,16 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from recsys_rbm.checkpoint import load_rbm, save_rbm, tensor_path
-from recsys_rbm.config import TrainConfig, config_from_dict, config_to_dict
 from recsys_rbm.data.download import ProgressCallback
 from recsys_rbm.data.mnist import MnistFiles, binarize, describe_binarization, load_mnist
-from recsys_rbm.diversity import DigitClassifier, DiversityReport, chain_diversity, fit_digit_classifier
 from recsys_rbm.errors import CheckpointError, ConfigError, DataError, OutputError
 from recsys_rbm.evaluation.ais import ais_log_partition, default_betas
 from recsys_rbm.evaluation.exact import log_partition
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
-from recsys_rbm.figures import (
+from recsys_rbm.exercise.diversity import DigitClassifier, DiversityReport, chain_diversity, fit_digit_classifier
+from recsys_rbm.exercise.figures import (
     ComparisonEntry,
     comparison_figure,
     diversity_figure,
@@ -49,18 +47,20 @@ from recsys_rbm.figures import (
     save_png,
     training_curves_figure,
 )
-from recsys_rbm.gibbs import sample_snapshots
-from recsys_rbm.limits import MAX_HIDDEN
-from recsys_rbm.model import RBM
-from recsys_rbm.outputs import OVERWRITE_FLAG, RunOutput, check_new_output
-from recsys_rbm.resources import check_memory, rbm_training_bytes
-from recsys_rbm.rng import UniformStream
+from recsys_rbm.io.checkpoint import load_rbm, save_rbm, tensor_path
+from recsys_rbm.io.limits import MAX_HIDDEN
+from recsys_rbm.io.outputs import OVERWRITE_FLAG, RunOutput, check_new_output
+from recsys_rbm.io.resources import check_memory, rbm_training_bytes
+from recsys_rbm.rbm.gibbs import sample_snapshots
+from recsys_rbm.rbm.model import RBM
+from recsys_rbm.rbm.rng import UniformStream
+from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator
-from recsys_rbm.training import DenseObjective, EpochRecord, Trainer
-from recsys_rbm.units import BernoulliUnits
+from recsys_rbm.train.config import TrainConfig, config_from_dict, config_to_dict
+from recsys_rbm.train.trainer import DenseObjective, EpochRecord, Trainer
 
 if TYPE_CHECKING:
-    from recsys_rbm.distributed import Parallel
+    from recsys_rbm.train.distributed import Parallel
 
 KIND = "mnist-rbm"
 VALIDATION_FRACTION = 6  # the last 1/6 of the training images (10,000 of 60,000) validate
@@ -220,9 +220,9 @@ def train_mnist_rbm(
     The free-energy gap is measured against ``data.validation``. With ``checkpoint`` the model is
     saved atomically after every epoch, so an interrupted run keeps its last finished epoch; the
     file's extra tensors are the objective's state (a centred RBM's offsets ``offsets.*``, the
-    persistent chains ``chain.*``: see :meth:`~recsys_rbm.training.DenseObjective.state_dict`).
+    persistent chains ``chain.*``: see :meth:`~recsys_rbm.train.trainer.DenseObjective.state_dict`).
     ``config.seed`` must equal ``data.seed`` (the one seed of the run). With ``parallel`` (see
-    :func:`recsys_rbm.distributed.process_group`) this process trains on its share of every batch
+    :func:`recsys_rbm.train.distributed.process_group`) this process trains on its share of every batch
     (and of the persistent chains) and the gradients are summed over the processes; pass
     ``checkpoint`` on rank 0 only.
     """
@@ -238,7 +238,7 @@ def train_mnist_rbm(
     )
     objective, all_reduce = DenseObjective(rbm, train, config, validation), None
     if parallel is not None:
-        from recsys_rbm.distributed import DenseSharding, data_parallel
+        from recsys_rbm.train.distributed import DenseSharding, data_parallel
 
         objective, all_reduce = data_parallel(objective, parallel, DenseSharding())
     trainer = Trainer(objective, config, generator, all_reduce)
@@ -573,7 +573,7 @@ def run_mnist_figures(
     match the settings, seed, binarization and data, unless ``retrain``.
 
     Nothing that exists is replaced unless ``overwrite``: every figure and every checkpoint to be
-    trained is checked (and the checkpoints locked, see :class:`~recsys_rbm.outputs.RunOutput`)
+    trained is checked (and the checkpoints locked, see :class:`~recsys_rbm.io.outputs.RunOutput`)
     before the first model trains. Each model trains into a file of its own and is moved into
     place when it is finished.
     """

@@ -10,7 +10,7 @@ leave such rows alone until a gradient touches them, and bring every row forward
   ``u = P⁻¹(θ, v)`` of an untouched row shrink by ``λᵢ`` per step, one factor for all rows. Stored as
   ``uᵢ / sᵢ`` with a global ``sᵢ = λᵢ^steps``, untouched rows stay constant in memory: a step adds
   ``ε·g·(P⁻¹(1, 1))ᵢ / sᵢ`` to the touched rows (one pass, no gathers: the native ``add_rows`` straight
-  from the per-case rows of :class:`~recsys_rbm.training.CaseFactors`, or one ``index_add``), and a reader
+  from the per-case rows of :class:`~recsys_rbm.train.trainer.CaseFactors`, or one ``index_add``), and a reader
   combines the two stored halves of a row with global scalars, so a batch's products run once over one
   interleaved (rows, 2, …) table.
 * **by row clocks** (:class:`ClockedRows`, the fallback, e.g. without momentum): each row remembers the
@@ -20,7 +20,7 @@ leave such rows alone until a gradient touches them, and bring every row forward
 
 Readers (the recommender's conditionals) see a lazily updated parameter through :class:`LaggingRows`;
 :class:`CurrentRows` reads a tensor as stored, with the same methods. Their block products run on the
-native kernels of :mod:`recsys_rbm.native` where those apply (CPU, float32/64), on torch otherwise.
+native kernels of :mod:`recsys_rbm.accel.native` where those apply (CPU, float32/64), on torch otherwise.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 import torch.nn.functional as F
 
-from recsys_rbm import native
-from recsys_rbm.memory import prefer_huge_pages
+from recsys_rbm.accel import native
+from recsys_rbm.train.memory import prefer_huge_pages
 
 if TYPE_CHECKING:
-    from recsys_rbm.training import SparseRows
+    from recsys_rbm.train.trainer import SparseRows
 
 #: The smallest |eigenvalue| the eigenbasis accepts: smaller ones would need rescaling every few steps.
 SMALLEST_EIGENVALUE = 0.25

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from recsys_rbm import native
-from recsys_rbm.rng import RandomSource, bernoulli, uniform
+from recsys_rbm.accel import native
+from recsys_rbm.rbm.rng import RandomSource, bernoulli, uniform
 
 BASE_RATE_EPS = 1e-3  # base rates are clipped away from 0 and 1 before taking logs
 

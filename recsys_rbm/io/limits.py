@@ -2,7 +2,7 @@
 
 Each bound lies far beyond any sensible run (the largest published RBMs have a few thousand hidden
 units; CD is run with T up to about 25) and far below where the number would overflow a C integer
-or exhaust memory silently. Configs (:mod:`recsys_rbm.config`, :mod:`recsys_rbm.recommender.config`)
+or exhaust memory silently. Configs (:mod:`recsys_rbm.train.config`, :mod:`recsys_rbm.recommender.config`)
 and the command-line options check them.
 """
 
