@@ -26,11 +26,8 @@ GRADIENT_SCALES = ("cases", "raters")
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 MIN_BATCHES = 5  # a default batch is made smaller where an epoch would have fewer batches than this
 
-#: The defaults of each model, chosen on the validation slices of four datasets (see the README's
-#: cross-dataset table: ml-100k, FilmTrust, Last.fm, Coat), never on test ratings. ``joint``: the
-#: learning rate 0.03 (was 0.01, chosen on ml-100k alone) reached a better validation NDCG@10 on all
-#: four; 150 or 600 hidden units, weight decay 3e-4 or 3e-3, batches of 20 were within noise of these.
-#: ``ratings`` reproduces the I-RBM of the README (u1–u5 RMSE ≤ 0.910).
+#: The defaults of each model, chosen on the validation parts of several datasets, never on test
+#: ratings (docs/recommender.md lists the variants tried and what they scored).
 PRESETS: dict[str, dict[str, Any]] = {
     "joint": {
         "mode": "user",  # a case is a user: fold-in of a new user works
@@ -43,8 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "patience": 15,
     },
     "ratings": {
-        "mode": "item",  # a case is a movie (I-RBM): 0.91 RMSE on u1, against 0.96 user-based
-        "hidden": 100,  # the paper's 100 (300 was no better on validation)
+        "mode": "item",  # a case is an item (I-RBM): the better rater on validation
+        "hidden": 100,  # the paper's 100
         "conditional": True,  # the paper's conditional RBM
         "epochs": 300,
         "batch_size": 300,  # at most; see MIN_BATCHES
@@ -65,24 +62,9 @@ def _require(condition: bool, message: str) -> None:
 class RecommenderConfig:
     """Settings of :class:`recsys_rbm.recommender.model.RBMRecommender`; ``None`` means "the model's default".
 
-    How the ratings model's defaults were chosen (item-based unless noted; B = cases per batch;
-    validation: 5 % of u1.base; u1.test shown as a check only):
-
-    =========================================================  ===========  ===========
-    variant                                                    validation   u1.test
-    =========================================================  ===========  ===========
-    paper-like: gradient / raters, lr 0.01, B 100, CD 1→9      0.939        0.953
-    gradient / B ("cases"), lr 0.1, B 100                      0.923        0.933
-    cases, lr 0.05, B 300                                      0.914        0.919
-    cases, lr 0.05, B 300, 300 hidden units                    0.912        0.920
-    cases, lr 0.05, B 300, conditional, CD-1                   0.911        0.913
-    the same + parameter averaging 0.9 (the defaults)          0.910        0.912
-    user-based, conditional, cases, lr 0.005, B 100            0.955        0.964
-    =========================================================  ===========  ===========
-
     The default batch shrinks on small tables so that an epoch has at least :data:`MIN_BATCHES`
-    batches (on Coat's 300 items the ratings model's batch of 300 was one update an epoch: RMSE
-    1.15 against 1.03 with batches of 50), and early stopping waits ``patience`` epochs *and*
+    batches (a table of 300 items would otherwise give the item-based model one update an epoch),
+    and early stopping waits ``patience`` epochs *and*
     ``patience_updates`` updates, because a small table's validation measure sits on a plateau for
     its first hundred-odd updates.
     """
