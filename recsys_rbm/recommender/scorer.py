@@ -440,6 +440,7 @@ class Scorer:
         return mf.fallback_codes(self.user_known[users], self.item_known[items])
 
     def _check_pairs(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(user, item) pairs as two aligned int64 arrays of inner ids, else a one-line :class:`DataError`."""
         users = check_ids(users, self.n_users, "user")
         items = check_ids(items, self.n_items, "item")
         if users.shape != items.shape:
@@ -464,6 +465,7 @@ def csr_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def check_score(score: str) -> str:
+    """``score`` if it names a ranking score (:data:`meanfield.SCORES`), else a one-line :class:`RecsysRBMError`."""
     if score not in mf.SCORES:
         raise RecsysRBMError(f"unknown ranking score {score!r}; use one of {', '.join(mf.SCORES)}")
     return score
