@@ -24,7 +24,7 @@ from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.recommender.profiles import state_tables
 from recsys_rbm.recommender.scorer import Scorer
-from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_layer
+from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, SparseCases, visible_layer
 from recsys_rbm.recommender.state import ModelState
 
 USERS = np.arange(12)  # the users whose hidden states are compared
@@ -54,12 +54,17 @@ def dense_visible(state: ModelState, users: np.ndarray) -> tuple[torch.Tensor, t
     return torch.cat(blocks, 1), torch.cat(masks, 1), x
 
 
-def training_hidden(state: ModelState, users: np.ndarray) -> torch.Tensor:
-    """``p(h = 1 | v)`` of users' whole profiles by the training path: the sparse cases of :mod:`sparse`."""
+def training_cases(state: ModelState, users: np.ndarray) -> SparseCases:
+    """Users' whole profiles as the training path sees a batch: the sparse cases of :mod:`sparse`."""
     rbm = RBM(state.weights, state.visible_bias, state.hidden_bias, visible_layer(state.layout))
     owner = np.repeat(np.arange(state.n_users), np.diff(state.profile_indptr))
     matrix = CaseMatrix.from_arrays(owner, state.profile_items, state.profile_levels, state.n_users, rbm.device)
-    cases = RecommenderRBM(rbm, state.conditional).on(matrix.gather(torch.from_numpy(users)))
+    return RecommenderRBM(rbm, state.conditional).on(matrix.gather(torch.from_numpy(users)))
+
+
+def training_hidden(state: ModelState, users: np.ndarray) -> torch.Tensor:
+    """``p(h = 1 | v)`` of users' whole profiles by the training path."""
+    cases = training_cases(state, users)
     return cases.hidden_probability(cases.data())
 
 
@@ -99,6 +104,20 @@ def test_hidden_states_at_inference_are_the_training_conditionals(trained):
     assert inference.shape == (USERS.shape[0], model.config.hidden)
     np.testing.assert_allclose(inference, training, atol=1e-6, rtol=0)
     np.testing.assert_allclose(inference, dense, atol=1e-6, rtol=0)
+
+
+def test_rating_distributions_at_inference_are_the_training_conditionals(trained):
+    """At each rated entry, the scorer's ``P(r = k)`` from ``p̂`` is the training path's softmax of its level rows."""
+    model, numpy_scorer = trained
+    state = model.scorer.state
+    with torch.no_grad():
+        cases = training_cases(state, USERS)
+        training = torch.softmax(cases.rated_logits(cases.hidden_probability(cases.data())), -1).numpy()  # (E, K)
+    lengths = np.diff(state.profile_indptr)[USERS]
+    owner = np.repeat(np.arange(USERS.shape[0]), lengths)
+    items = np.concatenate([numpy_scorer.rated_items(user)[0] for user in USERS])
+    distribution = numpy_scorer.predictions(USERS).distribution  # (B, n_items, K)
+    np.testing.assert_allclose(distribution[owner, items], training, atol=1e-6, rtol=0)
 
 
 def test_a_new_users_fold_in_hidden_state_is_a_training_users_for_the_same_ratings(trained):
