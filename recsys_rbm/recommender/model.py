@@ -50,9 +50,9 @@ from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError, UnknownItemsWarning
 from recsys_rbm.io.checkpoint import load_checkpoint, save_checkpoint
 from recsys_rbm.rbm.model import RBM
+from recsys_rbm.recommender import explain as explanations
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
-from recsys_rbm.recommender.explain import explain, similar_items, similar_min_ratings
 from recsys_rbm.recommender.metrics import RankingAccumulator
 from recsys_rbm.recommender.objective import DIVERGENCE_MIN_RATINGS, RecommenderObjective
 from recsys_rbm.recommender.profiles import DEFAULT_STEPS
@@ -457,9 +457,9 @@ class RBMRecommender:
         out (default: 20, or the median item's count on a table where that is fewer; as ``rbm-rec similar``)."""
         scorer = self._require_fitted()
         if min_ratings is None:
-            min_ratings = similar_min_ratings(scorer)
+            min_ratings = explanations.similar_min_ratings(scorer)
         inner = int(self._item_ids.to_inner([item])[0])
-        ids, cosines = similar_items(scorer, inner, self.n_items)
+        ids, cosines = explanations.similar_items(scorer, inner, self.n_items)
         keep = (ids >= 0) & (scorer.item_counts[np.maximum(ids, 0)] >= min_ratings)
         return self.items[ids[keep][:n]], cosines[keep][:n]
 
@@ -476,7 +476,7 @@ class RBMRecommender:
         if units.size == 0:
             return []
         with torch.no_grad():
-            effects = explain(scorer, units, levels, [target], score)[0]
+            effects = explanations.explain(scorer, units, levels, [target], score)[0]
         order = np.argsort(-np.abs(effects), kind="stable")[:n]
         return [
             Reason(
@@ -568,7 +568,7 @@ class RBMRecommender:
         reasons: list[tuple[Any, ...]] = [() for _ in targets]
         if scorer.mode == "user" and units.size and targets.size:
             with torch.no_grad():
-                effects = explain(scorer, units, levels, targets, score)  # (T, M)
+                effects = explanations.explain(scorer, units, levels, targets, score)  # (T, M)
             for row, item_effects in enumerate(effects):
                 order = np.argsort(-item_effects, kind="stable")[:2]
                 reasons[row] = tuple(self._raw_item(units[j]) for j in order if item_effects[j] > 0)
