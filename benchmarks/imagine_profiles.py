@@ -7,7 +7,7 @@ For each CD schedule in ``--cd`` a joint RBM (the library's defaults otherwise: 
 validation NDCG@10 over 5 % of the training ratings) is trained on ml-100k's ``u1.base``, and
 ``--profiles`` profiles are sampled with nothing clamped (``rbm-rec imagine`` with no movie given):
 one block Gibbs chain per profile from the empty profile, stopped after each number of steps in
-``--steps`` (:meth:`~recsys_rbm.recommender.scorer.Scorer.sample_profiles`, same seed: a longer
+``--steps`` (:func:`~recsys_rbm.recommender.profiles.sample_profiles`, same seed: a longer
 run continues the same chains). Beside them, the same number of
 profiles from **independent base rates**: each movie picked with its share of users, its rating
 drawn from its own rating frequencies (a model without hidden units).

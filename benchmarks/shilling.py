@@ -27,7 +27,7 @@ percentage of the 943 genuine users (1 % = 9, 5 % = 47, 10 % = 94).
 
 Detectors, all unsupervised and given the same data (genuine + attack ratings):
 
-* **RBM**: :func:`recsys_rbm.recommender.profiles.atypicality`, the free energy of the profile as a
+* **RBM**: :func:`recsys_rbm.recommender.anomalies.atypicality`, the free energy of the profile as a
   z-score for its length (``(F − F̂(n)) / spread(n)``, both fitted over all users);
 * **RDMA** (Chirita, Nejdl & Zamfir 2005): ``(1/n_u) Σ_{i ∈ I_u} |r_ui − r̄_i| / NR_i``, the rating
   deviation from mean agreement (``r̄_i`` and ``NR_i``: the item's mean and number of ratings);
@@ -58,9 +58,9 @@ import numpy as np
 from recsys_rbm.data.ids import IdMap
 from recsys_rbm.data.movielens import load_movielens
 from recsys_rbm.data.ratings import Ratings
+from recsys_rbm.recommender.anomalies import atypicality, surprises
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.model import RBMRecommender
-from recsys_rbm.recommender.profiles import atypicality, surprises
 
 ATTACKS = ("random", "average", "bandwagon")
 N_SELECTED = 3  # the bandwagon attack's popular items

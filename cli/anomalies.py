@@ -2,7 +2,7 @@
 
 Torch-free like ``recommend``: the checkpoint is read with NumPy into the one
 :class:`~recsys_rbm.recommender.scorer.Scorer`, and the scores are
-:mod:`recsys_rbm.recommender.profiles`'.
+:mod:`recsys_rbm.recommender.anomalies`'.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def anomalies(
     """
     from recsys_rbm_cli.catalogue import Catalogue
 
-    from recsys_rbm.recommender.profiles import atypicality, surprising_ratings
+    from recsys_rbm.recommender.anomalies import atypicality, surprising_ratings
     from recsys_rbm.recommender.scorer import Scorer
 
     model = model_path(model)

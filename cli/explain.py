@@ -40,6 +40,7 @@ def explain(
     from recsys_rbm_cli.catalogue import Catalogue
     from recsys_rbm_cli.recommend import check_score, score_meaning, typed_user
 
+    from recsys_rbm.recommender import explain as explanations
     from recsys_rbm.recommender.scorer import Scorer
 
     model = model_path(model)
@@ -52,7 +53,7 @@ def explain(
     item = catalogue.find(movie)
     rated, levels = scorer.rated_items(inner)
     target_score = float(scorer.scores(scorer.predictions([inner]), score.value)[0, item])
-    effects = scorer.explain(rated, levels, [item], score.value)[0] if len(rated) else np.zeros(0)
+    effects = explanations.explain(scorer, rated, levels, [item], score.value)[0] if len(rated) else np.zeros(0)
     order = np.argsort(-np.abs(effects), kind="stable")[:top]
     values = scorer.rating_values[levels]
     rows = [(int(rated[j]), float(values[j]), float(effects[j])) for j in order]

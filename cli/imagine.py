@@ -1,7 +1,7 @@
 """``rbm-rec imagine``: whole plausible profiles sampled from the model with some movies' ratings held fixed.
 
 Torch-free like ``recommend``: block Gibbs sampling runs in NumPy through the one
-:class:`~recsys_rbm.recommender.scorer.Scorer` (:meth:`~recsys_rbm.recommender.scorer.Scorer.sample_profiles`).
+:class:`~recsys_rbm.recommender.scorer.Scorer` (:func:`~recsys_rbm.recommender.profiles.sample_profiles`).
 """
 
 from __future__ import annotations
@@ -75,12 +75,11 @@ def imagine(
     given the profile, then every movie's state given the hidden units (not picked, or picked and
     rated 1..5, from its exact conditional; a movie not picked has no rating), with the --likes movies
     held at the top rating and the --dislikes at the lowest. Chains start from the held movies alone
-    and run --steps steps (3 by default: on ml-100k, profiles after 3 steps were the closest to real
-    users; by 30 steps chains settle in a mode of the model with about 110 ratings of less popular
-    movies); the same --seed gives the same profiles. Each profile shows its number of
-    ratings, its mean rating and its top-rated movies (most-rated first among equal ratings), held
-    movies left out. Needs the joint user-based model: a ratings-only model does not model which
-    movies a user picks.
+    and run --steps steps (3 by default: short chains give the profiles closest to real users', while
+    long ones settle in a mode of the model that real users do not have); the same --seed gives the
+    same profiles. Each profile shows its number of ratings, its mean rating and its top-rated movies
+    (most-rated first among equal ratings), held movies left out. Needs the joint user-based model: a
+    ratings-only model does not model which movies a user picks.
 
     Example: rbm-rec imagine --likes "Star Wars" --likes "Alien" --profiles 5 -n 10
     """

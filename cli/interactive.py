@@ -328,12 +328,14 @@ class Session:
     def why(self, text: str) -> None:
         import numpy as np
 
+        from recsys_rbm.recommender.explain import explain
+
         item = self.catalogue.find(self._needs(text, "a movie, e.g. 'why fargo'"))
         items, levels = self._profile()
         if items.size == 0:
             console.print("Rate something first: with no ratings, every list follows the model's base rates.")
             return
-        effects = self.scorer.explain(items, levels, [item])[0]
+        effects = explain(self.scorer, items, levels, [item])[0]
         console.print(_escape(f"What moves {self.catalogue.label(item)} in your list:"), highlight=False)
         for j in np.argsort(-np.abs(effects), kind="stable")[:5]:
             direction = "raises" if effects[j] > 0 else "lowers"

@@ -196,14 +196,16 @@ def _one_user(
 def reasons(scorer: Scorer, rated: Any, levels: Any, items: Any, score: Score) -> list[list[int]]:
     """For each recommended item, the user's own items that raise its score most (inner ids, at most two).
 
-    Leave-one-out effects through the hidden units (``Scorer.explain``); empty for item-based
-    models, whose hidden states belong to items rather than users.
+    Leave-one-out effects through the hidden units (:func:`~recsys_rbm.recommender.explain.explain`); empty for
+    item-based models, whose hidden states belong to items rather than users.
     """
     import numpy as np
 
+    from recsys_rbm.recommender.explain import explain
+
     if scorer.mode != "user" or len(rated) == 0 or len(items) == 0:
         return [[] for _ in items]
-    effects = scorer.explain(rated, levels, items, score.value)  # (n, M)
+    effects = explain(scorer, rated, levels, items, score.value)  # (n, M)
     out = []
     for row in effects:
         order = np.argsort(-row, kind="stable")[:2]

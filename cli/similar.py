@@ -41,6 +41,7 @@ def similar(
     """
     from recsys_rbm_cli.catalogue import Catalogue
 
+    from recsys_rbm.recommender.explain import similar_items
     from recsys_rbm.recommender.scorer import Scorer
 
     model = model_path(model)
@@ -48,7 +49,7 @@ def similar(
     warn_if_unfinished(scoring.metadata, model)
     catalogue = Catalogue.of(scoring.state.item_ids.raw_ids, scoring.metadata)
     item = catalogue.find(movie)
-    ids, cosines = scoring.similar_items(item, scoring.n_items)  # every movie, most similar first
+    ids, cosines = similar_items(scoring, item, scoring.n_items)  # every movie, most similar first
     popularity = scoring.item_counts  # (n_items,) training ratings per movie
     keep = ids >= 0
     ids, cosines = ids[keep], cosines[keep]

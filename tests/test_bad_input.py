@@ -1130,9 +1130,9 @@ CASES = [
     Case("hang-up-while-verifying-a-model", "interruption", ["info", "{user}"], 129, "interrupted",
          patched("recsys_rbm.io.checkpoint_files.content_digest", raising(HungUp()))),
     Case("hang-up-while-sampling-profiles", "interruption", ["imagine", "-m", "{user}"], 129, "interrupted",
-         patched("recsys_rbm.recommender.scorer.Scorer.sample_profiles", raising(HungUp()))),
+         patched("recsys_rbm.recommender.profiles.sample_profiles", raising(HungUp()))),
     Case("ctrl-c-while-scoring-anomalies", "interruption", ["anomalies", "-m", "{user}"], 130, "interrupted",
-         patched("recsys_rbm.recommender.profiles.atypicality", raising(KeyboardInterrupt()))),
+         patched("recsys_rbm.recommender.anomalies.atypicality", raising(KeyboardInterrupt()))),
     # --- the user's own terms: titles, options, files; never an inner index --------------------------------------
     Case("imagine-liked-and-disliked", "user's terms", ["imagine", "-m", "{user}", "--likes", "star wars",
          "--dislikes", "Star Wars (1977)"],

@@ -15,14 +15,20 @@ from recsys_rbm.errors import RecsysRBMError
 from recsys_rbm.rbm import functional as fn
 from recsys_rbm.rbm.units import sample_levels
 from recsys_rbm.recommender import meanfield as mf
-from recsys_rbm.recommender.model import RBMRecommender
-from recsys_rbm.recommender.profiles import (
+from recsys_rbm.recommender.anomalies import (
     LengthFit,
     atypicality,
-    imagine,
     profile_atypicality,
     surprises,
     surprising_ratings,
+)
+from recsys_rbm.recommender.model import RBMRecommender
+from recsys_rbm.recommender.profiles import (
+    free_energy,
+    imagine,
+    sample_profiles,
+    state_log_probabilities,
+    user_free_energy,
 )
 from recsys_rbm.recommender.scorer import Scorer
 from recsys_rbm.recommender.sparse import visible_layer
@@ -120,8 +126,8 @@ def test_free_energy_equals_the_cores_dense_free_energy(interactions, conditiona
     profiles = [*PROFILES, []]  # and the empty profile
     expected = dense_free_energy(state, profiles)
     for scorer in (Scorer(state, np), Scorer(torch_state(state), torch)):
-        np.testing.assert_allclose(scorer.free_energy(*flat(profiles)), expected, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(Scorer(state, np).user_free_energy([0, 1, 2]), expected[:3], rtol=1e-10)
+        np.testing.assert_allclose(free_energy(scorer, *flat(profiles)), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(user_free_energy(Scorer(state, np), [0, 1, 2]), expected[:3], rtol=1e-10)
 
 
 def all_profiles(g: int, states: int) -> list:
@@ -136,7 +142,7 @@ def enumerated(state: ModelState) -> tuple[list, np.ndarray, np.ndarray]:
     """Every profile, its exact probability ``e^{−F} / Z`` and its states as an array (P, G)."""
     g, k = state.layout.n_units, state.layout.n_levels
     profiles = all_profiles(g, k)
-    free = Scorer(state, np).free_energy(*flat(profiles))
+    free = free_energy(Scorer(state, np), *flat(profiles))
     p = np.exp(-(free - free.min()))
     states = np.asarray(list(itertools.product(range(k + 1), repeat=g)))
     return profiles, p / p.sum(), states
@@ -149,7 +155,7 @@ def test_leave_one_out_conditionals_equal_exact_enumeration(conditional):
     index = {tuple(row): i for i, row in enumerate(states.tolist())}
     scorer = Scorer(state, np)
     chosen = [profile for profile in profiles if profile][::3]
-    table = scorer.state_log_probabilities(*flat(chosen))  # (E, K + 1)
+    table = state_log_probabilities(scorer, *flat(chosen))  # (E, K + 1)
     row = 0
     for profile in chosen:
         config = np.zeros(3, dtype=np.int64)
@@ -170,12 +176,12 @@ def test_ratings_only_conditionals_are_over_the_levels_given_the_rated_set():
     state = random_state(interactions=False, conditional=True)
     scorer = Scorer(state, np)
     units, levels, lengths = flat(PROFILES)
-    table = scorer.state_log_probabilities(units, levels, lengths)
+    table = state_log_probabilities(scorer, units, levels, lengths)
     assert table.shape == (units.shape[0], 3)
     np.testing.assert_allclose(np.exp(table).sum(1), 1.0)
     # entry 0 (user 0, item 0): compare the profiles that differ in its level only
     variants = [[(0, level), (2, 0)] for level in range(3)]
-    free = scorer.free_energy(*flat(variants))
+    free = free_energy(scorer, *flat(variants))
     np.testing.assert_allclose(np.exp(table[0]), np.exp(-free) / np.exp(-free).sum(), atol=1e-12)
 
 
@@ -184,11 +190,11 @@ def test_gibbs_samples_follow_the_exact_distribution_and_respect_clamped_units()
     _, p, states = enumerated(state)
     scorer = Scorer(state, np)
     n = 20_000
-    samples = scorer.sample_profiles([], [], n, steps=30, seed=0)
+    samples = sample_profiles(scorer, [], [], n, steps=30, seed=0)
     codes = samples @ np.asarray([9, 3, 1])  # the enumeration's order: base 3, first unit most significant
     empirical = np.bincount(codes, minlength=27) / n
     assert 0.5 * np.abs(empirical - p).sum() < 0.03
-    clamped = scorer.sample_profiles([1], [2], n, steps=30, seed=1)
+    clamped = sample_profiles(scorer, [1], [2], n, steps=30, seed=1)
     assert (clamped[:, 1] == 2).all()
     conditional = np.where(states[:, 1] == 2, p, 0.0)
     conditional /= conditional.sum()
@@ -201,15 +207,15 @@ def test_numpy_and_torch_scorers_agree_on_profiles():
     numpy_scorer, torch_scorer = Scorer(state, np), Scorer(torch_state(state), torch)
     units, levels, lengths = flat(PROFILES)
     np.testing.assert_allclose(
-        numpy_scorer.state_log_probabilities(units, levels, lengths),
-        torch_scorer.state_log_probabilities(units, levels, lengths),
+        state_log_probabilities(numpy_scorer, units, levels, lengths),
+        state_log_probabilities(torch_scorer, units, levels, lengths),
         atol=1e-12,
     )
     for scorer in (numpy_scorer, torch_scorer):
-        assert scorer.sample_profiles([2], [1], 7, steps=5, seed=3).dtype == np.int64
+        assert sample_profiles(scorer, [2], [1], 7, steps=5, seed=3).dtype == np.int64
     np.testing.assert_array_equal(
-        numpy_scorer.sample_profiles([2], [1], 50, steps=10, seed=3),
-        torch_scorer.sample_profiles([2], [1], 50, steps=10, seed=3),
+        sample_profiles(numpy_scorer, [2], [1], 50, steps=10, seed=3),
+        sample_profiles(torch_scorer, [2], [1], 50, steps=10, seed=3),
     )
 
 
@@ -258,7 +264,7 @@ def test_an_odd_profile_is_the_most_atypical(joint):
     with torch.no_grad():
         scored = atypicality(joint.scorer)
         _, score = profile_atypicality(joint.scorer, items, levels, [20])
-    np.testing.assert_allclose(scored.free_energy, joint.scorer.user_free_energy(scored.users))
+    np.testing.assert_allclose(scored.free_energy, user_free_energy(joint.scorer, scored.users))
     assert abs(scored.score.mean()) < 0.2 and scored.score.max() < 4
     assert score[0] > scored.score.max() + 1
     with torch.no_grad():  # a training user's own profile, scored as if new, gets its training score

@@ -31,6 +31,7 @@ from recsys_rbm.rbm.rng import UniformStream
 from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
+from recsys_rbm.recommender.explain import explain, similar_items, similar_min_ratings
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.recommender.objective import statistics
 from recsys_rbm.recommender.protocol import Recommender
@@ -200,8 +201,8 @@ class TestContract:
         _, scores_fast = fast.recommend(users[:5], n=5)
         _, scores_torch = fitted.scorer.recommend(users[:5], n=5)
         np.testing.assert_allclose(scores_fast, scores_torch, atol=1e-5)
-        _, cosines_fast = fast.similar_items(0, n=5)
-        _, cosines_torch = fitted.scorer.similar_items(0, n=5)
+        _, cosines_fast = similar_items(fast, 0, n=5)
+        _, cosines_torch = similar_items(fitted.scorer, 0, n=5)
         np.testing.assert_allclose(cosines_fast, cosines_torch, atol=1e-5)
         if fitted.config.mode == "user":
             items, levels = np.asarray([0, 3, 8]), np.asarray([4, 0, 2])
@@ -257,7 +258,7 @@ class TestContract:
         assert sorted(unfiltered[0]) == list(range(fitted.n_items))
 
     def test_similar_items_follow_the_taste_groups(self, fitted):
-        ids, cosines = fitted.scorer.similar_items(0, n=5)
+        ids, cosines = similar_items(fitted.scorer, 0, n=5)
         assert 0 not in ids and (np.diff(cosines) <= 0).all()
         assert (ids % 2 == 0).mean() >= 0.8  # items of the same group (even ids) are closest
 
@@ -408,7 +409,7 @@ def test_similar_and_explain_speak_raw_ids(public):
     similar, similarities = public.similar_items("i00", n=5)
     assert len(similar) == 5 and sum(int(item[1:]) % 2 == 0 for item in similar) >= 4
     assert (np.diff(similarities) <= 0).all() and "i00" not in similar.tolist()
-    floor = public.scorer.similar_min_ratings()  # the default: 20, or the median item's count where fewer
+    floor = similar_min_ratings(public.scorer)  # the default: 20, or the median item's count where fewer
     counts = public.scorer.item_counts
     assert floor == min(20, int(np.median(counts[counts > 0])))
     default, _ = public.similar_items("i00", n=public.n_items)
@@ -425,7 +426,7 @@ def test_explanations_are_leave_one_out_differences_of_the_score():
     model = RBMRecommender(small_config("joint", "user", False, epochs=10)).fit(train, validation)
     scorer = model.scorer
     units, levels = scorer.rated_items(3)
-    effects = scorer.explain(units, levels, [10, 11])  # (2, M)
+    effects = explain(scorer, units, levels, [10, 11])  # (2, M)
     full = scorer.scores(scorer.fold_in(units, levels))[0]
     for j in (0, 4):
         keep = np.arange(units.size) != j
@@ -759,7 +760,8 @@ def test_mean_field_formulas_agree_in_numpy_and_torch():
 
 
 def test_scoring_never_imports_torch():
-    code = "import sys, recsys_rbm.recommender.scorer; assert 'torch' not in sys.modules, 'torch imported'"
+    modules = ", ".join(f"recsys_rbm.recommender.{name}" for name in ("scorer", "profiles", "anomalies", "explain"))
+    code = f"import sys, {modules}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
 
 

@@ -4,7 +4,8 @@ Every function takes its array namespace ``xp`` (the ``numpy`` or the ``torch`` 
 only operations spelled identically in both (``@``, ``xp.tanh``, ``xp.exp``, ``xp.amax``,
 ``.sum(-1, keepdims=True)``, ``.reshape``, ``xp.moveaxis``), so the torch model and the torch-free
 command-line path (both through :class:`~recsys_rbm.recommender.scorer.Scorer`) cannot drift
-apart. This module must never import torch.
+apart, and the training side's torch formulas are tested against them
+(``tests/test_inference_formulas.py``). This module must never import torch.
 
 Notation. A *case* is one RBM input (a user in user-based mode, an item in item-based mode); a
 *unit* is one position of its visible layer (an item, resp. a user). ``W`` (Dv, H) holds the
@@ -249,6 +250,11 @@ def cosine_similarities(vectors: Array, item: int, item_known: Array) -> Array:
 # the *state bias* ``a_g + b[g, k]`` to ``b·v``: an RBM with (K + 1)-way softmax visible units whose
 # state 0 has zero weights and bias. A ratings-only model has no "not picked" state: its rated set
 # is given, and each rated unit takes one of the K levels (rows ``W_r[g, k] (+ D[g])``).
+#
+# These are the formulas of :mod:`recsys_rbm.recommender.profiles`: the free energy, the exact
+# leave-one-out conditionals, and the two halves of a block Gibbs step (``p(h | v)`` is
+# :func:`hidden_probability` of the summed state rows; ``p(s | h)`` is :func:`state_probability`).
+# ``tests/test_inference_formulas.py`` checks them against the core's torch formulas.
 
 
 def softplus(x: Array, xp: ModuleType) -> Array:
@@ -286,6 +292,26 @@ def state_log_probabilities(
     if absent_state:
         logits = xp.concatenate([softplus(rest_input, xp).sum(-1)[:, None], logits], -1)
     return logits - logsumexp(logits, xp)[:, None]
+
+
+def state_probability(hidden: Array, state_rows: Array, state_bias: Array, absent_state: bool, xp: ModuleType) -> Array:
+    """``p(unit g in state s | h) ∝ e^{bias_gs + row_gs·h}`` for every unit and state: the visible half of a Gibbs step.
+
+    ``hidden`` (n, H) binary states, ``state_rows`` (G, S, H) and ``state_bias`` (G, S); ``absent_state`` adds
+    "not picked" as state 0 with ``e^0`` (no row, no bias). Units are independent given ``h``, so each one's
+    states are one softmax; -> (n, G, S [+ 1]) float64.
+    """
+    g, s, h = state_rows.shape
+    logits = (hidden @ state_rows.reshape(g * s, h).T + state_bias.reshape(1, g * s)).reshape(-1, g, s)
+    if absent_state:
+        logits = xp.concatenate([logits[..., :1] * 0.0, logits], -1)
+    return softmax(logits, xp)
+
+
+def bernoulli_from_uniforms(probability: Array, uniform: Array, xp: ModuleType) -> Array:
+    """Binary states ``1[u < p]`` given ``uniform`` of the same shape, as float64: the rule of the core's
+    :func:`recsys_rbm.rbm.rng.bernoulli`, so both give the same draw from the same uniforms (tested)."""
+    return xp.asarray(uniform < probability, dtype=xp.float64)
 
 
 def categorical_from_uniforms(probability: Array, uniform: Array, xp: ModuleType) -> Array:

@@ -50,6 +50,7 @@ from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.errors import CheckpointError, DataError, RecsysRBMError, UnknownItemsWarning
 from recsys_rbm.io.checkpoint import load_checkpoint, save_checkpoint
 from recsys_rbm.rbm.model import RBM
+from recsys_rbm.recommender import explain as explanations
 from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.config import RecommenderConfig, like_threshold
 from recsys_rbm.recommender.metrics import RankingAccumulator
@@ -456,9 +457,9 @@ class RBMRecommender:
         out (default: 20, or the median item's count on a table where that is fewer; as ``rbm-rec similar``)."""
         scorer = self._require_fitted()
         if min_ratings is None:
-            min_ratings = scorer.similar_min_ratings()
+            min_ratings = explanations.similar_min_ratings(scorer)
         inner = int(self._item_ids.to_inner([item])[0])
-        ids, cosines = scorer.similar_items(inner, self.n_items)
+        ids, cosines = explanations.similar_items(scorer, inner, self.n_items)
         keep = (ids >= 0) & (scorer.item_counts[np.maximum(ids, 0)] >= min_ratings)
         return self.items[ids[keep][:n]], cosines[keep][:n]
 
@@ -466,7 +467,7 @@ class RBMRecommender:
         """Which of ``user``'s own ratings push ``item``'s score up or down most (raw ids), strongest first.
 
         Each :class:`Reason` carries the effect ``log s(profile) − log s(profile without that rating)``
-        through the hidden units (see :meth:`Scorer.explain`); positive effects raise the item.
+        through the hidden units (see :func:`~recsys_rbm.recommender.explain.explain`); positive effects raise the item.
         """
         scorer = self._require_fitted()
         inner_user = int(self._user_ids.to_inner([user])[0])
@@ -475,7 +476,7 @@ class RBMRecommender:
         if units.size == 0:
             return []
         with torch.no_grad():
-            effects = scorer.explain(units, levels, [target], score)[0]
+            effects = explanations.explain(scorer, units, levels, [target], score)[0]
         order = np.argsort(-np.abs(effects), kind="stable")[:n]
         return [
             Reason(
@@ -490,7 +491,7 @@ class RBMRecommender:
     def anomalies(self, n: int = 10, reasons: int = 3) -> list[Anomaly]:
         """The ``n`` training users whose profiles are least typical under the model, most atypical first,
         each with its ``reasons`` least likely ratings given the rest of the profile (user-based models)."""
-        from recsys_rbm.recommender.profiles import atypicality, surprising_ratings
+        from recsys_rbm.recommender.anomalies import atypicality, surprising_ratings
 
         scorer = self._require_fitted()
         with torch.no_grad():
@@ -524,8 +525,9 @@ class RBMRecommender:
         """``n`` whole profiles sampled by block Gibbs sampling with the ``likes`` (raw item ids) held at the top
         rating and the ``dislikes`` at the lowest: each a list of ``(raw item id, rating)``, best-rated first.
 
-        Needs the joint user-based model (see :meth:`Scorer.sample_profiles`); ``seed`` makes it reproducible;
-        ``steps`` defaults to :data:`~recsys_rbm.recommender.profiles.DEFAULT_STEPS` (why: see there).
+        Needs the joint user-based model (see :func:`~recsys_rbm.recommender.profiles.sample_profiles`); ``seed``
+        makes it reproducible; ``steps`` defaults to :data:`~recsys_rbm.recommender.profiles.DEFAULT_STEPS` (why: see
+        there).
         """
         from recsys_rbm.recommender.profiles import imagine
 
@@ -566,7 +568,7 @@ class RBMRecommender:
         reasons: list[tuple[Any, ...]] = [() for _ in targets]
         if scorer.mode == "user" and units.size and targets.size:
             with torch.no_grad():
-                effects = scorer.explain(units, levels, targets, score)  # (T, M)
+                effects = explanations.explain(scorer, units, levels, targets, score)  # (T, M)
             for row, item_effects in enumerate(effects):
                 order = np.argsort(-item_effects, kind="stable")[:2]
                 reasons[row] = tuple(self._raw_item(units[j]) for j in order if item_effects[j] > 0)

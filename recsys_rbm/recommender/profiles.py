@@ -1,186 +1,183 @@
-"""Whole user profiles under the joint RBM: how typical each one is, which ratings make it odd, and imagined ones.
+"""Whole user profiles under a user-based RBM: their free energy, each rating given the rest, and sampled ones.
 
-The RBM is a generative model of whole profiles, so it can say what a factorisation model cannot:
+Seen per unit, the visible layer is one categorical variable with ``S`` states (the "whole profiles"
+notes of :mod:`~recsys_rbm.recommender.meanfield`): in the joint model an item is "not picked" or
+"picked and rated at level k"; in a ratings-only model the rated set is given and each rated item
+takes one of the ``K`` levels. On that view:
 
-* **How atypical a profile is.** ``F(v)``, the free energy of a user's profile, is ``−log p(v)`` up to
-  the constant ``log Z`` (:meth:`Scorer.free_energy`): differences of ``F`` are log-likelihood
-  ratios. ``F`` grows with the number of ratings (each rating adds its own surprise), so it is
-  compared with what the model's users *of the same length* have: :func:`atypicality` fits
-  ``F ≈ α + β·n + γ·log n`` over the training users by least squares, and the spread of the
-  residual ``|F − F̂(n)| ≈ δ + ε·n`` the same way (:class:`LengthFit`); the **anomaly score** is
-  ``(F − F̂(n)) / spread(n)``, a z-score for the profile's length. It is unsupervised (no labels)
-  and global (a cluster of odd profiles of one length shifts the fit a little; a window of
-  neighbours by length would absorb it). ``benchmarks/shilling.py`` measures it against the raw
-  ``F``, ``F / n`` and the mean leave-one-out surprise.
-* **Why.** The most surprising ratings of a profile are those with the lowest
-  ``log p(this item picked and rated so | the rest of the profile)``: exact, with the hidden units
-  summed out (:meth:`Scorer.state_log_probabilities`), and the sum of two parts, "would the rest of
-  the profile pick this item" and "would it rate it so". It is the leave-one-out change of ``F``
-  normalised over the item's other states, so it explains the same quantity the score ranks by.
-* **Imagined profiles**: :func:`imagine` samples whole profiles with some items clamped, by block
-  Gibbs sampling of the same distribution ``p(v) ∝ e^{−F(v)}`` (:meth:`Scorer.sample_profiles`):
-  short chains from the clamped items (:data:`DEFAULT_STEPS`), because the long-run distribution
-  of a contrastive-divergence-trained model is not the data's (measured; see the constant).
+* :func:`free_energy` is ``F(v) = −b·v − Σ_j softplus(c_j + (vW)_j)``, so ``−F(v) = log p(v) + log Z``:
+  differences of free energies are log-likelihood ratios between profiles;
+* :func:`state_log_probabilities` is ``log p(one unit's state | the rest of the profile)``, exact (the
+  hidden units summed out): the leave-one-out view of ``F``;
+* :func:`sample_profiles` draws whole profiles by block Gibbs sampling of ``p(v) ∝ e^{−F(v)}`` with
+  some units clamped, and :func:`imagine` holds liked and disliked items for it.
 
-A profile the model was *trained on* can be learnt by it: in development, on tiny generated data
-(80 users, 8 hidden units), a single odd profile in the training data came out as typical, while
-the same profile held out and scored with :func:`profile_atypicality` scored far above every
-training user (``tests/test_profiles.py`` checks the held-out case). On ml-100k, attack profiles
-in the training data are still found (AUC ≥ 0.99 in every cell of ``benchmarks/shilling.py``).
-
-Everything here works on a :class:`~recsys_rbm.recommender.scorer.Scorer` over NumPy or torch
-arrays and returns NumPy; torch is never imported. Ids are inner indices.
+The formulas are :mod:`~recsys_rbm.recommender.meanfield`'s, tested against the core's torch ones
+(:mod:`recsys_rbm.rbm.functional`); the sampler is written here rather than run through the core's
+:mod:`recsys_rbm.rbm.gibbs` because the command line samples without importing torch. Every function
+takes a :class:`~recsys_rbm.recommender.scorer.Scorer` over NumPy or torch arrays and returns NumPy;
+ids are inner indices.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from recsys_rbm.data.ids import describe_id
-from recsys_rbm.errors import RecsysRBMError
+from recsys_rbm.errors import DataError, RecsysRBMError
+from recsys_rbm.recommender import meanfield as mf
 from recsys_rbm.recommender.scorer import Scorer, check_ids, csr_rows
 
-#: Gibbs steps of an imagined profile. Measured on ml-100k u1.base (``benchmarks/imagine_profiles.py``):
-#: after 3 steps from the empty profile, 500 sampled profiles are closest to the real users (KS distance
-#: 0.44 for the number of ratings, 0.20 for the mean rating, 0.50 for the movies' popularity); by 10–30
-#: steps the chains settle in a mode of the CD-trained model that real users do not have (about 110
-#: ratings of less popular movies, mean 3.15; KS 0.68, 0.67, 0.90 at 100 steps), with CD-10 training too.
+#: Gibbs steps of an imagined profile: short chains from the clamped items stay closest to real users'
+#: profiles, while long ones drift to a mode of the contrastive-divergence-trained model that real users do
+#: not have (``benchmarks/imagine_profiles.py`` measures this).
 DEFAULT_STEPS = 3
 
-
-@dataclass(frozen=True)
-class Atypicality:
-    """Every training user's free energy and anomaly score (NumPy, inner ids); higher scores are odder."""
-
-    users: np.ndarray  # (U,) inner ids of the users with training ratings
-    n_ratings: np.ndarray  # (U,) their training ratings
-    free_energy: np.ndarray  # (U,) F(v) of each training profile (nats, up to the constant log Z)
-    expected: np.ndarray  # (U,) F̂(n): the free energy the fit expects for a profile of that length
-    spread: np.ndarray  # (U,) the fitted typical |F − F̂(n)| at that length
-    score: np.ndarray  # (U,) (F − F̂(n)) / spread(n)
-
-    def ranking(self) -> np.ndarray:
-        """Positions into the arrays, most atypical first (ties by inner id)."""
-        return np.lexsort((self.users, -self.score))
+PROFILE_BUDGET = 1 << 22  # (entry, state, hidden) products per chunk of leave-one-out conditionals
 
 
-@dataclass(frozen=True)
-class Surprise:
-    """One rating of a profile and how unexpected it is given the rest of the profile (natural logs)."""
-
-    item: int  # inner item id
-    level: int  # its rating level
-    log_p: float  # log p(picked and rated at this level | rest); the sum of the two parts below
-    log_p_pick: float  # log P(picked | rest) (0 for a ratings-only model: the rated set is given)
-    log_p_rating: float  # log P(this level | picked, rest)
+def n_states(scorer: Scorer) -> int:
+    """States of one unit besides "not picked": the K rating levels, or 1 (picked) for implicit data."""
+    return scorer.n_levels if scorer.layout.ratings else 1
 
 
-def _require_user_based(scorer: Scorer, what: str) -> None:
-    if scorer.mode != "user":
-        raise RecsysRBMError(
-            f"{what} needs a user-based model (each user a case, so a user's profile is one visible vector); "
-            "train one with --mode user (the joint model's default)"
-        )
+def state_tables(scorer: Scorer, units: np.ndarray) -> tuple[Any, Any]:
+    """Each state's row and bias for ``units`` (E,), in float64 ``xp``: ``(rows (E, S, H), bias (E, S))``.
 
-
-def _design(n_ratings: np.ndarray) -> np.ndarray:
-    n = np.asarray(n_ratings, dtype=np.float64)
-    return np.stack([np.ones_like(n), n, np.log(n)], 1)  # (U, 3): 1, n, log n
-
-
-@dataclass(frozen=True)
-class LengthFit:
-    """What the model's users' free energy is at each profile length: ``F̂(n) = α + β·n + γ·log n`` and the
-    typical deviation ``spread(n) = δ + ε·n``, both least squares over the training users."""
-
-    coefficients: np.ndarray  # (3,) α, β, γ
-    spread_coefficients: np.ndarray  # (2,) δ, ε
-    floor: float  # the least spread: a tenth of the mean deviation, so a score never divides by ~0
-
-    @classmethod
-    def of(cls, n_ratings: np.ndarray, free_energy: np.ndarray) -> LengthFit:
-        """Fit ``F`` (U,) on ``[1, n, log n]``, then ``|F − F̂(n)|`` on ``[1, n]``; every ``n`` ≥ 1."""
-        design = _design(n_ratings)
-        if design.shape[0] < design.shape[1] + 1:
-            raise RecsysRBMError(
-                f"scoring profiles against their length needs at least {design.shape[1] + 1} users with ratings, and "
-                f"the model has {design.shape[0]}; train it on the ratings of more users"
-            )
-        coefficients = np.linalg.lstsq(design, free_energy, rcond=None)[0]
-        deviation = np.abs(free_energy - design @ coefficients)
-        spread_coefficients = np.linalg.lstsq(design[:, :2], deviation, rcond=None)[0]
-        return cls(coefficients, spread_coefficients, float(0.1 * deviation.mean() + 1e-12))
-
-    def expected(self, n_ratings: np.ndarray) -> np.ndarray:
-        return _design(n_ratings) @ self.coefficients
-
-    def spread(self, n_ratings: np.ndarray) -> np.ndarray:
-        return np.maximum(_design(n_ratings)[:, :2] @ self.spread_coefficients, self.floor)
-
-    def score(self, n_ratings: np.ndarray, free_energy: np.ndarray) -> np.ndarray:
-        """The anomaly score ``(F − F̂(n)) / spread(n)``; (B,), (B,) -> (B,)."""
-        return (free_energy - self.expected(n_ratings)) / self.spread(n_ratings)
-
-
-def atypicality(scorer: Scorer) -> Atypicality:
-    """Free energy and anomaly score of every training user with ratings (see the module docstring)."""
-    _require_user_based(scorer, "scoring profiles")
-    users = np.flatnonzero(scorer.user_counts > 0)
-    n_ratings = scorer.user_counts[users]
-    free = scorer.user_free_energy(users)
-    fit = LengthFit.of(n_ratings, free)
-    return Atypicality(
-        users, n_ratings, free, fit.expected(n_ratings), fit.spread(n_ratings), fit.score(n_ratings, free)
-    )
-
-
-def profile_atypicality(
-    scorer: Scorer, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Free energy and anomaly score of profiles the model was not trained on (e.g. new users), each against
-    the length fit over the training users: ``(F (B,), score (B,))``; ``lengths`` (B,) cut the entries."""
-    _require_user_based(scorer, "scoring profiles")
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if (lengths < 1).any():
-        raise RecsysRBMError("a profile to score needs at least one rating")
-    users = np.flatnonzero(scorer.user_counts > 0)
-    fit = LengthFit.of(scorer.user_counts[users], scorer.user_free_energy(users))
-    free = scorer.free_energy(units, levels, lengths)
-    return free, fit.score(lengths, free)
-
-
-def surprises(scorer: Scorer, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per training rating of ``users`` (B,): ``(log P(picked | rest), log P(level | picked, rest), owner)``.
-
-    ``owner`` (E,) is each rating's position in ``users``; entries are in the users' CSR order
-    (ascending item within a user). A ratings-only model gives ``log P(picked | rest) = 0``.
+    State ``k`` of unit ``g`` (picked and rated at level ``k``) adds the row ``W_x[g] + W_r[g, k]
+    (+ D[g])`` to the hidden input and ``a_g + b[g, k]`` to ``b·v``, each term where the model has
+    its block.
     """
-    _require_user_based(scorer, "explaining profiles")
+    state, layout, xp = scorer.state, scorer.layout, scorer.xp
+    units = np.asarray(units, dtype=np.int64)
+    units_x = scorer.to_xp(units)
+    shared = shared_bias = None
+    if layout.interactions:
+        shared, shared_bias = _float64(state.weights[units_x], xp), _float64(state.visible_bias[units_x], xp)
+    if state.conditional is not None:
+        d = _float64(state.conditional[units_x], xp)
+        shared = d if shared is None else shared + d
+    if not layout.ratings:
+        return shared[:, None, :], shared_bias[:, None]
+    k = layout.n_levels
+    rows = scorer.to_xp(layout.rating_offset + units[:, None] * k + np.arange(k))  # (E, K)
+    state_rows, bias = _float64(state.weights[rows], xp), _float64(state.visible_bias[rows], xp)
+    if shared is not None:
+        state_rows = state_rows + shared[:, None, :]
+    if shared_bias is not None:
+        bias = bias + shared_bias[:, None]
+    return state_rows, bias
+
+
+def free_energy(scorer: Scorer, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``F(v) = −b·v − Σ_j softplus(c_j + (vW)_j)`` of ``B`` profiles (segments of (unit, level) entries of
+    ``lengths`` (B,)); -> (B,) float64 NumPy.
+
+    A profile's visible vector ``v`` is its interaction block (1 at each of its units, 0 at every
+    other: all ``G`` units are present) and, at its units only, the one-hot ratings. Implicit data
+    has levels 0. A ratings-only model's ``F`` is that of the ratings given the rated set.
+    """
+    units = np.asarray(units, dtype=np.int64)
+    levels = np.asarray(levels, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    bias = scorer.to_numpy(scorer.state.visible_bias).astype(np.float64)
+    layout = scorer.layout
+    visible = np.zeros(units.shape[0])
+    if layout.interactions:
+        visible += bias[units]
+    if layout.ratings:
+        visible += bias[layout.rating_offset + units * layout.n_levels + levels]
+    owner = np.repeat(np.arange(lengths.shape[0]), lengths)
+    visible_term = np.bincount(owner, weights=visible, minlength=lengths.shape[0])  # (B,) b·v
+    hidden_input = scorer.to_numpy(scorer.profile_input(units, levels, lengths)).astype(np.float64)
+    return mf.free_energy(hidden_input, visible_term, np)
+
+
+def user_free_energy(scorer: Scorer, users: Any) -> np.ndarray:
+    """``F`` of known users' whole profiles (user-based models); (B,) -> (B,) float64."""
     users = check_ids(users, scorer.n_users, "user")
     rows, lengths = csr_rows(scorer.state.profile_indptr, users)
-    levels = scorer.state.profile_levels[rows]
-    table = scorer.state_log_probabilities(scorer.state.profile_items[rows], levels, lengths)  # (E, S [+ 1])
-    owner = np.repeat(np.arange(users.shape[0]), lengths)
-    entries = np.arange(levels.shape[0])
-    if scorer.layout.interactions:
-        picked = table[:, 1:]
-        log_pick = np.logaddexp.reduce(picked, axis=1)  # log Σ_k p(picked at k | rest)
-        return log_pick, picked[entries, levels] - log_pick, owner
-    return np.zeros(levels.shape[0]), table[entries, levels], owner
+    return free_energy(scorer, scorer.state.profile_items[rows], scorer.state.profile_levels[rows], lengths)
 
 
-def surprising_ratings(scorer: Scorer, user: int, n: int = 3) -> list[Surprise]:
-    """The ``n`` ratings of a training user least expected given the rest of their profile, most surprising first."""
-    items, levels = scorer.rated_items(user)
-    log_pick, log_rating, _ = surprises(scorer, np.asarray([user]))
-    total = log_pick + log_rating
-    order = np.lexsort((items, total))[:n]
-    return [
-        Surprise(int(items[j]), int(levels[j]), float(total[j]), float(log_pick[j]), float(log_rating[j]))
-        for j in order
-    ]
+def state_log_probabilities(
+    scorer: Scorer, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray, budget: int = PROFILE_BUDGET
+) -> np.ndarray:
+    """Per entry of each profile, ``log p(its unit's state = s | the rest of the profile)`` for every ``s``.
+
+    Exact (hidden units summed out): see :func:`meanfield.state_log_probabilities`. Columns:
+    "not picked" then the ``S`` picked states for a model with an interaction block; the ``K``
+    levels (given that the unit is rated) for a ratings-only model. The entry's own state is
+    column ``levels + 1``, resp. ``levels``. Profiles are taken in chunks of about ``budget``
+    (entry, state, hidden) products; -> (E, S + 1) or (E, K) float64 NumPy.
+    """
+    units = np.asarray(units, dtype=np.int64)
+    levels = np.asarray(levels, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    xp, absent, s = scorer.xp, scorer.layout.interactions, n_states(scorer)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    per_chunk = max(1, budget // ((s + 1) * scorer.state.n_hidden))
+    parts, first, n_profiles = [], 0, lengths.shape[0]
+    while first < n_profiles:
+        last = int(np.searchsorted(indptr, indptr[first] + per_chunk, side="right")) - 1
+        last = min(max(last, first + 1), n_profiles)
+        lo, hi = indptr[first], indptr[last]
+        chunk_units, chunk_levels = units[lo:hi], levels[lo:hi]
+        total = _float64(scorer.profile_input(chunk_units, chunk_levels, lengths[first:last]), xp)
+        rows, bias = state_tables(scorer, chunk_units)  # (E, S, H), (E, S)
+        owner = scorer.to_xp(np.repeat(np.arange(last - first), lengths[first:last]))
+        own = rows[scorer.to_xp(np.arange(hi - lo)), scorer.to_xp(chunk_levels)]  # (E, H): the entry's own row
+        parts.append(scorer.to_numpy(mf.state_log_probabilities(total[owner] - own, rows, bias, absent, xp)))
+        first = last
+    width = s + int(absent)
+    return np.concatenate(parts) if parts else np.zeros((0, width))
+
+
+def sample_profiles(
+    scorer: Scorer, clamped_units: Any, clamped_states: Any, n: int, steps: int, seed: int
+) -> np.ndarray:
+    """``n`` whole profiles by block Gibbs sampling with the given units held fixed; -> (n, G) int64 NumPy states.
+
+    A state is 0 ("not picked": the interaction unit is 0 and the item's rating block absent) or
+    ``1 + level`` ("picked, rated at that level"; 1 = picked for implicit data). Each chain starts
+    from the clamped units alone and makes ``steps`` full steps: ``h ~ p(h | v)``, then every free
+    unit's state from ``p(s | h)`` (:func:`meanfield.state_probability`); the clamped units keep
+    ``clamped_states``. Every uniform is drawn from one NumPy generator seeded with ``seed``, so a
+    NumPy and a torch scorer give the same profiles. Needs a user-based model with an interaction
+    block (the joint model): only it models which items a user picks.
+    """
+    if scorer.mode != "user" or not scorer.layout.interactions:
+        raise RecsysRBMError(
+            "sampling whole profiles needs a user-based joint model (only its interaction block models which "
+            "items a user picks; a ratings-only model is given them); train one with --model-kind joint --mode user"
+        )
+    xp, state = scorer.xp, scorer.state
+    units = check_ids(clamped_units, scorer.n_items, "item")
+    fixed = np.asarray(clamped_states, dtype=np.int64).reshape(-1)
+    s, g, h = n_states(scorer), scorer.layout.n_units, state.n_hidden
+    if fixed.shape != units.shape or (fixed.size and (fixed.min() < 0 or fixed.max() > s)):
+        raise DataError(f"clamped states must be one per unit, each in 0..{s}")
+    rows, bias = state_tables(scorer, np.arange(g))  # (G, S, H), (G, S)
+    flat_rows = rows.reshape(g * s, h)  # row u·S + s − 1: unit u in state s
+    hidden_bias = _float64(state.hidden_bias, xp)
+    rng = np.random.default_rng(seed)
+    states = np.zeros((n, g), dtype=np.int64)
+    states[:, units] = fixed
+    free = np.ones(g, dtype=bool)
+    free[units] = False
+    for _ in range(steps):
+        chain, unit = np.nonzero(states)  # row-major: each chain's picked units in order
+        picked = scorer.to_xp(unit * s + states[chain, unit] - 1)
+        lengths = scorer.to_xp(np.bincount(chain, minlength=n))
+        p_hidden = mf.hidden_probability(mf.segment_sum(flat_rows, picked, lengths, xp), hidden_bias, xp)  # (n, H)
+        hidden = mf.bernoulli_from_uniforms(p_hidden, scorer.to_xp(rng.random((n, h))), xp)
+        p_states = mf.state_probability(hidden, rows, bias, True, xp)  # (n, G, S + 1)
+        draw = mf.categorical_from_uniforms(p_states, scorer.to_xp(rng.random((n, g, 1))), xp)
+        states[:, free] = scorer.to_numpy(draw)[:, free]
+    return states
 
 
 def imagine(
@@ -194,7 +191,7 @@ def imagine(
     """``n`` whole profiles sampled with the ``liked`` items clamped at the top rating and the ``disliked``
     at the lowest (inner ids), by ``steps`` block Gibbs steps; -> (n, n_items) levels, −1 where not picked.
 
-    A joint user-based model only (:meth:`Scorer.sample_profiles` says why). An item both liked and
+    A joint user-based model only (:func:`sample_profiles` says why). An item both liked and
     disliked is an error.
     """
     liked = check_ids(liked, scorer.n_items, "item")
@@ -209,7 +206,12 @@ def imagine(
             "give liked items only"
         )
     units = np.concatenate([liked, disliked])
-    states = np.concatenate([np.full(liked.shape[0], scorer.n_states), np.ones(disliked.shape[0], dtype=np.int64)])
+    states = np.concatenate([np.full(liked.shape[0], n_states(scorer)), np.ones(disliked.shape[0], dtype=np.int64)])
     if np.unique(units).shape[0] != units.shape[0]:
         raise RecsysRBMError("an item is clamped twice; give each item once")
-    return scorer.sample_profiles(units, states, n, steps, seed) - 1
+    return sample_profiles(scorer, units, states, n, steps, seed) - 1
+
+
+def _float64(array: Any, xp: ModuleType) -> Any:
+    """``array`` as float64 in its own namespace (NumPy or torch, on its device)."""
+    return xp.asarray(array, dtype=xp.float64)

@@ -1,13 +1,17 @@
 """Mean-field inference of a trained recommender, once, on NumPy or torch arrays.
 
 A :class:`Scorer` is built from a :class:`~recsys_rbm.recommender.state.ModelState` (the
-checkpoint's tensor dict) and an array namespace: the torch model scores through it with torch
-tensors on its device, and ``rbm-rec recommend`` through it with NumPy arrays read by
-``safetensors.numpy`` (``import torch`` alone takes seconds; this module never imports it). It
-gives each case's hidden state, every item's ``P(interacted)`` and rating distribution for a user
-or for a new user's ratings (fold-in), ranking scores and top-N lists, pair predictions for
-evaluation, similar items, and which of a user's ratings explain a recommendation. The formulas
-are :mod:`recsys_rbm.recommender.meanfield`'s. All ids here are inner indices.
+checkpoint's tensor dict) and an array namespace ``xp``: the torch model scores through it with
+torch tensors on its device, and ``rbm-rec recommend`` through it with NumPy arrays read by
+``safetensors.numpy`` (so that the command starts without importing torch; this module never
+imports it). It gives each case's hidden state, every item's ``P(interacted)`` and rating
+distribution for a user or for a new user's ratings (fold-in), ranking scores and top-N lists,
+and pair predictions for evaluation. The formulas are :mod:`recsys_rbm.recommender.meanfield`'s.
+
+Built on it, each a module of functions that take a scorer: whole profiles (free energy,
+leave-one-out conditionals, sampling) in :mod:`~recsys_rbm.recommender.profiles`, anomaly scores
+in :mod:`~recsys_rbm.recommender.anomalies`, explanations and similar items in
+:mod:`~recsys_rbm.recommender.explain`. All ids here are inner indices.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from recsys_rbm.recommender.state import KIND, LEGACY_KINDS, ModelState, Profile
 
 CATALOGUE_BUDGET = 1 << 24  # (user, item, level) probabilities per dense catalogue product
 PAIR_BUDGET = 1 << 22  # (pair, level, hidden) products per chunk of pair predictions
-SIMILAR_MIN_RATINGS = 20  # similar items: rarer items' vectors are mostly noise
 
 
 @dataclass(frozen=True)
@@ -120,14 +123,17 @@ class Scorer:
     # --- sizes and the profiles -------------------------------------------------------------------
     @property
     def n_users(self) -> int:
+        """Users the model knows, each with a profile (possibly empty)."""
         return self.state.n_users
 
     @property
     def n_items(self) -> int:
+        """Items the model knows."""
         return self.state.n_items
 
     @property
     def is_implicit(self) -> bool:
+        """Whether the model was trained on implicit data (no rating block: it predicts no ratings)."""
         return not self.layout.ratings
 
     def rated_items(self, user: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,12 +142,14 @@ class Scorer:
         lo, hi = self.state.profile_indptr[user], self.state.profile_indptr[user + 1]
         return self.state.profile_items[lo:hi], self.state.profile_levels[lo:hi]
 
-    def _to_xp(self, array: np.ndarray) -> Any:
+    def to_xp(self, array: np.ndarray) -> Any:
+        """A NumPy array in this scorer's namespace (a torch tensor on the parameters' device, or itself)."""
         if self.xp is np:
             return array
         return self.xp.from_numpy(np.ascontiguousarray(array)).to(self.state.weights.device)
 
-    def _to_numpy(self, array: Any) -> np.ndarray:
+    def to_numpy(self, array: Any) -> np.ndarray:
+        """An array of this scorer's namespace as NumPy (copied off the device where it is torch)."""
         if self.xp is np:
             return np.asarray(array)
         return array.detach().to("cpu").numpy()
@@ -157,12 +165,12 @@ class Scorer:
     def profile_input(self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray) -> Any:
         """The hidden input ``c + Σ W_x[unit] + Σ W_r[unit, level] + Σ D[unit]`` of each profile; (B, H) in ``xp``."""
         state, layout, xp = self.state, self.layout, self.xp
-        units_x, lengths_x = self._to_xp(units.astype(np.int64)), self._to_xp(lengths.astype(np.int64))
+        units_x, lengths_x = self.to_xp(units.astype(np.int64)), self.to_xp(lengths.astype(np.int64))
         total = 0.0
         if layout.interactions:
             total = total + mf.segment_sum(state.weights, units_x, lengths_x, xp)
         if layout.ratings:
-            rows = self._to_xp((layout.rating_offset + units * layout.n_levels + levels).astype(np.int64))
+            rows = self.to_xp((layout.rating_offset + units * layout.n_levels + levels).astype(np.int64))
             total = total + mf.segment_sum(state.weights, rows, lengths_x, xp)
         if state.conditional is not None:
             total = total + mf.segment_sum(state.conditional, units_x, lengths_x, xp)
@@ -230,30 +238,30 @@ class Scorer:
         if layout.interactions:
             rows = slice(0, layout.n_units)
             p_x = mf.interaction_probability(hidden, state.weights[rows], state.visible_bias[rows], xp)
-            p_interacted = self._to_numpy(p_x).astype(np.float64)
+            p_interacted = self.to_numpy(p_x).astype(np.float64)
         if layout.ratings:
             rows = slice(layout.rating_offset, layout.rating_offset + layout.n_units * layout.n_levels)
             dist = mf.rating_distribution(hidden, state.weights[rows], state.visible_bias[rows], layout.n_levels, xp)
             if user_distribution is None:
                 user_distribution = self.user_distribution[users]
-            distribution = self._with_fallbacks(self._to_numpy(dist), user_known, user_distribution)
+            distribution = self._with_fallbacks(self.to_numpy(dist), user_known, user_distribution)
         return self._predictions(p_interacted, distribution, int(hidden.shape[0]))
 
     def _item_based_predictions(self, users: np.ndarray) -> Predictions:
         """Item-based: every item is a case with hidden state ``p̂_i``; each user is a unit with its own rows."""
         state, layout, xp = self.state, self.layout, self.xp
         item_hidden = state.case_hidden  # (n_items, H)
-        users_x = self._to_xp(users.astype(np.int64))
+        users_x = self.to_xp(users.astype(np.int64))
         p_interacted = distribution = None
         if layout.interactions:
             p_x = mf.interaction_probability(item_hidden, state.weights[users_x], state.visible_bias[users_x], xp)
-            p_interacted = self._to_numpy(p_x).T.astype(np.float64)  # (B, n_items)
+            p_interacted = self.to_numpy(p_x).T.astype(np.float64)  # (B, n_items)
         if layout.ratings:
             k = layout.n_levels
-            rows = self._to_xp((layout.rating_offset + users[:, None] * k + np.arange(k)).reshape(-1).astype(np.int64))
+            rows = self.to_xp((layout.rating_offset + users[:, None] * k + np.arange(k)).reshape(-1).astype(np.int64))
             dist = mf.rating_distribution(item_hidden, state.weights[rows], state.visible_bias[rows], k, xp)
             distribution = self._with_fallbacks(
-                np.moveaxis(self._to_numpy(dist), 1, 0), self.user_known[users], self.user_distribution[users]
+                np.moveaxis(self.to_numpy(dist), 1, 0), self.user_known[users], self.user_distribution[users]
             )
         return self._predictions(p_interacted, distribution, users.shape[0])
 
@@ -395,7 +403,7 @@ class Scorer:
         if self.mode == "user":
             hidden = self.user_hidden(unique_cases)
         else:
-            hidden = state.case_hidden[self._to_xp(unique_cases.astype(np.int64))]
+            hidden = state.case_hidden[self.to_xp(unique_cases.astype(np.int64))]
         out = np.empty((cases.shape[0], k), dtype=np.float64)
         rating_rows = slice(layout.rating_offset, layout.rating_offset + width)
         if unique_cases.shape[0] * width < cases.shape[0] * k:  # dense rows are cheaper than gathers
@@ -405,16 +413,16 @@ class Scorer:
             for chunk, start in enumerate(range(0, unique_cases.shape[0], step)):
                 rows = order[bounds[chunk] : bounds[chunk + 1]]
                 logits = hidden[start : start + step] @ state.weights[rating_rows].T + state.visible_bias[rating_rows]
-                logits = self._to_numpy(logits).reshape(-1, layout.n_units, k)
+                logits = self.to_numpy(logits).reshape(-1, layout.n_units, k)
                 out[rows] = mf.softmax(logits[inverse[rows] - start, units[rows]], np)
             return out
         step = max(1, PAIR_BUDGET // (k * state.n_hidden))
         for start in range(0, cases.shape[0], step):
             chunk = slice(start, start + step)
-            rows = self._to_xp((layout.rating_offset + units[chunk, None] * k + np.arange(k)).astype(np.int64))
-            pair_hidden = hidden[self._to_xp(inverse[chunk].astype(np.int64))]  # (n, H)
+            rows = self.to_xp((layout.rating_offset + units[chunk, None] * k + np.arange(k)).astype(np.int64))
+            pair_hidden = hidden[self.to_xp(inverse[chunk].astype(np.int64))]  # (n, H)
             logits = xp.einsum("nh,nkh->nk", pair_hidden, state.weights[rows]) + state.visible_bias[rows]
-            out[chunk] = self._to_numpy(mf.softmax(logits, xp))
+            out[chunk] = self.to_numpy(mf.softmax(logits, xp))
         return out
 
     def predict(self, users: Any, items: Any) -> np.ndarray:
@@ -432,236 +440,15 @@ class Scorer:
         return mf.fallback_codes(self.user_known[users], self.item_known[items])
 
     def _check_pairs(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(user, item) pairs as two aligned int64 arrays of inner ids, else a one-line :class:`DataError`."""
         users = check_ids(users, self.n_users, "user")
         items = check_ids(items, self.n_items, "item")
         if users.shape != items.shape:
             raise DataError(f"users and items must pair up, got {users.shape[0]} users and {items.shape[0]} items")
         return users, items
 
-    # --- whole profiles: free energy, leave-one-out conditionals, sampling ------------------------
-    @property
-    def n_states(self) -> int:
-        """States of one unit besides "not picked": the K rating levels, or 1 (picked) for implicit data."""
-        return self.n_levels if self.layout.ratings else 1
-
-    def state_tables(self, units: np.ndarray) -> tuple[Any, Any]:
-        """Each state's row and bias for ``units`` (E,), in float64 ``xp``: ``(rows (E, S, H), bias (E, S))``.
-
-        State ``k`` of unit ``g`` (picked and rated at level ``k``) adds the row ``W_x[g] + W_r[g, k]
-        (+ D[g])`` to the hidden input and ``a_g + b[g, k]`` to ``b·v``, each term where the model has
-        its block (see the "whole profiles" notes in :mod:`~recsys_rbm.recommender.meanfield`).
-        """
-        state, layout, xp = self.state, self.layout, self.xp
-        units = np.asarray(units, dtype=np.int64)
-        units_x = self._to_xp(units)
-        shared = shared_bias = None
-        if layout.interactions:
-            shared, shared_bias = _float64(state.weights[units_x], xp), _float64(state.visible_bias[units_x], xp)
-        if state.conditional is not None:
-            d = _float64(state.conditional[units_x], xp)
-            shared = d if shared is None else shared + d
-        if not layout.ratings:
-            return shared[:, None, :], shared_bias[:, None]
-        k = layout.n_levels
-        rows = self._to_xp(layout.rating_offset + units[:, None] * k + np.arange(k))  # (E, K)
-        state_rows, bias = _float64(state.weights[rows], xp), _float64(state.visible_bias[rows], xp)
-        if shared is not None:
-            state_rows = state_rows + shared[:, None, :]
-        if shared_bias is not None:
-            bias = bias + shared_bias[:, None]
-        return state_rows, bias
-
-    def free_energy(self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """``F(v) = −b·v − Σ_j softplus(c_j + (vW)_j)`` of ``B`` profiles (segments of (unit, level) entries of
-        ``lengths`` (B,)); -> (B,) float64 NumPy.
-
-        A profile's visible vector ``v`` is its interaction block (1 at each of its units, 0 at every
-        other: all ``G`` units are present) and, at its units only, the one-hot ratings. ``−F(v) = log
-        p(v) + log Z``, so differences of free energies are log-likelihood ratios between profiles.
-        Implicit data has levels 0. A ratings-only model's ``F`` is that of the ratings given the rated set.
-        """
-        units = np.asarray(units, dtype=np.int64)
-        levels = np.asarray(levels, dtype=np.int64)
-        lengths = np.asarray(lengths, dtype=np.int64)
-        bias = self._to_numpy(self.state.visible_bias).astype(np.float64)
-        layout = self.layout
-        visible = np.zeros(units.shape[0])
-        if layout.interactions:
-            visible += bias[units]
-        if layout.ratings:
-            visible += bias[layout.rating_offset + units * layout.n_levels + levels]
-        owner = np.repeat(np.arange(lengths.shape[0]), lengths)
-        visible_term = np.bincount(owner, weights=visible, minlength=lengths.shape[0])
-        hidden_input = self._to_numpy(self.profile_input(units, levels, lengths)).astype(np.float64)
-        return mf.free_energy(hidden_input, visible_term, np)
-
-    def user_free_energy(self, users: Any) -> np.ndarray:
-        """``F`` of known users' profiles (user-based models); (B,) -> (B,) float64."""
-        users = check_ids(users, self.n_users, "user")
-        rows, lengths = csr_rows(self.state.profile_indptr, users)
-        return self.free_energy(self.state.profile_items[rows], self.state.profile_levels[rows], lengths)
-
-    def state_log_probabilities(
-        self, units: np.ndarray, levels: np.ndarray, lengths: np.ndarray, budget: int = PAIR_BUDGET
-    ) -> np.ndarray:
-        """Per entry of each profile, ``log p(its unit's state = s | the rest of the profile)`` for every ``s``.
-
-        Exact (hidden units summed out): see :func:`meanfield.state_log_probabilities`. Columns:
-        "not picked" then the ``S`` picked states for a model with an interaction block; the ``K``
-        levels (given that the unit is rated) for a ratings-only model. The entry's own state is
-        column ``levels + 1``, resp. ``levels``. Profiles are taken in chunks of about ``budget``
-        (entry, state, hidden) products; -> (E, S + 1) or (E, K) float64 NumPy.
-        """
-        units = np.asarray(units, dtype=np.int64)
-        levels = np.asarray(levels, dtype=np.int64)
-        lengths = np.asarray(lengths, dtype=np.int64)
-        xp, absent = self.xp, self.layout.interactions
-        indptr = np.concatenate([[0], np.cumsum(lengths)])
-        per_chunk = max(1, budget // ((self.n_states + 1) * self.state.n_hidden))
-        parts, first, n_profiles = [], 0, lengths.shape[0]
-        while first < n_profiles:
-            last = int(np.searchsorted(indptr, indptr[first] + per_chunk, side="right")) - 1
-            last = min(max(last, first + 1), n_profiles)
-            lo, hi = indptr[first], indptr[last]
-            chunk_units, chunk_levels = units[lo:hi], levels[lo:hi]
-            total = _float64(self.profile_input(chunk_units, chunk_levels, lengths[first:last]), xp)
-            rows, bias = self.state_tables(chunk_units)  # (E, S, H), (E, S)
-            owner = self._to_xp(np.repeat(np.arange(last - first), lengths[first:last]))
-            own = rows[self._to_xp(np.arange(hi - lo)), self._to_xp(chunk_levels)]  # (E, H): the entry's own row
-            parts.append(self._to_numpy(mf.state_log_probabilities(total[owner] - own, rows, bias, absent, xp)))
-            first = last
-        width = self.n_states + int(absent)
-        return np.concatenate(parts) if parts else np.zeros((0, width))
-
-    def sample_profiles(self, clamped_units: Any, clamped_states: Any, n: int, steps: int, seed: int) -> np.ndarray:
-        """``n`` whole profiles by block Gibbs sampling with the given units held fixed; -> (n, G) int64 NumPy states.
-
-        A state is 0 ("not picked": the interaction unit is 0 and the item's rating block absent) or
-        ``1 + level`` ("picked, rated at that level"; 1 = picked for implicit data). Each chain starts
-        from the clamped units alone and makes ``steps`` full steps: ``h ~ p(h | v)``, then every free
-        unit's state from its exact (S + 1)-way conditional ``p(s | h) ∝ exp(bias_s + row_s·h)`` (state 0:
-        ``exp(0)``); the clamped units keep ``clamped_states``. Every uniform is drawn from one NumPy
-        generator seeded with ``seed``, so a NumPy and a torch scorer give the same profiles. Needs a
-        user-based model with an interaction block (the joint model): only it models which items a
-        user picks.
-        """
-        if self.mode != "user" or not self.layout.interactions:
-            raise RecsysRBMError(
-                "sampling whole profiles needs a user-based joint model (only its interaction block models which "
-                "items a user picks; a ratings-only model is given them); train one with --model-kind joint --mode user"
-            )
-        xp, state = self.xp, self.state
-        units = check_ids(clamped_units, self.n_items, "item")
-        fixed = np.asarray(clamped_states, dtype=np.int64).reshape(-1)
-        s, g, h = self.n_states, self.layout.n_units, state.n_hidden
-        if fixed.shape != units.shape or (fixed.size and (fixed.min() < 0 or fixed.max() > s)):
-            raise DataError(f"clamped states must be one per unit, each in 0..{s}")
-        rows, bias = self.state_tables(np.arange(g))
-        rows, bias = rows.reshape(g * s, h), bias.reshape(1, g * s)
-        hidden_bias = _float64(state.hidden_bias, xp)
-        rng = np.random.default_rng(seed)
-        states = np.zeros((n, g), dtype=np.int64)
-        states[:, units] = fixed
-        free = np.ones(g, dtype=bool)
-        free[units] = False
-        for _ in range(steps):
-            chain, unit = np.nonzero(states)  # row-major: each chain's picked units in order
-            picked = self._to_xp(unit * s + states[chain, unit] - 1)
-            lengths = self._to_xp(np.bincount(chain, minlength=n))
-            p_hidden = mf.sigmoid(mf.segment_sum(rows, picked, lengths, xp) + hidden_bias, xp)  # (n, H)
-            hidden = _float64(self._to_xp(rng.random((n, h))) < p_hidden, xp)
-            logits = (hidden @ rows.T + bias).reshape(n, g, s)
-            logits = xp.concatenate([logits[..., :1] * 0.0, logits], -1)  # state 0: not picked
-            draw = mf.categorical_from_uniforms(mf.softmax(logits, xp), self._to_xp(rng.random((n, g, 1))), xp)
-            states[:, free] = self._to_numpy(draw)[:, free]
-        return states
-
-    # --- similar items and explanations ---------------------------------------------------------
-    def explain(self, units: Any, levels: Any, items: Any, score: str = mf.SCORES[0]) -> np.ndarray:
-        """How much each of a profile's ratings pushes each target item's score: ``(targets, ratings)``, NumPy.
-
-        The effect of rating ``j`` on item ``t`` is ``log s_t(p̂) − log s_t(p̂_{−j})``: the score
-        with the whole profile against the score with that one rating left out (``p̂_{−j}`` drops
-        ``j``'s weight rows from the hidden input, as if it had never been rated). Positive means
-        the rating raises the item's score. The profile is ``units`` and ``levels`` (M,) of a
-        user-based model; item-based models have no per-user hidden state to explain through.
-        """
-        if self.mode != "user":
-            raise RecsysRBMError(
-                "explanations need a user-based model (its hidden units are computed from the user's own ratings); "
-                "train one with --mode user (the joint model's default)"
-            )
-        check_score(score)
-        state, layout, xp = self.state, self.layout, self.xp
-        units = np.asarray(units, dtype=np.int64)
-        levels = np.asarray(levels, dtype=np.int64)
-        targets = check_ids(items, self.n_items, "item")
-        units_x = self._to_xp(units)
-        parts = []
-        if layout.interactions:
-            parts.append(state.weights[units_x])
-        if layout.ratings:
-            parts.append(state.weights[self._to_xp(layout.rating_offset + units * layout.n_levels + levels)])
-        if state.conditional is not None:
-            parts.append(state.conditional[units_x])
-        each = sum(parts[1:], parts[0])  # (M, H): each rating's weight rows
-        total = each.sum(0) + state.hidden_bias  # (H,): the whole profile's hidden input
-        hidden = mf.sigmoid(xp.concatenate([total[None], total[None] - each]), xp)  # (M + 1, H)
-        scores = self._target_scores(hidden, targets, score)  # (M + 1, T)
-        return (np.log(scores[:1]) - np.log(scores[1:])).T  # (T, M)
-
-    def _target_scores(self, hidden: Any, targets: np.ndarray, score: str) -> np.ndarray:
-        """Ranking scores of the ``targets`` only, for each row of hidden states; (R, H) -> (R, T), NumPy."""
-        state, layout, xp = self.state, self.layout, self.xp
-        t = self._to_xp(targets)
-        if layout.interactions:
-            p_x = self._to_numpy(mf.interaction_probability(hidden, state.weights[t], state.visible_bias[t], xp))
-        else:
-            p_x = np.broadcast_to(mf.popularity_prior(self.item_counts)[targets], (hidden.shape[0], targets.shape[0]))
-        distribution = None
-        if layout.ratings:
-            k = layout.n_levels
-            rows = self._to_xp((layout.rating_offset + targets[:, None] * k + np.arange(k)).reshape(-1))
-            dist = mf.rating_distribution(hidden, state.weights[rows], state.visible_bias[rows], k, xp)
-            distribution = self._to_numpy(dist)
-        scores = mf.ranking_score(
-            score, np.asarray(p_x, dtype=np.float64), distribution, self.rating_values, self.threshold
-        )
-        return np.maximum(np.asarray(scores, dtype=np.float64), 1e-300)
-
-    def similar_min_ratings(self) -> int:
-        """The default floor of ratings for a similar item: :data:`SIMILAR_MIN_RATINGS`, or the median rated
-        item's count where that is fewer (a small table would otherwise have no similar items at all)."""
-        counts = self.item_counts[self.item_known]
-        return int(min(SIMILAR_MIN_RATINGS, max(1, np.median(counts)))) if counts.size else 1
-
-    def similar_items(self, item: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` items closest to ``item`` by the cosine of their learned vectors: ``(ids, cosines)``."""
-        item = int(check_ids([item], self.n_items, "item")[0])
-        state, layout = self.state, self.layout
-        weights = self._to_numpy(state.weights).astype(np.float64)
-        rating_weights = weights[layout.rating_offset :] if layout.ratings else None
-        interaction_weights = weights[: layout.n_units] if layout.interactions else None
-        item_hidden = None if state.case_input is None else self._to_numpy(state.case_input).astype(np.float64)
-        vectors = mf.item_vectors(
-            self.mode,
-            rating_weights,
-            interaction_weights,
-            self.rating_values,
-            layout.n_levels,
-            item_hidden,
-            self.item_known,
-        )
-        ids, cosines = top_n(mf.cosine_similarities(vectors, item, self.item_known)[None, :], n)
-        return ids[0], cosines[0]
-
 
 # --- checks and top-N, shared by every caller -------------------------------------------------------
-def _float64(array: Any, xp: ModuleType) -> Any:
-    """``array`` as float64 in its own namespace (NumPy or torch, on its device)."""
-    return xp.asarray(array, dtype=xp.float64)
-
-
 def _one_row(predictions: Predictions, row: int) -> Predictions:
     """The predictions of one of their users, as a one-row :class:`Predictions`."""
     distribution = None if predictions.distribution is None else predictions.distribution[row : row + 1]
@@ -678,6 +465,7 @@ def csr_rows(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def check_score(score: str) -> str:
+    """``score`` if it names a ranking score (:data:`meanfield.SCORES`), else a one-line :class:`RecsysRBMError`."""
     if score not in mf.SCORES:
         raise RecsysRBMError(f"unknown ranking score {score!r}; use one of {', '.join(mf.SCORES)}")
     return score
