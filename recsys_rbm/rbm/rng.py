@@ -1,12 +1,11 @@
 """Sources of uniform random numbers for sampling.
 
 Every sampler in the package draws through :func:`uniform`, which accepts either a
-``torch.Generator`` or a :class:`UniformStream`. The stream exists for speed on the CPU: torch's
-CPU generator (MT19937) produces about 10⁸ floats/s, which is a large share of an RBM epoch on a
-2-core machine; NumPy's PCG64 drawn in large blocks is about 2.5 times as fast, and the native
-kernel continues the same PCG64 stream on every thread (the same numbers, about 3.5 times faster
-again on 2 cores). On CUDA the stream simply uses a CUDA ``torch.Generator`` (Philox, already
-fast). Both are seeded, so runs are reproducible, with or without the native kernels.
+``torch.Generator`` or a :class:`UniformStream`. The stream exists for speed on the CPU: it draws
+NumPy's PCG64 stream in large blocks (faster than torch's CPU generator, MT19937), continued on
+every thread by the native kernels where they are built (the same numbers). On CUDA the stream
+simply uses a CUDA ``torch.Generator`` (Philox, already fast). Both are seeded, so runs are
+reproducible, with or without the native kernels.
 
 :class:`RowShard` is the stream as one process of a data-parallel run sees it: every draw is made
 for the whole global batch, in the order one process would make it, and this process keeps the
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recsys_rbm.accel import native
+from recsys_rbm.accel import kernels
 
 BLOCK_SIZE = 1 << 22  # uniforms drawn at a time (16 MiB of float32)
 
@@ -45,7 +44,7 @@ class UniformStream:
         """A fresh tensor of uniforms with ``shape`` (safe to modify in place)."""
         if self.device.type != "cpu":
             return torch.rand(shape, generator=self._torch, device=self.device, dtype=self.dtype)
-        count = math.prod(shape)  # (NumPy's prod of a tuple costs tens of microseconds per call)
+        count = math.prod(shape)  # math.prod: NumPy's prod of a tuple is slow for so small a job
         if count > BLOCK_SIZE:
             return self._draw(count).view(shape)
         if self._position + count > self._block.numel():
@@ -56,14 +55,9 @@ class UniformStream:
         return values.view(shape)
 
     def _draw(self, count: int) -> torch.Tensor:
-        """The stream's next ``count`` values: NumPy's, drawn on every thread by the native kernel where it is
-        built (the same numbers), else by NumPy itself."""
+        """The stream's next ``count`` values (drawn on every thread by the native kernels, where built)."""
         dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
-        drawn = native.pcg64_uniforms(self._numpy.bit_generator, count, dtype)
-        if drawn is None:
-            numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
-            drawn = torch.from_numpy(self._numpy.random(count, dtype=numpy_dtype))
-        return drawn.to(self.dtype)
+        return kernels().uniforms(self._numpy.bit_generator, count, dtype).to(self.dtype)
 
 
 @dataclass(frozen=True)

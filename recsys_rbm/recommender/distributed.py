@@ -20,7 +20,7 @@ from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
 from recsys_rbm.recommender.objective import RecommenderObjective
 from recsys_rbm.recommender.sparse import CaseBatch
 from recsys_rbm.train.distributed import Parallel, scaled, shard_range
-from recsys_rbm.train.trainer import Gradient, SparseRows
+from recsys_rbm.train.gradients import Gradient, SparseRows
 
 
 def case_share(batch: CaseBatch, first: int, stop: int) -> tuple[CaseBatch, int, int]:

@@ -26,11 +26,8 @@ from recsys_rbm.rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.rbm.rng import RandomSource
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
-from recsys_rbm.train.momentum import LaggingRows
-from recsys_rbm.train.trainer import CaseFactors, Gradient, SparseRows
+from recsys_rbm.train.gradients import CaseFactors, Gradient, SparseRows
 
-#: Units whose rows one thread of the native update takes before the next thread's share begins.
-UNITS_PER_THREAD_SHARE = 16
 #: A validation RMSE this much above the global-mean baseline's means training has gone astray ...
 DIVERGENCE_MARGIN = 1.2
 #: ... when measured on at least this many validation ratings: on a handful, chance alone puts the
@@ -65,7 +62,6 @@ class RecommenderObjective:
         self.validation_goal = "max" if validation_measure == "validation_ndcg" else "min"
         self.baseline_rmse = baseline_rmse
         self._nonempty = torch.nonzero(matrix.lengths() > 0).squeeze(1).cpu()
-        self._lagging: dict[str, LaggingRows] | None = None
 
     def parameters(self) -> dict[str, torch.Tensor]:
         return self.model.parameters()
@@ -83,14 +79,14 @@ class RecommenderObjective:
 
     def gradient(self, batch: CaseBatch, steps: int, random: RandomSource) -> Gradient:
         """CD-T from the data: ``h ~ p(h|v)``, resample the visible state, repeat; then the statistics."""
-        view = self.model.on(batch, self._lagging)
+        view = self.model.on(batch)
         positive = chain_from_visible(view, view.data(), random)
         negative = run_chain(view, positive, steps, random, sample_last_hidden=False)
         return statistics(view, positive, negative, self.config.gradient_scale)
 
-    def read_lagging_rows(self, lagging: dict[str, LaggingRows]) -> None:
-        """The trainer's lazily updated parameters: each batch's conditionals read their rows through these."""
-        self._lagging = lagging
+    def rows_read(self, batch: CaseBatch) -> dict[str, torch.Tensor]:
+        """The rows of the batch's rated units, and every interaction row (:meth:`RecommenderRBM.rows_read`)."""
+        return self.model.rows_read(batch)
 
     def measure(self) -> dict[str, float | None]:
         return self._measure()
@@ -157,38 +153,21 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
         cases += [batch.case_of_entry + data_at, batch.case_of_entry + model_at]
         bias_cases += [torch.full_like(batch.units, n_products), torch.full_like(batch.units, n_products + 1)]
         weights += [] if by_raters is None else [by_raters, by_raters]
-    # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up. Where
-    # the batch has a unit order, the rows are visited unit by unit (an entry's rows together), each unit's
-    # levels and the next ones by one thread.
+    # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up.
     all_rows, all_weights = _joined(rows), None if by_raters is None else _joined(weights)
-    n_per_entry = (len(rows) - 1) if layout.interactions else len(rows)  # rows per entry after the G leading ones
-    unit_order = view.unit_order
-    order = None if unit_order is None else _visiting_order(n_products, n_per_entry, unit_order)
-    group = UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1)
-    weight_factors = CaseFactors(table, _joined(cases), all_weights, order, group)
-    bias_factors = CaseFactors(bias_table, _joined(bias_cases), all_weights, order, group)
+    weight_factors = CaseFactors(table, _joined(cases), all_weights)
+    bias_factors = CaseFactors(bias_table, _joined(bias_cases), all_weights)
     gradient: Gradient = {
         "weights": SparseRows(all_rows, None, rbm.weights.shape, coalesced=False, factors=weight_factors),
         "visible_bias": SparseRows(all_rows, None, rbm.visible_bias.shape, coalesced=False, factors=bias_factors),
         "hidden_bias": (p_data - p_model).mean(0),
     }
     if model.conditional is not None:
-        difference = CaseFactors(  # (B, H) per case
-            (p_data - p_model) / n, batch.case_of_entry, by_raters, unit_order, UNITS_PER_THREAD_SHARE
-        )
+        difference = CaseFactors((p_data - p_model) / n, batch.case_of_entry, by_raters)  # (B, H) per case
         gradient["conditional_weights"] = SparseRows(
             batch.units, None, model.conditional.shape, coalesced=False, factors=difference
         )
     return gradient
-
-
-def _visiting_order(n_leading: int, n_per_entry: int, unit_order: torch.Tensor) -> torch.Tensor:
-    """The rows ``[leading (n_leading) | part 0 (E) | part 1 (E) | …]`` visited as: the leading rows in order, then
-    entry by entry in ``unit_order``, each entry's rows of every part together."""
-    n_entries = unit_order.shape[0]
-    parts = torch.arange(n_per_entry, device=unit_order.device) * n_entries
-    by_entry = (unit_order[:, None] + parts).flatten() + n_leading
-    return by_entry if n_leading == 0 else torch.cat([torch.arange(n_leading, device=unit_order.device), by_entry])
 
 
 def _joined(parts: list[torch.Tensor]) -> torch.Tensor:

@@ -276,7 +276,7 @@ def _per_user_mask(
         key, key_range = users * span + (ratings.timestamps - low), ratings.n_users * span  # by user, then time
     else:
         key, key_range = users, max(ratings.n_users, 1)  # by user only: the order within comes from the noise
-    # Random low bits break ties at random: one int64 sort instead of a multi-key lexsort (~10x faster).
+    # Random low bits break ties at random: one int64 sort instead of a slower multi-key lexsort.
     noise_bits = min(32, 62 - int(key_range).bit_length())
     if noise_bits >= 8:
         order = np.argsort((key << noise_bits) | rng.integers(0, 1 << noise_bits, n))

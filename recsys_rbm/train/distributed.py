@@ -38,7 +38,8 @@ from recsys_rbm.errors import ConfigError, RecsysRBMError
 from recsys_rbm.rbm.gibbs import chain_from_visible
 from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
 from recsys_rbm.runtime import resolve_device
-from recsys_rbm.train.trainer import DenseObjective, Gradient, Objective, SparseRows, contrastive_gradient
+from recsys_rbm.train.gradients import Gradient, SparseRows
+from recsys_rbm.train.trainer import DenseObjective, Objective, contrastive_gradient
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,10 @@ class ShardedObjective:
 
     def batches(self, generator: torch.Generator) -> Iterable[Any]:
         return self.objective.batches(generator)  # the global batches: the same on every process
+
+    def rows_read(self, batch: Any) -> dict[str, torch.Tensor]:
+        """The global batch's rows: the all-reduced gradient updates the rows of every process's share."""
+        return self.objective.rows_read(batch)
 
     def gradient(self, batch: Any, steps: int, random: Any) -> Gradient:
         if not isinstance(random, UniformStream):

@@ -28,111 +28,14 @@ from typing import Any, Protocol
 
 import torch
 
-from recsys_rbm.accel import native
 from recsys_rbm.errors import TrainingDiverged
 from recsys_rbm.evaluation.monitors import mean_free_energy, reconstruction_error
 from recsys_rbm.rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.rbm.model import RBM
 from recsys_rbm.rbm.rng import RandomSource, UniformStream
 from recsys_rbm.train.config import TrainConfig
-from recsys_rbm.train.momentum import LaggingRows, LazyMomentum
-
-
-@dataclass(frozen=True)
-class CaseFactors:
-    """Row values that are each one case's vector, scaled: ``values[i] = weights[i] · per_case[cases[i]]``.
-
-    The recommender's statistics have this form (a rated entry's row gets its case's hidden
-    probabilities); kept factored, the update can add them without forming the (rows, H) values.
-    """
-
-    per_case: torch.Tensor  # (P, *row_shape)
-    cases: torch.Tensor  # (R,) int64 in 0..P-1
-    weights: torch.Tensor | None = None  # (R,); None: all ones
-    #: How to visit the rows when adding them, for speed only: a permutation of 0..R-1 that puts rows near each
-    #: other together, and how many consecutive rows one thread takes (None, 1: entry order, row by row).
-    order: torch.Tensor | None = None
-    group: int = 1
-
-    def values(self) -> torch.Tensor:
-        """The (R, *row_shape) values, formed."""
-        out = self.per_case.index_select(0, self.cases)
-        return out if self.weights is None else out.mul_(self.weights.view(-1, *([1] * (out.dim() - 1))))
-
-
-class SparseRows:
-    """A gradient that is zero outside some rows: ``values[i]`` adds to row ``rows[i]`` of a tensor of ``shape``.
-
-    Rows may repeat (``coalesced=False``; the repeats add up) or be unique (``coalesced=True``). The values are
-    given as a tensor, or as :class:`CaseFactors` (formed only when something reads :attr:`values`). The
-    trainer updates only those rows, with exact lazy momentum (:mod:`recsys_rbm.train.momentum`).
-    """
-
-    def __init__(
-        self,
-        rows: torch.Tensor,
-        values: torch.Tensor | None = None,
-        shape: torch.Size | tuple[int, ...] = (),
-        coalesced: bool = True,
-        *,
-        factors: CaseFactors | None = None,
-    ) -> None:
-        if (values is None) == (factors is None):
-            raise ValueError("SparseRows takes its values or their factors, not both")
-        self.rows, self.shape, self.coalesced = rows, torch.Size(shape), coalesced  # rows (R,) int64
-        self.factors = factors
-        self._values = values  # (R, *shape[1:]) once formed
-
-    @property
-    def values(self) -> torch.Tensor:
-        """The (R, *shape[1:]) values (formed from the factors at the first read)."""
-        if self._values is None:
-            assert self.factors is not None
-            self._values = self.factors.values()
-        return self._values
-
-    def with_values(self, values: torch.Tensor) -> SparseRows:
-        """The same rows with other values."""
-        return SparseRows(self.rows, values, self.shape, self.coalesced)
-
-    @classmethod
-    def accumulate(cls, rows: torch.Tensor, values: torch.Tensor, shape: torch.Size) -> SparseRows:
-        """Sum ``values`` of repeated ``rows`` into one entry per distinct row."""
-        unique, inverse = torch.unique(rows, return_inverse=True)
-        summed = torch.zeros((unique.shape[0], *values.shape[1:]), dtype=values.dtype, device=values.device)
-        return cls(unique, summed.index_add_(0, inverse, values), torch.Size(shape))
-
-    def coalesce(self) -> SparseRows:
-        """The same gradient with each row once."""
-        return self if self.coalesced else SparseRows.accumulate(self.rows, self.values, self.shape)
-
-    def dense(self) -> torch.Tensor:
-        """The full tensor (zeros outside ``rows``)."""
-        out = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
-        return out.index_add_(0, self.rows, self.values)
-
-
-#: An ascent direction of the log-likelihood: parameter name -> a tensor of that parameter's shape, or
-#: :class:`SparseRows` when only some rows are nonzero (the recommender's rated rows).
-Gradient = dict[str, "torch.Tensor | SparseRows"]
-
-
-def dense_gradient(gradient: Gradient) -> dict[str, torch.Tensor]:
-    """Every entry as a full tensor (for all-reducing across processes, and for tests)."""
-    return {name: g.dense() if isinstance(g, SparseRows) else g for name, g in gradient.items()}
-
-
-def momentum_step(
-    parameter: torch.Tensor, velocity: torch.Tensor, gradient: torch.Tensor, momentum: float, rate: float, shrink: float
-) -> None:
-    """``v ← m·v + ε·g + s·θ``, ``θ ← θ + v`` in place (``s = −ε·λ``, the weight decay's share): one pass over
-    the tensors where the native kernel applies, four torch operations otherwise."""
-    if native.momentum_step(parameter, velocity, gradient, momentum, rate, shrink):
-        return
-    velocity.mul_(momentum).add_(gradient, alpha=rate)
-    if shrink:
-        velocity.add_(parameter, alpha=shrink)
-    parameter.add_(velocity)
+from recsys_rbm.train.gradients import Gradient, SparseRows, dense_gradient
+from recsys_rbm.train.momentum import LazyMomentum, momentum_step
 
 
 def contrastive_gradient(
@@ -246,6 +149,12 @@ class Objective(Protocol):
         """One epoch's mini-batches, in an order drawn from ``generator``."""
         ...
 
+    def rows_read(self, batch: Any) -> dict[str, torch.Tensor]:
+        """The distinct rows of each parameter that :meth:`gradient` of ``batch`` reads or updates, for the
+        parameters it updates row by row (:class:`SparseRows`); the trainer brings them up to date before
+        the gradient reads them. A parameter left out is read whole."""
+        ...
+
     def gradient(self, batch: Any, steps: int, random: RandomSource) -> Gradient:
         """``<·>_data − <·>_model`` of ``batch`` (batch means), the model term after ``steps`` Gibbs steps."""
         ...
@@ -310,9 +219,6 @@ class Trainer:
         self.random = UniformStream(stream_seed, first.device, first.dtype)
         self._velocity = {name: torch.zeros_like(p) for name, p in parameters.items()}
         self._lazy = LazyMomentum(parameters, self._velocity)
-        read_lagging_rows = getattr(self.objective, "read_lagging_rows", None)
-        if read_lagging_rows is not None:  # the objective reads lazily updated rows through the lazy state
-            read_lagging_rows({name: LaggingRows(name, self._lazy) for name in parameters})
         self._averaged: dict[str, torch.Tensor] | None = None
         self._best: dict[str, torch.Tensor] | None = None
         self._started = False
@@ -356,7 +262,6 @@ class Trainer:
                 with self._evaluated_parameters():
                     on_epoch_end(self, record)
         self._finish()
-        self._lazy.release()
         return self.history
 
     def train_epoch(
@@ -387,6 +292,7 @@ class Trainer:
 
         ``λ`` applies to the objective's decayed parameters only.
         """
+        self._bring_up_to_date(batch)
         try:
             gradient = self.objective.gradient(batch, steps, self.random)
         except RuntimeError as error:  # a step size too large for the tensors' floating-point type
@@ -399,17 +305,26 @@ class Trainer:
             self.all_reduce(gradient)
         if not self._lazy.in_epoch:  # a step outside train_epoch: no epoch to be lazy within
             gradient = dense_gradient(gradient)
-        self._lazy.advance()
         for name, parameter in self.objective.parameters().items():
             velocity, g = self._velocity[name], gradient[name]
             if isinstance(g, SparseRows):
-                if not g.coalesced and not self._lazy.will_use_eigenbasis(name):
-                    g = g.coalesce()  # the row clocks bring each row forward once
                 self._lazy.update_rows(name, g, learning_rate)
                 continue
             self._lazy.settle(name)  # a dense update needs every row current
             momentum_step(parameter, velocity, g, momentum, learning_rate, -self._decay_share(name, learning_rate))
+        self._lazy.advance()
         return gradient
+
+    def _bring_up_to_date(self, batch: Any) -> None:
+        """Make current every row that the batch will read of the parameters that lazy momentum left behind."""
+        if not self._lazy.states:
+            return
+        reads = self.objective.rows_read(batch)
+        for name in list(self._lazy.states):
+            if name in reads:
+                self._lazy.catch_up(name, reads[name])
+            else:
+                self._lazy.settle(name)
 
     # --- what happens between epochs ------------------------------------------------------------
     def _check_parameters(self) -> None:
@@ -540,6 +455,10 @@ class DenseObjective:
 
     def parameters(self) -> dict[str, torch.Tensor]:
         return self.rbm.parameters()
+
+    def rows_read(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """No rows: every gradient of a dense RBM is dense."""
+        return {}
 
     def start(self, generator: torch.Generator) -> None:
         n_monitor = min(self.config.monitor_size, self.train.shape[0])
