@@ -39,7 +39,8 @@ from recsys_rbm.recommender.scorer import Scorer
 from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import Layout, ProfileArrays
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
-from recsys_rbm.train.trainer import contrastive_gradient, dense_gradient
+from recsys_rbm.train.dense import contrastive_gradient
+from recsys_rbm.train.gradients import dense_gradient
 
 STARS = np.arange(1.0, 6.0)
 VARIANTS = [

@@ -11,7 +11,7 @@ sampler over :class:`~recsys_rbm.recommender.sparse.SparseCases`. Written out pe
 * ``Δc = mean(p̂_data − p̂_model)`` and, for the conditional RBM, ``ΔD[g] = Σ_e (p̂_data −
   p̂_model)[case_e] / B``.
 
-It equals the core's dense :func:`~recsys_rbm.train.trainer.contrastive_gradient` on the one-hot,
+It equals the core's dense :func:`~recsys_rbm.train.dense.contrastive_gradient` on the one-hot,
 masked visible vectors (tested). Momentum, decay, schedules, averaging, early stopping and the
 divergence checks are the trainer's.
 """
@@ -104,7 +104,7 @@ class RecommenderObjective:
 def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_scale: str = "cases") -> Gradient:
     """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring), per parameter.
 
-    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.train.trainer.SparseRows`
+    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.train.gradients.SparseRows`
     with repeated rows (not coalesced): only the rows of the batch's rated entries (and every
     interaction row) are nonzero, and only those rows are written; the hidden biases are dense.
     ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the number

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from recsys_rbm.accel import kernels
 from recsys_rbm.rbm.model import RBM
-from recsys_rbm.rbm.rng import RandomSource, bernoulli, uniform
+from recsys_rbm.rbm.rng import PER_ENTRY, RandomSource, bernoulli, uniform
 from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 from recsys_rbm.recommender.state import Layout
 
@@ -264,7 +264,7 @@ class SparseCases:
         """Each rated entry's level from ``p(v_e | h)``, and the next hidden input's share of them (the drawn rows
         summed per case), in one pass over the entries' rows."""
         rbm, batch = self.model.rbm, self.batch
-        uniforms = uniform((batch.units.shape[0], 1), hidden, random)  # as sample_levels draws them
+        uniforms = uniform((batch.units.shape[0], 1), hidden, random, per=PER_ENTRY)  # as sample_levels draws them
         return kernels().draw_levels(
             rbm.weights, self.level_rows, batch.case_of_entry, hidden, self.layout.n_levels, uniforms, rbm.visible_bias
         )
