@@ -7,7 +7,7 @@ sampler over :class:`~recsys_rbm.recommender.sparse.SparseCases`. Written out pe
 * interaction rows (dense over units): ``ΔW_x = (x_dataᵀ p̂_data − x_modelᵀ p̂_model) / B``, one
   matrix product over the stacked phases, and ``Δa = mean(x_data − x_model)``;
 * rating rows (rated entries only): ``ΔW_r[g·K + k] = Σ_e (1[k_e = k]·p̂_data[case_e] −
-  1[k'_e = k]·p̂_model[case_e]) / B`` accumulated with ``index_add``, ``Δb`` likewise without ``p̂``;
+  1[k'_e = k]·p̂_model[case_e]) / B`` (repeated rows add up), ``Δb`` likewise without ``p̂``;
 * ``Δc = mean(p̂_data − p̂_model)`` and, for the conditional RBM, ``ΔD[g] = Σ_e (p̂_data −
   p̂_model)[case_e] / B``.
 
@@ -105,71 +105,60 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring), per parameter.
 
     The weights, visible biases and conditional weights come as :class:`~recsys_rbm.train.gradients.SparseRows`
-    with repeated rows (not coalesced): only the rows of the batch's rated entries (and every
-    interaction row) are nonzero, and only those rows are written; the hidden biases are dense.
-    ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the number
-    of the batch's cases that rated it instead of the number of cases.
+    with repeated rows, a sum of terms whose values stay factored (:class:`CaseFactors`: each row is a
+    case's vector, scaled): only the rows of the batch's rated entries (and every interaction row) are
+    nonzero. ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the
+    number of the batch's cases that rated it instead of the number of cases.
     """
     model, layout, batch = view.model, view.layout, view.batch
-    rbm = model.rbm
-    n, n_entries, n_units = batch.n_cases, batch.units.shape[0], layout.n_units
-    p_data, p_model = positive.hidden_probability, negative.hidden_probability  # (B, H)
-    by_raters = None  # with "raters": each rating entry's n / (raters of its unit)
-    if gradient_scale == "raters":
-        raters = torch.bincount(batch.units, minlength=n_units).clamp_min_(1).to(rbm.dtype)
-        by_raters = (n / raters)[batch.units]
-    # Each row of the weights' (biases') gradient is a row (value) of one table, weighted: the interaction
-    # products (G), then the data and the model phase's per-case rows, with 1/n and the sign folded in.
-    # The data's interactions are its rated units: x_dataᵀ p_data is then a sum over the rated entries.
-    sparse_data = layout.interactions and positive.visible.rated_only
-    n_products = n_units if layout.interactions else 0
-    table = torch.empty((n_products + 2 * n, rbm.n_hidden), dtype=rbm.dtype, device=rbm.device)
-    bias_table = torch.empty(n_products + 2, dtype=rbm.dtype, device=rbm.device)
-    torch.div(p_data, n, out=table[n_products : n_products + n])
-    torch.div(p_model, -n, out=table[n_products + n :])
-    bias_table[n_products], bias_table[n_products + 1] = 1.0 / n, -1.0 / n
-    data_at, model_at = n_products, n_products + n  # the phases' blocks in the table (data_at + case, …)
-    rows, cases, bias_cases, weights = [], [], [], []  # per part of the rows, joined at the end (weights: raters)
-    if layout.interactions:
+    rbm, n, entries = model.rbm, batch.n_cases, batch.case_of_entry
+    data, fantasy = positive.hidden_probability / n, negative.hidden_probability / -n  # (B, H), 1/n and sign in
+    scale = _raters_scale(view) if gradient_scale == "raters" else None  # (E,) n / raters of the entry's unit
+    weights: list[SparseRows] = []  # terms of ΔW …
+    biases: list[SparseRows] = []  # … and of Δb, on the same rows
+    if layout.interactions:  # ΔW_x = x_dataᵀ p̂_data − x_modelᵀ p̂_model, Δa = mean(x_data − x_model)
         x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
-        every_unit = torch.arange(n_units, device=rbm.device)
-        rows.append(every_unit)
-        cases.append(every_unit)
-        bias_cases.append(every_unit)
-        phases = table[n_products:]
-        if sparse_data:
-            torch.mm(x_model.T, phases[n:], out=table[:n_units])
-            torch.mean(x_model, 0, out=bias_table[:n_units]).neg_()
-            rows.append(batch.units)
-            cases.append(batch.case_of_entry + data_at)
-            bias_cases.append(torch.full_like(batch.units, n_products))
+        every_unit = torch.arange(layout.n_units, device=rbm.device)
+        if positive.visible.rated_only:  # x_data is the rated units: its products are sums over the entries
+            weights += [_term(every_unit, x_model.T @ fantasy), _term(batch.units, data, entries)]
+            biases += [_term(every_unit, -x_model.mean(0)), _same(batch.units, 1.0 / n, data)]
         else:
-            torch.mm(torch.cat([x_data, x_model]).T, phases, out=table[:n_units])
-            torch.mean(x_data - x_model, 0, out=bias_table[:n_units])
-        if by_raters is not None:  # the interaction rows are not reweighted
-            weights.append(torch.ones(n_units + (n_entries if sparse_data else 0), dtype=rbm.dtype, device=rbm.device))
-    if layout.ratings:
-        rows += [view.level_rows + positive.visible.levels, view.level_rows + negative.visible.levels]
-        cases += [batch.case_of_entry + data_at, batch.case_of_entry + model_at]
-        bias_cases += [torch.full_like(batch.units, n_products), torch.full_like(batch.units, n_products + 1)]
-        weights += [] if by_raters is None else [by_raters, by_raters]
-    # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up.
-    all_rows, all_weights = _joined(rows), None if by_raters is None else _joined(weights)
-    weight_factors = CaseFactors(table, _joined(cases), all_weights)
-    bias_factors = CaseFactors(bias_table, _joined(bias_cases), all_weights)
+            weights.append(_term(every_unit, torch.cat([x_data, x_model]).T @ torch.cat([data, fantasy])))
+            biases.append(_term(every_unit, (x_data - x_model).mean(0)))
+    if layout.ratings:  # ΔW_r[g·K + k] = Σ_e (1[k_e = k]·p̂_data − 1[k'_e = k]·p̂_model)[case_e] / B; Δb without p̂
+        data_rows, fantasy_rows = view.level_rows + positive.visible.levels, view.level_rows + negative.visible.levels
+        weights += [_term(data_rows, data, entries, scale), _term(fantasy_rows, fantasy, entries, scale)]
+        biases += [_same(data_rows, 1.0 / n, data, scale), _same(fantasy_rows, -1.0 / n, data, scale)]
     gradient: Gradient = {
-        "weights": SparseRows(all_rows, None, rbm.weights.shape, coalesced=False, factors=weight_factors),
-        "visible_bias": SparseRows(all_rows, None, rbm.visible_bias.shape, coalesced=False, factors=bias_factors),
-        "hidden_bias": (p_data - p_model).mean(0),
+        "weights": SparseRows.joined(weights, rbm.weights.shape),
+        "visible_bias": SparseRows.joined(biases, rbm.visible_bias.shape),
+        "hidden_bias": (positive.hidden_probability - negative.hidden_probability).mean(0),  # Δc
     }
-    if model.conditional is not None:
-        difference = CaseFactors((p_data - p_model) / n, batch.case_of_entry, by_raters)  # (B, H) per case
+    if model.conditional is not None:  # ΔD[g] = Σ_e (p̂_data − p̂_model)[case_e] / B over the entries of unit g
+        difference = CaseFactors(data + fantasy, entries, scale)
         gradient["conditional_weights"] = SparseRows(
             batch.units, None, model.conditional.shape, coalesced=False, factors=difference
         )
     return gradient
 
 
-def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
-    """``torch.cat(parts)``, without copying a single part."""
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+def _term(
+    rows: torch.Tensor, per_case: torch.Tensor, cases: torch.Tensor | None = None, scale: torch.Tensor | None = None
+) -> SparseRows:
+    """Rows ``rows[i]`` += ``scale[i] · per_case[cases[i]]`` (``cases`` None: row ``i`` takes ``per_case[i]``)."""
+    if cases is None:
+        cases = torch.arange(rows.shape[0], device=rows.device)
+    return SparseRows(rows, None, coalesced=False, factors=CaseFactors(per_case, cases, scale))
+
+
+def _same(rows: torch.Tensor, value: float, like: torch.Tensor, scale: torch.Tensor | None = None) -> SparseRows:
+    """Rows ``rows[i]`` += ``scale[i] · value`` (a bias term: the same value for every entry)."""
+    table = torch.full((1,), value, dtype=like.dtype, device=like.device)
+    return _term(rows, table, torch.zeros_like(rows), scale)
+
+
+def _raters_scale(view: SparseCases) -> torch.Tensor:
+    """Each rated entry's ``n / (the batch's raters of its unit)``: turns a mean over cases into one over raters."""
+    batch, dtype = view.batch, view.model.rbm.dtype
+    raters = torch.bincount(batch.units, minlength=view.layout.n_units).clamp_min_(1).to(dtype)
+    return (batch.n_cases / raters)[batch.units]

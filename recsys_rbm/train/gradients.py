@@ -63,6 +63,20 @@ class SparseRows:
             return self.factors
         return CaseFactors(self.values, torch.arange(self.rows.shape[0], device=self.rows.device))
 
+    @classmethod
+    def joined(cls, parts: list[SparseRows], shape: torch.Size | tuple[int, ...]) -> SparseRows:
+        """The sum of ``parts`` as one gradient with repeated rows, its values still factored: the parts'
+        per-case tables stacked, and each part's cases moved past the tables before it."""
+        factors = [part.as_factors() for part in parts]
+        shifts = torch.tensor([0] + [f.per_case.shape[0] for f in factors[:-1]]).cumsum(0).tolist()
+        weighted = any(f.weights is not None for f in factors)
+        joined = CaseFactors(
+            torch.cat([f.per_case for f in factors]),
+            torch.cat([f.cases + shift for f, shift in zip(factors, shifts, strict=True)]),
+            torch.cat([_weights_of(f) for f in factors]) if weighted else None,
+        )
+        return cls(torch.cat([part.rows for part in parts]), None, shape, coalesced=False, factors=joined)
+
     def with_values(self, values: torch.Tensor) -> SparseRows:
         """The same rows with other values."""
         return SparseRows(self.rows, values, self.shape, self.coalesced)
@@ -82,6 +96,13 @@ class SparseRows:
         """The full tensor (zeros outside ``rows``)."""
         out = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
         return out.index_add_(0, self.rows, self.values)
+
+
+def _weights_of(factors: CaseFactors) -> torch.Tensor:
+    """The factors' weights, ones where they have none."""
+    if factors.weights is not None:
+        return factors.weights
+    return torch.ones(factors.cases.shape[0], dtype=factors.per_case.dtype, device=factors.per_case.device)
 
 
 #: An ascent direction of the log-likelihood: parameter name -> a tensor of that parameter's shape, or
