@@ -27,7 +27,8 @@ from recsys_rbm.rbm.model import RBM
 from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator, resolve_device
 from recsys_rbm.train.config import TrainConfig
-from recsys_rbm.train.trainer import DenseObjective, Trainer
+from recsys_rbm.train.dense import DenseObjective
+from recsys_rbm.train.trainer import Trainer
 
 N_HIDDEN, BATCH = 500, 100
 

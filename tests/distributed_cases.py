@@ -23,8 +23,9 @@ from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.dense import DenseObjective
 from recsys_rbm.train.distributed import DenseSharding, Parallel, data_parallel, process_group
-from recsys_rbm.train.trainer import DenseObjective, Trainer
+from recsys_rbm.train.trainer import Trainer
 
 #: name -> (persistent, n_chains): 49 images in batches of 12 end with a batch of 1.
 DENSE_CASES = {"dense CD-2": (False, 0), "dense PCD-1": (True, 0), "dense PCD-1, 5 chains": (True, 5)}

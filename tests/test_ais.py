@@ -24,7 +24,7 @@ from recsys_rbm.rbm.model import RBM
 from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig
-from recsys_rbm.train.trainer import train_dense
+from recsys_rbm.train.dense import train_dense
 
 
 @pytest.fixture(autouse=True, scope="module")

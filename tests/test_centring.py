@@ -2,7 +2,7 @@
 
 A centred RBM (energy ``−(v − μ)ᵀb − (h − λ)ᵀc − (v − μ)ᵀW(h − λ)``) is the ordinary RBM with
 ``b₀ = b − Wλ`` and ``c₀ = c − Wᵀμ``. The trainer keeps ``(W, b₀, c₀)`` and takes the step
-:func:`~recsys_rbm.train.trainer.centred_gradient`. Checked three ways on tiny float64 models: with zero
+:func:`~recsys_rbm.train.dense.centred_gradient`. Checked three ways on tiny float64 models: with zero
 offsets it is the plain rule bit for bit; one step equals the centred update written out in centred
 coordinates (as the research code did it) and converted; with the exact model term it is the exact
 log-likelihood's gradient in centred coordinates, converted, and so an ascent direction.
@@ -24,7 +24,8 @@ from recsys_rbm.rbm import functional as fn
 from recsys_rbm.rbm.model import RBM
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig
-from recsys_rbm.train.trainer import DenseObjective, Offsets, Trainer, centred_gradient
+from recsys_rbm.train.dense import DenseObjective, Offsets, centred_gradient
+from recsys_rbm.train.trainer import Trainer
 
 CENTRED = TrainConfig(
     batch_size=8,

@@ -26,7 +26,7 @@ from distributed_cases import DENSE_CASES, RECOMMENDER_CASES, dense_data, run_ca
 from recsys_rbm.errors import ConfigError
 from recsys_rbm.io.checkpoint import load_checkpoint
 from recsys_rbm.rbm.model import RBM
-from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
+from recsys_rbm.rbm.rng import PER_CASE, PER_ENTRY, RowAxis, RowShard, UniformStream
 from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.distributed import CaseSharding
@@ -35,8 +35,9 @@ from recsys_rbm.recommender.sparse import CaseMatrix, RecommenderRBM, visible_la
 from recsys_rbm.recommender.state import Layout
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig
+from recsys_rbm.train.dense import DenseObjective
 from recsys_rbm.train.distributed import DenseSharding, Parallel, shard_range
-from recsys_rbm.train.trainer import DenseObjective, dense_gradient
+from recsys_rbm.train.gradients import dense_gradient
 
 HERE = Path(__file__).parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -104,18 +105,29 @@ def test_shares_cover_the_batch_once_and_differ_by_at_most_one() -> None:
 def test_a_row_shard_takes_its_rows_of_the_global_draw_and_stays_in_step() -> None:
     one, shard = UniformStream(11), UniformStream(11)
     whole = one.uniform((10, 3))
-    axes = [RowAxis(4, 10, 6, frozenset({(3,)})), RowAxis(2, 7, 1, frozenset({(1,)}))]
-    torch.testing.assert_close(RowShard(shard, axes).uniform((4, 3)), whole[6:10], rtol=0, atol=0)
-    torch.testing.assert_close(RowShard(shard, axes).uniform((2, 1)), one.uniform((7, 1))[1:3], rtol=0, atol=0)
+    cases, entries = RowAxis(4, 10, 6), RowAxis(2, 7, 1)
+    torch.testing.assert_close(RowShard(shard, cases, entries).uniform((4, 3)), whole[6:10], rtol=0, atol=0)
+    by_entry = RowShard(shard, cases, entries).uniform((2, 1), per=PER_ENTRY)
+    torch.testing.assert_close(by_entry, one.uniform((7, 1))[1:3], rtol=0, atol=0)
     torch.testing.assert_close(shard.uniform((5,)), one.uniform((5,)), rtol=0, atol=0)
 
 
-def test_a_draw_that_fits_no_axis_or_two_is_refused() -> None:
+def test_draws_are_told_apart_by_what_their_rows_are_not_by_their_shape() -> None:
+    """Cases and entries of the same count, and draws of any trailing shape, each take their own axis."""
+    one, shard = UniformStream(5), UniformStream(5)
+    cases, entries = RowAxis(3, 8, 2), RowAxis(3, 9, 6)
+    for shape, per, axis in [((3, 7), PER_CASE, cases), ((3, 1), PER_ENTRY, entries), ((3, 1), PER_CASE, cases)]:
+        drawn = RowShard(shard, cases, entries).uniform(shape, per=per)
+        expected = one.uniform((axis.total, *shape[1:]))[axis.offset : axis.offset + 3]
+        torch.testing.assert_close(drawn, expected, rtol=0, atol=0)
+
+
+def test_a_draw_that_fits_no_share_is_refused() -> None:
     stream = UniformStream(0)
-    with pytest.raises(RuntimeError, match="matches no sharded axis"):
-        RowShard(stream, [RowAxis(4, 10, 0)]).uniform((3, 2))
-    with pytest.raises(RuntimeError, match="different lengths"):
-        RowShard(stream, [RowAxis(4, 10, 0), RowAxis(4, 12, 5)]).uniform((4, 2))
+    with pytest.raises(RuntimeError, match="does not fit"):
+        RowShard(stream, RowAxis(4, 10, 0)).uniform((3, 2))
+    with pytest.raises(RuntimeError, match="does not fit"):
+        RowShard(stream, RowAxis(4, 10, 0)).uniform((4, 1), per=PER_ENTRY)  # no entries axis
 
 
 def ranks(world_size: int) -> list[Parallel]:

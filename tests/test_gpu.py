@@ -8,7 +8,7 @@ from recsys_rbm.rbm.rng import UniformStream
 from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig
-from recsys_rbm.train.trainer import train_dense
+from recsys_rbm.train.dense import train_dense
 
 pytestmark = [
     pytest.mark.gpu,

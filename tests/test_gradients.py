@@ -18,7 +18,9 @@ from recsys_rbm.rbm.model import RBM
 from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig
-from recsys_rbm.train.trainer import DenseObjective, Gradient, Trainer, contrastive_gradient, negative_phase
+from recsys_rbm.train.dense import DenseObjective, contrastive_gradient, negative_phase
+from recsys_rbm.train.gradients import Gradient
+from recsys_rbm.train.trainer import Trainer
 
 
 def _as_tuple(gradient: Gradient) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

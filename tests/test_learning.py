@@ -17,7 +17,8 @@ from recsys_rbm.rbm.model import RBM
 from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig
-from recsys_rbm.train.trainer import Trainer, train_dense
+from recsys_rbm.train.dense import train_dense
+from recsys_rbm.train.trainer import Trainer
 
 UNITS = BernoulliUnits(9)
 CD1 = TrainConfig(epochs=60, batch_size=14, learning_rate=0.1, weight_decay=0.0, monitor_size=50)

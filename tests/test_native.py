@@ -269,3 +269,15 @@ def test_momentum_step_leaves_tensors_it_cannot_take_to_the_torch_path():
     assert not native.momentum_step(parameter, velocity, torch.ones(4, 3, dtype=torch.float64), 0.9, 0.05, 0.0)
     assert not native.momentum_step(parameter, velocity, torch.ones(12), 0.9, 0.05, 0.0)  # another shape
     assert not parameter.any() and not velocity.any()
+
+
+def test_catch_up_refuses_rows_out_of_range_and_clocks_its_powers_do_not_reach():
+    theta, velocity = torch.zeros(4, 3), torch.zeros(4, 3)
+    powers = torch.eye(2).flatten()[:, None].repeat(1, 3).contiguous()  # M^s = I for s < 3
+    with pytest.raises(IndexError, match="out of range"):
+        native.catch_up(theta, velocity, torch.zeros(4, dtype=torch.long), torch.tensor([4]), 1, powers)
+    with pytest.raises(IndexError, match="ahead of the step"):
+        native.catch_up(theta, velocity, torch.full((4,), 2, dtype=torch.long), torch.tensor([0]), 1, powers)
+    with pytest.raises(IndexError, match="further behind"):
+        native.catch_up(theta, velocity, torch.zeros(4, dtype=torch.long), torch.tensor([0]), 3, powers)
+    assert not native.catch_up(theta, velocity, torch.zeros(4, dtype=torch.int32), torch.tensor([0]), 1, powers)

@@ -40,7 +40,8 @@ from recsys_rbm.recommender.scorer import Scorer
 from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import Layout, ProfileArrays
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
-from recsys_rbm.train.trainer import contrastive_gradient, dense_gradient
+from recsys_rbm.train.dense import contrastive_gradient
+from recsys_rbm.train.gradients import dense_gradient
 
 STARS = np.arange(1.0, 6.0)
 VARIANTS = [
@@ -864,8 +865,6 @@ class _DenseGradients:
         self.decayed, self.validation_measure, self.validation_goal = objective.decayed, None, "min"
 
     def __getattr__(self, name):
-        if name == "read_lagging_rows":
-            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def gradient(self, batch, steps, random):
@@ -887,12 +886,11 @@ def _float64_recommender(model_kind: str):
     return model, RecommenderObjective(model, matrix, config, lambda: {}, None)
 
 
-@pytest.mark.parametrize("eigenbasis", [True, False], ids=["eigenbasis", "row-clocks"])
 @pytest.mark.parametrize("model_kind", ["joint", "ratings"])
-def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind, eigenbasis, row_kernels):
-    """Momentum and decay applied lazily to the rated rows (lagging rows read through the lazy state, in the
-    eigenbasis of the momentum matrix or by row clocks; the native row kernels or torch's) give the model that
-    updating every row every step gives (float64, so the same Gibbs samples are drawn)."""
+def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind, row_kernels):
+    """Momentum and decay applied lazily to the rated rows (each batch's rows brought up to date before it reads
+    them; the native row kernels or the reference) give the model that updating every row every step gives
+    (float64, so the same Gibbs samples are drawn)."""
     from recsys_rbm.train.config import TrainConfig
     from recsys_rbm.train.trainer import Trainer
 
@@ -910,46 +908,40 @@ def test_lazy_row_updates_train_the_same_recommender_as_dense_updates(model_kind
         )
         trained = _DenseGradients(objective) if dense else objective
         trainer = Trainer(trained, settings, torch.Generator().manual_seed(1))
-        trainer._lazy.prefer_eigenbasis = eigenbasis
         trainer.fit()
         models.append(model)
     for name, parameter in models[1].parameters().items():
         torch.testing.assert_close(models[0].parameters()[name], parameter, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("eigenbasis", [True, False], ids=["eigenbasis", "row-clocks"])
 @pytest.mark.parametrize("model_kind", ["joint", "ratings"])
-def test_a_batch_reads_lagging_rows_as_their_current_values(model_kind, eigenbasis):
-    """Mid-epoch, a batch reads the rows the lazy momentum left behind through it: the hidden inputs and the
-    rated logits equal those of the model once every row has been brought up to date, and differ from a
-    reading of the stored tensors (which are not current)."""
+def test_a_batch_reads_current_rows_once_the_trainer_brings_them_up_to_date(model_kind):
+    """Mid-epoch, the stored rows lag behind; the trainer brings the rows a batch reads up to date first, and the
+    batch's hidden inputs and rated logits then equal those of the model with every row brought up to date."""
     from recsys_rbm.train.config import TrainConfig
-    from recsys_rbm.train.momentum import ClockedRows, EigenbasisRows
     from recsys_rbm.train.trainer import Trainer
 
     model, objective = _float64_recommender(model_kind)
     settings = TrainConfig(epochs=1, batch_size=8, learning_rate=0.05, final_momentum=0.9, weight_decay=0.01)
     trainer = Trainer(objective, settings, torch.Generator().manual_seed(1))
-    trainer._lazy.prefer_eigenbasis = eigenbasis
     batches = list(objective.batches(torch.Generator().manual_seed(2)))
     trainer._lazy.start_epoch(len(batches), 0.9, trainer._decays(0.05), objective.parameters())
     for batch in batches[:4]:
         trainer.step(batch, 0.05, 0.9, 1)
-    lazy_kind = EigenbasisRows if eigenbasis else ClockedRows
     lazily_updated = {"weights", "visible_bias"} | ({"conditional_weights"} if model_kind == "ratings" else set())
-    assert {name for name, state in trainer._lazy.states.items() if isinstance(state, lazy_kind)} == lazily_updated
+    assert {name for name in objective.parameters() if trainer._lazy.is_lagging(name)} == lazily_updated
 
     batch = batches[4]
-    lagging = model.on(batch, objective._lagging)
-    state = lagging.data()
+    state = model.on(batch).data()
     hidden = torch.bernoulli(torch.full((batch.n_cases, 6), 0.5, dtype=torch.float64), generator=torch.Generator())
-    read_input, read_logits = lagging.hidden_input(state), lagging.rated_logits(hidden)
     stale_input = model.on(batch).hidden_input(state)
-    trainer._lazy.finish()  # every row brought forward, into the tensors
+    trainer._bring_up_to_date(batch)
+    read_input, read_logits = model.on(batch).hidden_input(state), model.on(batch).rated_logits(hidden)
+    trainer._lazy.finish()  # every row brought up to date
     current = model.on(batch)
     torch.testing.assert_close(read_input, current.hidden_input(state), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(read_logits, current.rated_logits(hidden), rtol=1e-12, atol=1e-12)
-    assert not torch.allclose(stale_input, read_input, atol=1e-6)  # the lag is there, and the reads account for it
+    assert not torch.allclose(stale_input, read_input, atol=1e-6)  # the lag was there, and bringing up to date ended it
 
 
 def test_fit_shows_a_progress_bar_on_a_terminal_and_nothing_elsewhere(tmp_path):

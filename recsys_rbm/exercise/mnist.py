@@ -57,7 +57,8 @@ from recsys_rbm.rbm.rng import UniformStream
 from recsys_rbm.rbm.units import BernoulliUnits
 from recsys_rbm.runtime import make_generator
 from recsys_rbm.train.config import TrainConfig, config_from_dict, config_to_dict
-from recsys_rbm.train.trainer import DenseObjective, EpochRecord, Trainer
+from recsys_rbm.train.dense import DenseObjective
+from recsys_rbm.train.trainer import EpochRecord, Trainer
 
 if TYPE_CHECKING:
     from recsys_rbm.train.distributed import Parallel
@@ -220,7 +221,7 @@ def train_mnist_rbm(
     The free-energy gap is measured against ``data.validation``. With ``checkpoint`` the model is
     saved atomically after every epoch, so an interrupted run keeps its last finished epoch; the
     file's extra tensors are the objective's state (a centred RBM's offsets ``offsets.*``, the
-    persistent chains ``chain.*``: see :meth:`~recsys_rbm.train.trainer.DenseObjective.state_dict`).
+    persistent chains ``chain.*``: see :meth:`~recsys_rbm.train.dense.DenseObjective.state_dict`).
     ``config.seed`` must equal ``data.seed`` (the one seed of the run). With ``parallel`` (see
     :func:`recsys_rbm.train.distributed.process_group`) this process trains on its share of every batch
     (and of the persistent chains) and the gradients are summed over the processes; pass

@@ -1,17 +1,18 @@
 """Sources of uniform random numbers for sampling.
 
 Every sampler in the package draws through :func:`uniform`, which accepts either a
-``torch.Generator`` or a :class:`UniformStream`. The stream exists for speed on the CPU: torch's
-CPU generator (MT19937) produces about 10⁸ floats/s, which is a large share of an RBM epoch on a
-2-core machine; NumPy's PCG64 drawn in large blocks is about 2.5 times as fast, and the native
-kernel continues the same PCG64 stream on every thread (the same numbers, about 3.5 times faster
-again on 2 cores). On CUDA the stream simply uses a CUDA ``torch.Generator`` (Philox, already
-fast). Both are seeded, so runs are reproducible, with or without the native kernels.
+``torch.Generator`` or a :class:`UniformStream`. The stream exists for speed on the CPU: it draws
+NumPy's PCG64 stream in large blocks (faster than torch's CPU generator, MT19937), continued on
+every thread by the native kernels where they are built (the same numbers). On CUDA the stream
+simply uses a CUDA ``torch.Generator`` (Philox, already fast). Both are seeded, so runs are
+reproducible, with or without the native kernels.
 
 :class:`RowShard` is the stream as one process of a data-parallel run sees it: every draw is made
 for the whole global batch, in the order one process would make it, and this process keeps the
-rows of its own cases. So a case draws the same numbers whichever process holds it, and several
-processes train the model one process would (see :mod:`recsys_rbm.train.distributed`).
+rows of its own cases. A draw names what its rows are, one per case (:data:`PER_CASE`: hidden
+states, visible units, chains) or one per rated entry (:data:`PER_ENTRY`), never told apart by its
+shape; so a case draws the same numbers whichever process holds it, and several processes train the
+model one process would (see :mod:`recsys_rbm.train.distributed`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recsys_rbm.accel import native
+from recsys_rbm.accel import kernels
 
 BLOCK_SIZE = 1 << 22  # uniforms drawn at a time (16 MiB of float32)
+
+
+#: What the rows of a draw are: one per case of the batch (hidden states, visible units, chains) …
+PER_CASE = "case"
+#: … or one per rated entry of the batch's cases (the recommender's levels).
+PER_ENTRY = "entry"
 
 
 class UniformStream:
@@ -41,11 +48,11 @@ class UniformStream:
             self._torch = torch.Generator(device=self.device)
             self._torch.manual_seed(int(seed))
 
-    def uniform(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
-        """A fresh tensor of uniforms with ``shape`` (safe to modify in place)."""
+    def uniform(self, shape: tuple[int, ...] | torch.Size, per: str = PER_CASE) -> torch.Tensor:
+        """A fresh tensor of uniforms with ``shape`` (safe to modify in place); ``per`` matters to shards only."""
         if self.device.type != "cpu":
             return torch.rand(shape, generator=self._torch, device=self.device, dtype=self.dtype)
-        count = math.prod(shape)  # (NumPy's prod of a tuple costs tens of microseconds per call)
+        count = math.prod(shape)  # math.prod: NumPy's prod of a tuple is slow for so small a job
         if count > BLOCK_SIZE:
             return self._draw(count).view(shape)
         if self._position + count > self._block.numel():
@@ -56,63 +63,51 @@ class UniformStream:
         return values.view(shape)
 
     def _draw(self, count: int) -> torch.Tensor:
-        """The stream's next ``count`` values: NumPy's, drawn on every thread by the native kernel where it is
-        built (the same numbers), else by NumPy itself."""
+        """The stream's next ``count`` values (drawn on every thread by the native kernels, where built)."""
         dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
-        drawn = native.pcg64_uniforms(self._numpy.bit_generator, count, dtype)
-        if drawn is None:
-            numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
-            drawn = torch.from_numpy(self._numpy.random(count, dtype=numpy_dtype))
-        return drawn.to(self.dtype)
+        return kernels().uniforms(self._numpy.bit_generator, count, dtype).to(self.dtype)
 
 
 @dataclass(frozen=True)
 class RowAxis:
-    """Rows ``offset : offset + rows`` of a global axis of ``total`` rows (cases, chains or rated entries).
-
-    ``trailing`` lists the shapes of one row that draws over this axis have (``None``: any), which
-    tells apart two axes of equal length, e.g. a batch's cases ``(B, H)`` and entries ``(E, 1)``.
-    """
+    """Rows ``offset : offset + rows`` of a global axis of ``total`` rows (a process's cases, or their entries)."""
 
     rows: int
     total: int
     offset: int
-    trailing: frozenset[tuple[int, ...]] | None = None
-
-    def matches(self, shape: tuple[int, ...]) -> bool:
-        return shape[0] == self.rows and (self.trailing is None or tuple(shape[1:]) in self.trailing)
 
 
 class RowShard:
     """A process's share of a :class:`UniformStream`: each draw is made for the global batch, this process's rows kept.
 
-    A draw of local shape ``(rows, *rest)`` over a :class:`RowAxis` takes ``(total, *rest)``
-    uniforms from the stream, exactly what one process holding the whole batch takes, and returns
-    rows ``offset : offset + rows``. Every process makes the same sequence of draws, so the streams
-    stay in step; each process generates the whole batch's numbers (cheap next to the products).
+    A draw of local shape ``(rows, *rest)`` per case (per rated entry) takes ``(total, *rest)`` uniforms from the
+    stream, exactly what one process holding the whole batch takes, and returns this process's rows of the cases
+    axis (the entries axis). Every process makes the same sequence of draws, so the streams stay in step; each
+    generates the whole batch's numbers (cheap next to the products).
     """
 
-    def __init__(self, stream: UniformStream, axes: list[RowAxis]) -> None:
-        self.stream, self.axes = stream, axes
+    def __init__(self, stream: UniformStream, cases: RowAxis, entries: RowAxis | None = None) -> None:
+        self.stream, self.axes = stream, {PER_CASE: cases, PER_ENTRY: entries}
         self.device, self.dtype = stream.device, stream.dtype
 
-    def uniform(self, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
+    def uniform(self, shape: tuple[int, ...] | torch.Size, per: str = PER_CASE) -> torch.Tensor:
         shape = tuple(shape)
-        places = {(axis.total, axis.offset) for axis in self.axes if axis.matches(shape)}
-        if len(places) != 1:
-            why = "matches no sharded axis" if not places else "matches sharded axes of different lengths"
-            raise RuntimeError(f"a draw of shape {shape} {why} ({self.axes}); the sharding does not fit this model")
-        ((total, offset),) = places
-        return self.stream.uniform((total, *shape[1:]))[offset : offset + shape[0]]
+        axis = self.axes.get(per)
+        if axis is None or shape[0] != axis.rows:
+            raise RuntimeError(f"a draw of shape {shape} per {per} does not fit this process's share ({axis})")
+        return self.stream.uniform((axis.total, *shape[1:]))[axis.offset : axis.offset + shape[0]]
 
 
 RandomSource = torch.Generator | UniformStream | RowShard | None
 
 
-def uniform(shape: tuple[int, ...] | torch.Size, like: torch.Tensor, source: RandomSource) -> torch.Tensor:
-    """U[0, 1) floats with ``shape`` on ``like``'s device and dtype, drawn from ``source``."""
+def uniform(
+    shape: tuple[int, ...] | torch.Size, like: torch.Tensor, source: RandomSource, per: str = PER_CASE
+) -> torch.Tensor:
+    """U[0, 1) floats with ``shape`` on ``like``'s device and dtype, drawn from ``source``; the rows are one per
+    case (``per=PER_CASE``) or one per rated entry (``PER_ENTRY``)."""
     if isinstance(source, UniformStream | RowShard):
-        values = source.uniform(shape)
+        values = source.uniform(shape, per)
         return values if values.dtype == like.dtype and values.device == like.device else values.to(like)
     return torch.rand(shape, generator=source, device=like.device, dtype=like.dtype)
 

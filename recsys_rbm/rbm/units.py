@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from recsys_rbm.accel import native
+from recsys_rbm.accel import kernels
 from recsys_rbm.rbm.rng import RandomSource, bernoulli, uniform
 
 BASE_RATE_EPS = 1e-3  # base rates are clipped away from 0 and 1 before taking logs
@@ -31,23 +31,17 @@ BASE_RATE_EPS = 1e-3  # base rates are clipped away from 0 and 1 before taking l
 def sample_levels(logits: torch.Tensor, random: RandomSource) -> torch.Tensor:
     """One draw per row from ``softmax(logits)`` over the last axis, by the inverse CDF; ``(..., K) -> (...)``.
 
-    The sampler of every softmax in the package (dense groups and the recommender's sparse
-    entries alike): one uniform per row, compared with the cumulative probabilities. These are
-    left unnormalised (the uniform is scaled by their total instead), several times faster than
-    ``torch.softmax`` over a short last axis.
+    The sampler of every softmax in the package (dense groups and the recommender's sparse entries
+    alike): one uniform per row, compared with the cumulative probabilities (:func:`levels_at`).
     """
     return levels_at(logits, uniform((*logits.shape[:-1], 1), logits, random))
 
 
 def levels_at(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """The inverse CDF of ``softmax(logits)`` at ``uniforms`` (..., 1): the first level whose cumulative probability
-    exceeds the uniform; ``(..., K) -> (...)``. Consumes ``uniforms``."""
-    drawn = native.sample_levels(logits, uniforms)  # the same arithmetic in one pass, where it applies
-    if drawn is not None:
-        return drawn
-    cumulative = (logits - logits.amax(-1, keepdim=True)).exp_().cumsum_(-1)  # ∝ the cumulative probabilities
-    draw = uniforms.mul_(cumulative[..., -1:])
-    return (cumulative < draw).sum(-1).clamp_max(logits.shape[-1] - 1)
+    exceeds the uniform; ``(..., K) -> (...)``. The cumulative weights are left unnormalised and the uniform scaled
+    by their total instead (:meth:`~recsys_rbm.accel.protocol.RowKernels.sample_levels`). Consumes ``uniforms``."""
+    return kernels().sample_levels(logits, uniforms)
 
 
 @dataclass(frozen=True)

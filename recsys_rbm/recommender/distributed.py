@@ -2,8 +2,8 @@
 
 Each process takes a contiguous share of the global batch's cases, hence a contiguous share of its
 rated entries, and draws through :class:`~recsys_rbm.rbm.rng.RowShard` over two axes: the cases
-(hidden states ``(B, H)``, interaction units ``(B, G)``) and the rated entries (one uniform per
-entry's level, ``(E, 1)``). Its statistics are weighted so that their sum over the processes is the
+(hidden states, interaction units) and the rated entries (one uniform per entry's level); each draw
+names its axis. Its statistics are weighted so that their sum over the processes is the
 global batch's, as :func:`~recsys_rbm.recommender.objective.statistics` normalises them:
 
 * ``gradient_scale="cases"``: everything is a mean over the batch's cases, weighted by ``n_r / n``;
@@ -20,7 +20,7 @@ from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
 from recsys_rbm.recommender.objective import RecommenderObjective
 from recsys_rbm.recommender.sparse import CaseBatch
 from recsys_rbm.train.distributed import Parallel, scaled, shard_range
-from recsys_rbm.train.trainer import Gradient, SparseRows
+from recsys_rbm.train.gradients import Gradient, SparseRows
 
 
 def case_share(batch: CaseBatch, first: int, stop: int) -> tuple[CaseBatch, int, int]:
@@ -58,15 +58,7 @@ class CaseSharding:
         if empty:
             first, stop = 0, 1
         share, e0, e1 = case_share(batch, first, stop)
-        layout = objective.model.layout
-        per_case = {(objective.model.rbm.n_hidden,), (layout.n_units,)}
-        draws = RowShard(
-            stream,
-            [
-                RowAxis(stop - first, n, first, frozenset(per_case)),  # hidden states, interaction units
-                RowAxis(e1 - e0, batch.units.shape[0], e0, frozenset({(1,)})),  # one uniform per rated entry
-            ],
-        )
+        draws = RowShard(stream, cases=RowAxis(stop - first, n, first), entries=RowAxis(e1 - e0, len(batch.units), e0))
         gradient = objective.gradient(share, steps, draws)
         if empty:
             return scaled(gradient, 0.0)

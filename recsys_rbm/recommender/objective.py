@@ -7,11 +7,11 @@ sampler over :class:`~recsys_rbm.recommender.sparse.SparseCases`. Written out pe
 * interaction rows (dense over units): ``ΔW_x = (x_dataᵀ p̂_data − x_modelᵀ p̂_model) / B``, one
   matrix product over the stacked phases, and ``Δa = mean(x_data − x_model)``;
 * rating rows (rated entries only): ``ΔW_r[g·K + k] = Σ_e (1[k_e = k]·p̂_data[case_e] −
-  1[k'_e = k]·p̂_model[case_e]) / B`` accumulated with ``index_add``, ``Δb`` likewise without ``p̂``;
+  1[k'_e = k]·p̂_model[case_e]) / B`` (repeated rows add up), ``Δb`` likewise without ``p̂``;
 * ``Δc = mean(p̂_data − p̂_model)`` and, for the conditional RBM, ``ΔD[g] = Σ_e (p̂_data −
   p̂_model)[case_e] / B``.
 
-It equals the core's dense :func:`~recsys_rbm.train.trainer.contrastive_gradient` on the one-hot,
+It equals the core's dense :func:`~recsys_rbm.train.dense.contrastive_gradient` on the one-hot,
 masked visible vectors (tested). Momentum, decay, schedules, averaging, early stopping and the
 divergence checks are the trainer's.
 """
@@ -26,11 +26,8 @@ from recsys_rbm.rbm.gibbs import Chain, chain_from_visible, run_chain
 from recsys_rbm.rbm.rng import RandomSource
 from recsys_rbm.recommender.config import RecommenderConfig
 from recsys_rbm.recommender.sparse import CaseBatch, CaseMatrix, RecommenderRBM, SparseCases
-from recsys_rbm.train.momentum import LaggingRows
-from recsys_rbm.train.trainer import CaseFactors, Gradient, SparseRows
+from recsys_rbm.train.gradients import CaseFactors, Gradient, SparseRows
 
-#: Units whose rows one thread of the native update takes before the next thread's share begins.
-UNITS_PER_THREAD_SHARE = 16
 #: A validation RMSE this much above the global-mean baseline's means training has gone astray ...
 DIVERGENCE_MARGIN = 1.2
 #: ... when measured on at least this many validation ratings: on a handful, chance alone puts the
@@ -65,7 +62,6 @@ class RecommenderObjective:
         self.validation_goal = "max" if validation_measure == "validation_ndcg" else "min"
         self.baseline_rmse = baseline_rmse
         self._nonempty = torch.nonzero(matrix.lengths() > 0).squeeze(1).cpu()
-        self._lagging: dict[str, LaggingRows] | None = None
 
     def parameters(self) -> dict[str, torch.Tensor]:
         return self.model.parameters()
@@ -83,14 +79,14 @@ class RecommenderObjective:
 
     def gradient(self, batch: CaseBatch, steps: int, random: RandomSource) -> Gradient:
         """CD-T from the data: ``h ~ p(h|v)``, resample the visible state, repeat; then the statistics."""
-        view = self.model.on(batch, self._lagging)
+        view = self.model.on(batch)
         positive = chain_from_visible(view, view.data(), random)
         negative = run_chain(view, positive, steps, random, sample_last_hidden=False)
         return statistics(view, positive, negative, self.config.gradient_scale)
 
-    def read_lagging_rows(self, lagging: dict[str, LaggingRows]) -> None:
-        """The trainer's lazily updated parameters: each batch's conditionals read their rows through these."""
-        self._lagging = lagging
+    def rows_read(self, batch: CaseBatch) -> dict[str, torch.Tensor]:
+        """The rows of the batch's rated units, and every interaction row (:meth:`RecommenderRBM.rows_read`)."""
+        return self.model.rows_read(batch)
 
     def measure(self) -> dict[str, float | None]:
         return self._measure()
@@ -108,89 +104,61 @@ class RecommenderObjective:
 def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_scale: str = "cases") -> Gradient:
     """``<v hᵀ>_data − <v hᵀ>_model`` of a batch as batch means (see the module docstring), per parameter.
 
-    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.train.trainer.SparseRows`
-    with repeated rows (not coalesced): only the rows of the batch's rated entries (and every
-    interaction row) are nonzero, and only those rows are written; the hidden biases are dense.
-    ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the number
-    of the batch's cases that rated it instead of the number of cases.
+    The weights, visible biases and conditional weights come as :class:`~recsys_rbm.train.gradients.SparseRows`
+    with repeated rows, a sum of terms whose values stay factored (:class:`CaseFactors`: each row is a
+    case's vector, scaled): only the rows of the batch's rated entries (and every interaction row) are
+    nonzero. ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the
+    number of the batch's cases that rated it instead of the number of cases.
     """
     model, layout, batch = view.model, view.layout, view.batch
-    rbm = model.rbm
-    n, n_entries, n_units = batch.n_cases, batch.units.shape[0], layout.n_units
-    p_data, p_model = positive.hidden_probability, negative.hidden_probability  # (B, H)
-    by_raters = None  # with "raters": each rating entry's n / (raters of its unit)
-    if gradient_scale == "raters":
-        raters = torch.bincount(batch.units, minlength=n_units).clamp_min_(1).to(rbm.dtype)
-        by_raters = (n / raters)[batch.units]
-    # Each row of the weights' (biases') gradient is a row (value) of one table, weighted: the interaction
-    # products (G), then the data and the model phase's per-case rows, with 1/n and the sign folded in.
-    # The data's interactions are its rated units: x_dataᵀ p_data is then a sum over the rated entries.
-    sparse_data = layout.interactions and positive.visible.rated_only
-    n_products = n_units if layout.interactions else 0
-    table = torch.empty((n_products + 2 * n, rbm.n_hidden), dtype=rbm.dtype, device=rbm.device)
-    bias_table = torch.empty(n_products + 2, dtype=rbm.dtype, device=rbm.device)
-    torch.div(p_data, n, out=table[n_products : n_products + n])
-    torch.div(p_model, -n, out=table[n_products + n :])
-    bias_table[n_products], bias_table[n_products + 1] = 1.0 / n, -1.0 / n
-    data_at, model_at = n_products, n_products + n  # the phases' blocks in the table (data_at + case, …)
-    rows, cases, bias_cases, weights = [], [], [], []  # per part of the rows, joined at the end (weights: raters)
-    if layout.interactions:
+    rbm, n, entries = model.rbm, batch.n_cases, batch.case_of_entry
+    data, fantasy = positive.hidden_probability / n, negative.hidden_probability / -n  # (B, H), 1/n and sign in
+    scale = _raters_scale(view) if gradient_scale == "raters" else None  # (E,) n / raters of the entry's unit
+    weights: list[SparseRows] = []  # terms of ΔW …
+    biases: list[SparseRows] = []  # … and of Δb, on the same rows
+    if layout.interactions:  # ΔW_x = x_dataᵀ p̂_data − x_modelᵀ p̂_model, Δa = mean(x_data − x_model)
         x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
-        every_unit = torch.arange(n_units, device=rbm.device)
-        rows.append(every_unit)
-        cases.append(every_unit)
-        bias_cases.append(every_unit)
-        phases = table[n_products:]
-        if sparse_data:
-            torch.mm(x_model.T, phases[n:], out=table[:n_units])
-            torch.mean(x_model, 0, out=bias_table[:n_units]).neg_()
-            rows.append(batch.units)
-            cases.append(batch.case_of_entry + data_at)
-            bias_cases.append(torch.full_like(batch.units, n_products))
+        every_unit = torch.arange(layout.n_units, device=rbm.device)
+        if positive.visible.rated_only:  # x_data is the rated units: its products are sums over the entries
+            weights += [_term(every_unit, x_model.T @ fantasy), _term(batch.units, data, entries)]
+            biases += [_term(every_unit, -x_model.mean(0)), _same(batch.units, 1.0 / n, data)]
         else:
-            torch.mm(torch.cat([x_data, x_model]).T, phases, out=table[:n_units])
-            torch.mean(x_data - x_model, 0, out=bias_table[:n_units])
-        if by_raters is not None:  # the interaction rows are not reweighted
-            weights.append(torch.ones(n_units + (n_entries if sparse_data else 0), dtype=rbm.dtype, device=rbm.device))
-    if layout.ratings:
-        rows += [view.level_rows + positive.visible.levels, view.level_rows + negative.visible.levels]
-        cases += [batch.case_of_entry + data_at, batch.case_of_entry + model_at]
-        bias_cases += [torch.full_like(batch.units, n_products), torch.full_like(batch.units, n_products + 1)]
-        weights += [] if by_raters is None else [by_raters, by_raters]
-    # Rows repeat (entries of different cases on one unit and level): the trainer's update adds them up. Where
-    # the batch has a unit order, the rows are visited unit by unit (an entry's rows together), each unit's
-    # levels and the next ones by one thread.
-    all_rows, all_weights = _joined(rows), None if by_raters is None else _joined(weights)
-    n_per_entry = (len(rows) - 1) if layout.interactions else len(rows)  # rows per entry after the G leading ones
-    unit_order = view.unit_order
-    order = None if unit_order is None else _visiting_order(n_products, n_per_entry, unit_order)
-    group = UNITS_PER_THREAD_SHARE * (layout.n_levels if layout.ratings else 1)
-    weight_factors = CaseFactors(table, _joined(cases), all_weights, order, group)
-    bias_factors = CaseFactors(bias_table, _joined(bias_cases), all_weights, order, group)
+            weights.append(_term(every_unit, torch.cat([x_data, x_model]).T @ torch.cat([data, fantasy])))
+            biases.append(_term(every_unit, (x_data - x_model).mean(0)))
+    if layout.ratings:  # ΔW_r[g·K + k] = Σ_e (1[k_e = k]·p̂_data − 1[k'_e = k]·p̂_model)[case_e] / B; Δb without p̂
+        data_rows, fantasy_rows = view.level_rows + positive.visible.levels, view.level_rows + negative.visible.levels
+        weights += [_term(data_rows, data, entries, scale), _term(fantasy_rows, fantasy, entries, scale)]
+        biases += [_same(data_rows, 1.0 / n, data, scale), _same(fantasy_rows, -1.0 / n, data, scale)]
     gradient: Gradient = {
-        "weights": SparseRows(all_rows, None, rbm.weights.shape, coalesced=False, factors=weight_factors),
-        "visible_bias": SparseRows(all_rows, None, rbm.visible_bias.shape, coalesced=False, factors=bias_factors),
-        "hidden_bias": (p_data - p_model).mean(0),
+        "weights": SparseRows.joined(weights, rbm.weights.shape),
+        "visible_bias": SparseRows.joined(biases, rbm.visible_bias.shape),
+        "hidden_bias": (positive.hidden_probability - negative.hidden_probability).mean(0),  # Δc
     }
-    if model.conditional is not None:
-        difference = CaseFactors(  # (B, H) per case
-            (p_data - p_model) / n, batch.case_of_entry, by_raters, unit_order, UNITS_PER_THREAD_SHARE
-        )
+    if model.conditional is not None:  # ΔD[g] = Σ_e (p̂_data − p̂_model)[case_e] / B over the entries of unit g
+        difference = CaseFactors(data + fantasy, entries, scale)
         gradient["conditional_weights"] = SparseRows(
             batch.units, None, model.conditional.shape, coalesced=False, factors=difference
         )
     return gradient
 
 
-def _visiting_order(n_leading: int, n_per_entry: int, unit_order: torch.Tensor) -> torch.Tensor:
-    """The rows ``[leading (n_leading) | part 0 (E) | part 1 (E) | …]`` visited as: the leading rows in order, then
-    entry by entry in ``unit_order``, each entry's rows of every part together."""
-    n_entries = unit_order.shape[0]
-    parts = torch.arange(n_per_entry, device=unit_order.device) * n_entries
-    by_entry = (unit_order[:, None] + parts).flatten() + n_leading
-    return by_entry if n_leading == 0 else torch.cat([torch.arange(n_leading, device=unit_order.device), by_entry])
+def _term(
+    rows: torch.Tensor, per_case: torch.Tensor, cases: torch.Tensor | None = None, scale: torch.Tensor | None = None
+) -> SparseRows:
+    """Rows ``rows[i]`` += ``scale[i] · per_case[cases[i]]`` (``cases`` None: row ``i`` takes ``per_case[i]``)."""
+    if cases is None:
+        cases = torch.arange(rows.shape[0], device=rows.device)
+    return SparseRows(rows, None, coalesced=False, factors=CaseFactors(per_case, cases, scale))
 
 
-def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
-    """``torch.cat(parts)``, without copying a single part."""
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+def _same(rows: torch.Tensor, value: float, like: torch.Tensor, scale: torch.Tensor | None = None) -> SparseRows:
+    """Rows ``rows[i]`` += ``scale[i] · value`` (a bias term: the same value for every entry)."""
+    table = torch.full((1,), value, dtype=like.dtype, device=like.device)
+    return _term(rows, table, torch.zeros_like(rows), scale)
+
+
+def _raters_scale(view: SparseCases) -> torch.Tensor:
+    """Each rated entry's ``n / (the batch's raters of its unit)``: turns a mean over cases into one over raters."""
+    batch, dtype = view.batch, view.model.rbm.dtype
+    raters = torch.bincount(batch.units, minlength=view.layout.n_units).clamp_min_(1).to(dtype)
+    return (batch.n_cases / raters)[batch.units]

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from recsys_rbm.accel import native
+from recsys_rbm.accel import kernels
 from recsys_rbm.rbm.model import RBM
-from recsys_rbm.rbm.rng import RandomSource, bernoulli, uniform
-from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer, levels_at
+from recsys_rbm.rbm.rng import PER_ENTRY, RandomSource, bernoulli, uniform
+from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 from recsys_rbm.recommender.state import Layout
-from recsys_rbm.train.momentum import CurrentRows, LaggingRows, RowReader
 
 
 def visible_layer(layout: Layout) -> VisibleLayer:
@@ -153,36 +153,49 @@ class RecommenderRBM:
             out["conditional_weights"] = self.conditional
         return out
 
-    def on(self, batch: CaseBatch, lagging: dict[str, LaggingRows] | None = None) -> SparseCases:
-        """The conditionals of this model over ``batch``'s cases (reading lagging rows through ``lagging``)."""
-        return SparseCases(self, batch, lagging)
+    def on(self, batch: CaseBatch) -> SparseCases:
+        """The conditionals of this model over ``batch``'s cases."""
+        return SparseCases(self, batch)
+
+    def rows_read(self, batch: CaseBatch) -> dict[str, torch.Tensor]:
+        """The distinct rows of ``W``, ``b`` (and ``D``) that the conditionals over ``batch`` read: every
+        interaction row, and the K rating rows (the row of ``D``) of each unit the batch rated."""
+        layout, device = self.layout, batch.units.device
+        units = torch.unique(batch.units)  # (U,) ascending
+        levels = torch.arange(layout.n_levels if layout.ratings else 0, device=device)
+        rows = (layout.rating_offset + units[:, None] * layout.n_levels + levels).flatten()
+        if layout.interactions:
+            rows = torch.cat([torch.arange(layout.n_units, device=device), rows])
+        reads = {"weights": rows, "visible_bias": rows}
+        if self.conditional is not None:
+            reads["conditional_weights"] = units
+        return reads
+
+
+def bag(table: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``Σ table[rows[i]]`` over each case's entries (cases start at ``offsets`` (B,)); (B, *table.shape[1:])."""
+    return F.embedding_bag(rows, table, offsets, mode="sum")
 
 
 class SparseCases:
     """``p(h | v)``, ``v ~ p(v | h)`` for a batch of cases, over rated entries: the core's Gibbs chain runs on it.
 
-    The rated-set term of the conditional RBM is held at the data's rated set in every step. During
-    training the parameters are read through the trainer's :class:`~recsys_rbm.train.momentum.LaggingRows`
-    (``lagging``, by parameter name), which knows the current value of rows that its lazy momentum left
-    behind; otherwise they are read as stored.
+    The rated-set term of the conditional RBM is held at the data's rated set in every step. The
+    parameters are read as plain tensors: during training the trainer brings the batch's rows up to
+    date before the chain runs (:meth:`RecommenderRBM.rows_read`). The products and draws over rated
+    entries are row operations of :mod:`recsys_rbm.accel`.
     """
 
-    def __init__(self, model: RecommenderRBM, batch: CaseBatch, lagging: dict[str, LaggingRows] | None = None) -> None:
+    def __init__(self, model: RecommenderRBM, batch: CaseBatch) -> None:
         self.model, self.batch, self.layout = model, batch, model.layout
-        self.lagging = lagging or {}
         self._interaction_block: tuple[torch.Tensor, torch.Tensor] | None = None
         self._rated_set_input: torch.Tensor | None = None
 
-    def rows(self, name: str) -> RowReader:
-        """The reader of parameter ``name``'s current rows."""
-        lagging = self.lagging.get(name)
-        return CurrentRows(self.model.parameters()[name]) if lagging is None else lagging
-
     def interaction_block(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The interaction rows' current weights (G, H) and visible biases (G,), read once per batch."""
+        """The interaction rows' weights (G, H) and visible biases (G,)."""
         if self._interaction_block is None:
-            rows = self.layout.interaction_rows()
-            self._interaction_block = (self.rows("weights").gather(rows), self.rows("visible_bias").gather(rows))
+            rbm, rows = self.model.rbm, self.layout.interaction_rows()
+            self._interaction_block = (rbm.weights[rows], rbm.visible_bias[rows])
         return self._interaction_block
 
     def data(self) -> CaseState:
@@ -196,22 +209,16 @@ class SparseCases:
         rbm, batch = self.model.rbm, self.batch
         total = torch.zeros(batch.n_cases, rbm.n_hidden, dtype=rbm.dtype, device=rbm.device)
         if state.interactions is not None and state.rated_only:  # Σ_{g rated} W[g]: a bag, not a (B, G) product
-            total += self.rows("weights").bag(batch.units, batch.offsets)
+            total += bag(rbm.weights, batch.units, batch.offsets)
         elif state.interactions is not None:
             total.addmm_(state.interactions, self.interaction_block()[0])
         if state.rating_input is not None:
             total += state.rating_input
         elif state.levels is not None:
-            total += self.rows("weights").bag(self.level_rows + state.levels, batch.offsets)
+            total += bag(rbm.weights, self.level_rows + state.levels, batch.offsets)
         if self.model.conditional is not None:
             total += self.rated_set_input()
         return total
-
-    @functools.cached_property
-    def unit_order(self) -> torch.Tensor | None:
-        """The batch's entries ordered by unit (E,), so that work over them reads each unit's rows once; None
-        where only the native kernels would use it and they do not apply. Speed only: results do not change."""
-        return native.group_order(self.batch.units, self.layout.n_units)
 
     @functools.cached_property
     def level_rows(self) -> torch.Tensor:
@@ -221,7 +228,8 @@ class SparseCases:
     def rated_set_input(self) -> torch.Tensor:
         """``Σ_{g rated} D[g]`` per case (B, H): the same in every Gibbs step of the batch, so summed once."""
         if self._rated_set_input is None:
-            self._rated_set_input = self.rows("conditional_weights").bag(self.batch.units, self.batch.offsets)
+            assert self.model.conditional is not None
+            self._rated_set_input = bag(self.model.conditional, self.batch.units, self.batch.offsets)
         return self._rated_set_input
 
     def hidden_probability(self, state: CaseState, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -231,12 +239,12 @@ class SparseCases:
     def rated_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``b[g_e, k] + W[g_e, k]·h[case_e]`` at the rated entries only; ``hidden`` (B, H) -> (E, K).
 
-        Each entry's K level rows against its case's hidden state (a sampled dense-dense product), so
-        neither the (B, G·K) product nor an (E, K, H) gather of weights is formed.
+        Each entry's K level rows against its case's hidden state, so neither the (B, G·K) product nor
+        an (E, K, H) gather of weights need be formed.
         """
-        k, biases = self.layout.n_levels, self.rows("visible_bias")
-        return self.rows("weights").block_products(
-            self.level_rows, self.batch.case_of_entry, hidden, k, biases, self.unit_order
+        rbm = self.model.rbm
+        return kernels().block_products(
+            rbm.weights, self.level_rows, self.batch.case_of_entry, hidden, self.layout.n_levels, rbm.visible_bias
         )
 
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
@@ -252,14 +260,11 @@ class SparseCases:
             levels, rating_input = self._draw_levels(hidden, random)
         return CaseState(interactions, levels, rating_input=rating_input)
 
-    def _draw_levels(self, hidden: torch.Tensor, random: RandomSource) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Each rated entry's level from ``p(v_e | h)``, and where the native kernel draws them, the next hidden
-        input's share of them (the drawn rows summed per case) from the same pass."""
-        batch, k, biases = self.batch, self.layout.n_levels, self.rows("visible_bias")
-        uniforms = uniform((batch.units.shape[0], 1), hidden, random)  # as sample_levels draws them
-        fused = self.rows("weights").sampled_blocks(
-            self.level_rows, batch.case_of_entry, hidden, k, uniforms, biases, self.unit_order
+    def _draw_levels(self, hidden: torch.Tensor, random: RandomSource) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each rated entry's level from ``p(v_e | h)``, and the next hidden input's share of them (the drawn rows
+        summed per case), in one pass over the entries' rows."""
+        rbm, batch = self.model.rbm, self.batch
+        uniforms = uniform((batch.units.shape[0], 1), hidden, random, per=PER_ENTRY)  # as sample_levels draws them
+        return kernels().draw_levels(
+            rbm.weights, self.level_rows, batch.case_of_entry, hidden, self.layout.n_levels, uniforms, rbm.visible_bias
         )
-        if fused is not None:
-            return fused
-        return levels_at(self.rated_logits(hidden), uniforms), None

@@ -38,7 +38,9 @@ from recsys_rbm.errors import ConfigError, RecsysRBMError
 from recsys_rbm.rbm.gibbs import chain_from_visible
 from recsys_rbm.rbm.rng import RowAxis, RowShard, UniformStream
 from recsys_rbm.runtime import resolve_device
-from recsys_rbm.train.trainer import DenseObjective, Gradient, Objective, SparseRows, contrastive_gradient
+from recsys_rbm.train.dense import DenseObjective, contrastive_gradient
+from recsys_rbm.train.gradients import Gradient, SparseRows
+from recsys_rbm.train.trainer import Objective
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,10 @@ class ShardedObjective:
     def batches(self, generator: torch.Generator) -> Iterable[Any]:
         return self.objective.batches(generator)  # the global batches: the same on every process
 
+    def rows_read(self, batch: Any) -> dict[str, torch.Tensor]:
+        """The global batch's rows: the all-reduced gradient updates the rows of every process's share."""
+        return self.objective.rows_read(batch)
+
     def gradient(self, batch: Any, steps: int, random: Any) -> Gradient:
         if not isinstance(random, UniformStream):
             raise TypeError("data-parallel training draws from the trainer's UniformStream")
@@ -276,7 +282,7 @@ def added(gradient: Gradient, other: Gradient, factor: float) -> Gradient:
 
 # --- the dense core: RBMs on images ---------------------------------------------------------------
 class DenseSharding:
-    """:class:`~recsys_rbm.train.trainer.DenseObjective` over several processes.
+    """:class:`~recsys_rbm.train.dense.DenseObjective` over several processes.
 
     CD-k: each process takes its share of the batch's rows; every draw is over those rows; its
     batch means are weighted by ``n_r / n``.
@@ -320,10 +326,10 @@ class DenseSharding:
         share = (stop - first) / n
         local = batch[first:stop] if stop > first else batch[:1]
         if not objective.config.persistent:
-            rows = RowShard(stream, [RowAxis(local.shape[0], n, first)])
+            rows = RowShard(stream, RowAxis(local.shape[0], n, first))
             return scaled(objective.gradient(local, steps, rows), share)
         total, chain_first, chain_stop = self._start_chains(objective, batch, stream, parallel)
-        chains = RowShard(stream, [RowAxis(chain_stop - chain_first, total, chain_first)])
+        chains = RowShard(stream, RowAxis(chain_stop - chain_first, total, chain_first))
         gradient = scaled(objective.gradient(local, steps, chains), (chain_stop - chain_first) / total)
         correction = share - (chain_stop - chain_first) / total
         if correction == 0:
@@ -346,7 +352,7 @@ class DenseSharding:
         total, first, stop = self.chains
         if objective.persistent_chain is None:
             rows = torch.arange(total, device=batch.device)[first:stop] % batch.shape[0]
-            draws = RowShard(stream, [RowAxis(stop - first, total, first)])
+            draws = RowShard(stream, RowAxis(stop - first, total, first))
             objective.persistent_chain = chain_from_visible(objective.rbm, batch[rows].clone(), draws)
         return total, first, stop
 

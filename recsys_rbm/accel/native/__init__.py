@@ -1,5 +1,5 @@
-"""Fused CPU kernels (the recommender's sparse step, the trainer's dense update, the uniform stream), with the
-torch or NumPy path as the fallback.
+"""Fused CPU kernels (the recommender's sparse step, the trainer's updates, the uniform stream), with the
+reference implementation as the fallback.
 
 Two row kernels (``kernels.cpp``, built at install time when a C++ compiler is present) do in one
 pass what the torch path does with a gather, a product and a scatter:
@@ -11,9 +11,12 @@ pass what the torch path does with a gather, a product and a scatter:
 
 and :func:`group_order` (a counting sort) gives the order that visits the entries of one unit together,
 so that each unit's rows come from memory once per batch; :func:`sample_levels` draws each rated entry's
-level from its K logits in one pass. :func:`momentum_step` is the trainer's dense update in one pass, and
-:func:`pcg64_uniforms` continues a NumPy PCG64 stream on every thread
-(NumPy draws on one): the same numbers, for the samplers' :class:`~recsys_rbm.rbm.rng.UniformStream`.
+level from its K logits in one pass. :func:`catch_up` brings lazily updated rows up to date in one pass,
+:func:`momentum_step` is the trainer's dense update in one pass, and :func:`pcg64_uniforms` continues a
+NumPy PCG64 stream on every thread (NumPy draws on one): the same numbers.
+
+These are the low-level wrappers; :class:`~recsys_rbm.accel.native.backend.NativeKernels` puts them behind
+the protocol of :mod:`recsys_rbm.accel.protocol`, and nothing outside :mod:`recsys_rbm.accel` imports them.
 
 Each returns ``False`` where it does not apply (not built, a CUDA or non-contiguous tensor, a dtype
 other than float32/float64, or ``RBM_REC_NATIVE=0`` in the environment), and the caller takes its
@@ -181,6 +184,32 @@ def sample_levels(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor 
         logits.dtype == torch.float64,
     )  # fmt: skip
     return out
+
+
+def catch_up(
+    parameter: torch.Tensor,
+    velocity: torch.Tensor,
+    clocks: torch.Tensor,
+    rows: torch.Tensor,
+    step: int,
+    powers: torch.Tensor,
+) -> bool:
+    """``(θ, v)[r] ← M^(step − clocks[r]) (θ, v)[r]``, ``clocks[r] ← step`` for the distinct ``rows`` (R,), with
+    ``powers`` (4, S) the entries of ``M^s``; ``False`` (nothing written) where the kernel does not apply."""
+    tensors = (parameter, velocity, clocks, rows, powers)
+    if not _applies(*tensors) or parameter.dtype not in _FLOATS or not _indices(clocks, rows):
+        return False
+    if velocity.dtype != parameter.dtype or powers.dtype != parameter.dtype:
+        return False
+    if velocity.shape != parameter.shape or clocks.shape != parameter.shape[:1] or powers.shape[0] != 4:
+        raise ValueError("catch_up: the parameter, velocity, clocks and powers disagree in shape")
+    width = parameter[0].numel() if parameter.shape[0] else 0
+    _kernels.catch_up(
+        parameter.data_ptr(), velocity.data_ptr(), clocks.data_ptr(), rows.data_ptr(), parameter.shape[0], width,
+        rows.shape[0], step, powers.data_ptr(), powers.shape[1], torch.get_num_threads(),
+        parameter.dtype == torch.float64,
+    )  # fmt: skip
+    return True
 
 
 def momentum_step(

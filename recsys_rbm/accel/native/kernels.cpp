@@ -11,6 +11,7 @@
 //   sample_levels:  out[r] = the level k whose cumulative softmax(logits[r]) first exceeds uniforms[r]
 //   sampled_blocks: block_products, a level drawn per entry from its products, and the drawn rows summed per case
 //   momentum_step:  v = m * v + lr * g - lr * decay * theta, theta += v (the trainer's dense update, one pass)
+//   catch_up:       (theta, v)[r] = M^(step - clocks[r]) (theta, v)[r], clocks[r] = step (lazy momentum's rows)
 //   pcg64_uniforms: uniforms of NumPy's PCG64 stream from a given state, several threads at once
 //
 // Arrays arrive as data pointers of contiguous float32 or float64 arrays and int64 indices; every
@@ -415,6 +416,41 @@ RECSYS_RBM_CLONES void momentum_range_double(double* parameter, double* velocity
     momentum_range(parameter, velocity, gradient, momentum, rate, shrink, first, last);
 }
 
+// --- catch_up -------------------------------------------------------------------------------------
+// Rows of (theta, v) last brought up to date at step clocks[r], brought to `step` by M^gap, whose entries are
+// powers[0..3][gap]; rows already current are skipped. The rows are distinct, so threads never share one.
+template <typename T>
+RECSYS_RBM_INLINE void catch_up_range(T* parameter, T* velocity, int64_t* clocks, const int64_t* rows, int64_t width,
+                                      int64_t step, const T* powers, int64_t n_powers, int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+        const int64_t row = rows[i], gap = step - clocks[row];
+        if (gap == 0) continue;
+        const T a = powers[gap], b = powers[n_powers + gap], c = powers[2 * n_powers + gap];
+        const T d = powers[3 * n_powers + gap];
+        T* theta = parameter + row * width;
+        T* v = velocity + row * width;
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) {
+            const T t = theta[j], u = v[j];
+            theta[j] = t * a + u * b;
+            v[j] = u * d + t * c;
+        }
+        clocks[row] = step;
+    }
+}
+
+RECSYS_RBM_CLONES void catch_up_float(float* parameter, float* velocity, int64_t* clocks, const int64_t* rows,
+                                      int64_t width, int64_t step, const float* powers, int64_t n_powers,
+                                      int64_t first, int64_t last) {
+    catch_up_range(parameter, velocity, clocks, rows, width, step, powers, n_powers, first, last);
+}
+
+RECSYS_RBM_CLONES void catch_up_double(double* parameter, double* velocity, int64_t* clocks, const int64_t* rows,
+                                       int64_t width, int64_t step, const double* powers, int64_t n_powers,
+                                       int64_t first, int64_t last) {
+    catch_up_range(parameter, velocity, clocks, rows, width, step, powers, n_powers, first, last);
+}
+
 // --- uniforms ---------------------------------------------------------------------------------------
 // NumPy's PCG64 stream (a 128-bit LCG with the XSL-RR output), continued here so that the numbers are the
 // ones NumPy would draw: each 64-bit output is the output function of the stepped state; a float32 takes
@@ -732,6 +768,43 @@ PyObject* py_momentum_step(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// catch_up(parameter, velocity, clocks, rows, n_rows, width, n, step, powers, n_powers, n_threads, is_double):
+//          the n distinct rows brought from their clocks to `step`; powers is (4, n_powers).
+PyObject* py_catch_up(PyObject*, PyObject* args) {
+    unsigned long long parameter, velocity, clocks, rows, powers;
+    long long n_rows, width, n, step, n_powers;
+    int n_threads, is_double;
+    if (!PyArg_ParseTuple(args, "KKKKLLLLKLii", &parameter, &velocity, &clocks, &rows, &n_rows, &width, &n, &step,
+                          &powers, &n_powers, &n_threads, &is_double))
+        return nullptr;
+    const int64_t* rows_ = pointer<const int64_t>(rows);
+    int64_t* clocks_ = pointer<int64_t>(clocks);
+    bool ok;
+    Py_BEGIN_ALLOW_THREADS;
+    ok = in_range(rows_, n, 0, n_rows);
+    for (int64_t i = 0; ok && i < n; ++i) ok = step - clocks_[rows_[i]] >= 0 && step - clocks_[rows_[i]] < n_powers;
+    if (ok) {
+#pragma omp parallel num_threads(n_threads)
+        {
+            const int64_t share = (n + thread_count() - 1) / thread_count();
+            const int64_t first = share * thread_number(), last = first + share < n ? first + share : n;
+            if (first < last && is_double)
+                catch_up_double(pointer<double>(parameter), pointer<double>(velocity), clocks_, rows_, width, step,
+                                pointer<const double>(powers), n_powers, first, last);
+            else if (first < last)
+                catch_up_float(pointer<float>(parameter), pointer<float>(velocity), clocks_, rows_, width, step,
+                               pointer<const float>(powers), n_powers, first, last);
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    if (!ok) {
+        PyErr_SetString(PyExc_IndexError, "catch_up: a row is out of range, or its clock is ahead of the step or "
+                                          "further behind than the powers reach");
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
     {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
@@ -739,6 +812,7 @@ PyMethodDef methods[] = {
     {"sample_levels", py_sample_levels, METH_VARARGS, "one level per row from softmax(logits), by the inverse CDF"},
     {"group_order", py_group_order, METH_VARARGS, "the positions sorted by key, stably (a counting sort)"},
     {"momentum_step", py_momentum_step, METH_VARARGS, "v = m * v + lr * g + shrink * theta; theta += v"},
+    {"catch_up", py_catch_up, METH_VARARGS, "(theta, v)[r] = M^(step - clocks[r]) (theta, v)[r]; clocks[r] = step"},
     {"pcg64_uniforms", py_pcg64_uniforms, METH_VARARGS, "uniforms of NumPy's PCG64 stream, from a given state"},
     {nullptr, nullptr, 0, nullptr},
 };
