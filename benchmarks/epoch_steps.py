@@ -3,8 +3,7 @@
 Run:  PYTHONPATH=<checkout> LABEL=<name> [MAX_CASES=20000] python benchmarks/epoch_steps.py
 
 The MovieLens-25M-shaped data (``recsys_rbm.recommender.synthetic``, as in ``movielens_scale.py``) is
-generated once and pickled to ``$RATINGS_CACHE`` (default ``/tmp/movielens_25m_shape.pkl``), so that
-alternating runs of two checkouts spend their time on training only. The ratings model trains one
+generated, seeded, in each run (about 20 s, not timed). The ratings model trains one
 epoch, user-based, on the first ``MAX_CASES`` users; the seconds inside ``Trainer.step`` are printed.
 ``CLOCKS=1`` sets ``LazyMomentum.prefer_eigenbasis = False`` first (checkouts before the row-clock-only
 momentum, which kept an eigenbasis scheme beside the clocks).
@@ -13,9 +12,7 @@ momentum, which kept an eigenbasis scheme beside the clocks).
 from __future__ import annotations
 
 import os
-import pickle
 import time
-from pathlib import Path
 from typing import Any
 
 from recsys_rbm.recommender.config import RecommenderConfig
@@ -24,13 +21,10 @@ from recsys_rbm.train import trainer
 
 
 def ratings() -> Any:
-    """The generated 25M-shaped ratings, from the cache when it is there."""
-    cache = Path(os.environ.get("RATINGS_CACHE", "/tmp/movielens_25m_shape.pkl"))
-    if not cache.exists():
-        from recsys_rbm.recommender.synthetic import long_tailed_ratings
+    """The generated 25M-shaped ratings (the same in every run: the generator is seeded)."""
+    from recsys_rbm.recommender.synthetic import long_tailed_ratings
 
-        cache.write_bytes(pickle.dumps(long_tailed_ratings(162_000, 59_000, 25_000_000)))
-    return pickle.loads(cache.read_bytes())  # our own file, written above
+    return long_tailed_ratings(162_000, 59_000, 25_000_000)
 
 
 def main() -> None:

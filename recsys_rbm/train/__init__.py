@@ -1,0 +1,1 @@
+"""Training: the one loop (trainer), its gradient types, momentum, the dense objective, data-parallel runs."""
