@@ -94,7 +94,7 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
     """
     from recsys_rbm.recommender import objective
     from recsys_rbm.train import momentum as lazy_momentum
-    from recsys_rbm.train import training
+    from recsys_rbm.train import trainer
 
     spent = {"steps": 0.0, "take_over": 0.0, "finish": 0.0}
     making_batches = objective.RecommenderObjective.batches
@@ -119,7 +119,7 @@ def train_one_epoch(model: str, train: Any, args: argparse.Namespace) -> tuple[f
 
         setattr(owner, name, wrapper)
 
-    timed(training.Trainer, "step", "steps")
+    timed(trainer.Trainer, "step", "steps")
     timed(lazy_momentum.LazyMomentum, "_take_over", "take_over")
     timed(lazy_momentum.LazyMomentum, "finish", "finish")
     config = RecommenderConfig(
