@@ -1,7 +1,7 @@
 """Where the joint model's training step spends its time, block by block, at MovieLens-25M's catalogue size.
 
 Run:  python benchmarks/profile_joint.py [--users 5000] [--movies 59000] [--per-user 154] [--hidden 100]
-      [--batch-size 100] [--batches 30] [--torch-profiler]
+      [--batch-size 100] [--batches 30] [--threads 1] [--kind ratings] [--torch-profiler]
 
 Generates ``users`` users of a ``movies``-movie catalogue with ``per-user`` ratings each on average (the
 defaults: MovieLens 25M's catalogue and its 154 ratings per user; :mod:`recsys_rbm.recommender.synthetic`),
@@ -20,7 +20,9 @@ subtracted) is printed per batch:
 Then each dense operation of the interaction block is timed alone at the same shapes beside the row-sparse
 operation that would give the same numbers (the sampled ``x_model`` has few ones a row: its count is
 measured), and the epoch time such a step would give is estimated from the two. With ``--torch-profiler``
-it also prints torch's own table of operators over the timed steps.
+it also prints torch's own table of operators over the timed steps; ``--kind ratings`` times the ratings model
+the same way (the yardstick for statistics and updates over rated entries only); ``--threads`` sets torch's
+threads (on a machine whose cores are busy with other work, one thread can be the faster: compare both).
 """
 
 from __future__ import annotations
