@@ -208,30 +208,34 @@ def run_dataset(name: str, ratings: Ratings, seed: int, peers: bool) -> Row:
 # --- the table ------------------------------------------------------------------------------------------------
 
 
-def render(rows: list[Row]) -> str:
+HEADER = (
+    f"{'dataset':<16}{'ratings':>9}{'best':>8}{'ep':>5}{'s':>7}{'1%':>5}{'s':>7}{'stop':>6}{'fit s':>8}"
+    f"{'1% ÷ fit':>10}  {'EASE':>7}{'λ':>6}{'EASE s':>8}{'1 λ s':>7}  {'ALS':>7}{'ALS s':>7}"
+)
+
+
+def render_row(r: Row) -> str:
     def cell(value: float | None, form: str, width: int) -> str:
         return f"{'—' if value is None else format(value, form):>{width}}"
 
-    header = (
-        f"{'dataset':<16}{'ratings':>9}{'best':>8}{'ep':>5}{'s':>7}{'1%':>5}{'s':>7}{'stop':>6}{'fit s':>8}"
-        f"{'1% ÷ fit':>10}  {'EASE':>7}{'λ':>6}{'EASE s':>8}{'1 λ s':>7}  {'ALS':>7}{'ALS s':>7}"
+    c = r.rbm
+    return (
+        f"{r.dataset:<16}{r.ratings:>9,}{c.best_ndcg:>8.4f}{c.best_epoch:>5}{c.best_seconds:>7.1f}"
+        f"{c.near_epoch:>5}{c.near_seconds:>7.1f}{c.stopped_epoch:>6}{r.rbm_fit_seconds:>8.1f}"
+        f"{c.near_seconds / r.rbm_fit_seconds:>10.2f}  "
+        f"{cell(r.ease_ndcg, '.4f', 7)}{cell(r.ease_lambda, 'g', 6)}{cell(r.ease_seconds, '.1f', 8)}"
+        f"{cell(r.ease_one_seconds, '.2f', 7)}  {cell(r.als_ndcg, '.4f', 7)}{cell(r.als_seconds, '.1f', 7)}"
     )
+
+
+def render(rows: list[Row]) -> str:
     lines = [
         "RBM (default `train ratings`): best validation NDCG@10, the first epoch and wall seconds reaching it,",
         "the first within 1% of it, the epoch training stopped, the whole fit; EASE and ALS on the same slice",
-        header,
-        "-" * len(header),
+        HEADER,
+        "-" * len(HEADER),
     ]
-    for r in rows:
-        c = r.rbm
-        lines.append(
-            f"{r.dataset:<16}{r.ratings:>9,}{c.best_ndcg:>8.4f}{c.best_epoch:>5}{c.best_seconds:>7.1f}"
-            f"{c.near_epoch:>5}{c.near_seconds:>7.1f}{c.stopped_epoch:>6}{r.rbm_fit_seconds:>8.1f}"
-            f"{c.near_seconds / r.rbm_fit_seconds:>10.2f}  "
-            f"{cell(r.ease_ndcg, '.4f', 7)}{cell(r.ease_lambda, 'g', 6)}{cell(r.ease_seconds, '.1f', 8)}"
-            f"{cell(r.ease_one_seconds, '.2f', 7)}  {cell(r.als_ndcg, '.4f', 7)}{cell(r.als_seconds, '.1f', 7)}"
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + [render_row(r) for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             SYNTHETIC_USERS, SYNTHETIC_ITEMS, n, seed=args.seed
         )
     started = time.perf_counter()
-    rows = [run_dataset(name, load(), args.seed, not args.skip_peers) for name, load in loaders.items()]
+    rows = []
+    for name, load in loaders.items():
+        rows.append(run_dataset(name, load(), args.seed, not args.skip_peers))
+        print(f"{HEADER}\n{render_row(rows[-1])}", flush=True)  # each row as it is done
     print()
     print(render(rows))
     print(f"\ntotal {time.perf_counter() - started:.0f} s on {os.cpu_count()} CPU threads")
