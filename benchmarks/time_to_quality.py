@@ -1,7 +1,7 @@
 """Time to quality: how soon the default ``rbm-rec train ratings`` reaches its best validation NDCG@10.
 
 Run:  RBM_REC_DATA=../shared/data python benchmarks/time_to_quality.py [--datasets ml-100k,filmtrust,lastfm-2k,coat]
-      [--synthetic 400000] [--seed 0] [--skip-peers] [--json results.json]
+      [--synthetic 400000] [--seed 0] [--skip-peers] [--threads 1] [--json results.json]
 
 For each dataset found under the data folder (``--data-dir``, else ``$RBM_REC_DATA``, else ``data/``; read
 by :data:`datasets.READERS`) and, with ``--synthetic N``, a generated long-tailed table of ``N`` ratings by
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import EASE_FULL_ITEMS, EASE_LAMBDAS, READERS, found_datasets
 from peers import ImplicitALSAdapter
 
@@ -250,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="the split's and the models' seed")
     parser.add_argument("--skip-peers", action="store_true", help="the RBM only: no EASE, no ALS")
+    parser.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default: torch's own choice)")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     data_dir = Path(args.data_dir or os.environ.get("RBM_REC_DATA") or "data")
     wanted = [name.strip() for name in args.datasets.split(",") if name.strip()]
@@ -271,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{HEADER}\n{render_row(rows[-1])}", flush=True)  # each row as it is done
     print()
     print(render(rows))
-    print(f"\ntotal {time.perf_counter() - started:.0f} s on {os.cpu_count()} CPU threads")
+    threads = f"torch on {torch.get_num_threads()} of {os.cpu_count()} CPU threads"
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; {threads}")
     if args.json:
         payload = [asdict(row) for row in rows]
         Path(args.json).write_text(json.dumps(payload, indent=1), encoding="utf-8")
