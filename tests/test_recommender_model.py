@@ -307,7 +307,7 @@ def test_recommend_takes_many_users_at_once_as_one_list_each(public):
     for user, items, scores in lists:
         alone_items, alone_scores = public.recommend(user, n=4)
         assert items.tolist() == alone_items.tolist()
-        np.testing.assert_allclose(scores, alone_scores)
+        np.testing.assert_allclose(scores, alone_scores, rtol=1e-6)  # float32 sums in another order
     frame = lists.to_frame()
     assert frame.columns == ["user", "item", "rank", "score"] and frame.height == 12
     assert frame["rank"].to_list()[:4] == [1, 2, 3, 4] and set(frame["user"].to_list()) == set(users)
@@ -630,7 +630,10 @@ def _tiny_problem(conditional: bool, interactions: bool = True, seed: int = 0):
         full = garbage.clone()
         full[torch.from_numpy(cases), torch.from_numpy(rated)] = state.levels
         ratings = torch.nn.functional.one_hot(full, k).to(torch.float64).flatten(1)  # (B, G·K)
-        return torch.cat([state.interactions, ratings], 1) if interactions else ratings
+        if not interactions:
+            return ratings
+        block = state.interactions if state.interactions is not None else batch.interactions(g, torch.float64)
+        return torch.cat([block, ratings], 1)
 
     mask = torch.cat([torch.ones(3, g, dtype=torch.bool), rated_mask], 1) if interactions else rated_mask
     hidden_bias = rbm.hidden_bias + (rated_mask.to(torch.float64) @ d if d is not None else 0.0)  # (B, H)
@@ -661,14 +664,29 @@ def test_sparse_statistics_equal_the_core_dense_gradient(conditional, interactio
 def test_the_data_state_sums_over_its_rated_entries_what_the_dense_interaction_product_gives():
     """The data's interactions are its rated units: its hidden input and statistics run over the entries."""
     view, (data_state, model_state), *_ = _tiny_problem(conditional=True, interactions=True)
-    as_dense = CaseState(data_state.interactions, data_state.levels)  # the same values, not marked as the data
-    assert data_state.rated_only and not as_dense.rated_only
+    as_dense = CaseState(view.batch.interactions(view.layout.n_units, torch.float64), data_state.levels)
+    assert data_state.interactions is None and data_state.picked is not None and as_dense.picked is None
     torch.testing.assert_close(view.hidden_input(data_state), view.hidden_input(as_dense))
     negative = _chains(view, (model_state,))[0]
     by_entries = dense_gradient(statistics(view, _chains(view, (data_state,))[0], negative))
     by_product = dense_gradient(statistics(view, _chains(view, (as_dense,))[0], negative))
     for name, value in by_product.items():
         torch.testing.assert_close(by_entries[name], value)
+
+
+def test_a_drawn_interaction_block_is_summed_over_its_ones_as_the_dense_product_gives():
+    """The model phase draws every interaction unit, then sums over the ones: the same input and statistics."""
+    view, (data_state, _), *_ = _tiny_problem(conditional=True, interactions=True)
+    drawn = view.sample_visible(view.hidden_probability(data_state), UniformStream(3, dtype=torch.float64))
+    cases, units = torch.nonzero(drawn.interactions, as_tuple=True)
+    assert torch.equal(drawn.picked.cases, cases) and torch.equal(drawn.picked.units, units)
+    dense_only = CaseState(drawn.interactions, drawn.levels)
+    torch.testing.assert_close(view.hidden_input(drawn), view.hidden_input(dense_only))
+    positive = _chains(view, (data_state,))[0]
+    by_ones = dense_gradient(statistics(view, positive, _chains(view, (drawn,))[0]))
+    by_product = dense_gradient(statistics(view, positive, _chains(view, (dense_only,))[0]))
+    for name, value in by_product.items():
+        torch.testing.assert_close(by_ones[name], value)
 
 
 @pytest.mark.parametrize(("conditional", "interactions"), [(False, True), (True, True), (True, False)])

@@ -4,8 +4,9 @@ The learning rule is the core's ``<v hᵀ>_data − <v hᵀ>_model`` with ``h`` 
 computed on the cases of a batch with the model term after a CD-T chain run by the core's Gibbs
 sampler over :class:`~recsys_rbm.recommender.sparse.SparseCases`. Written out per block:
 
-* interaction rows (dense over units): ``ΔW_x = (x_dataᵀ p̂_data − x_modelᵀ p̂_model) / B``, one
-  matrix product over the stacked phases, and ``Δa = mean(x_data − x_model)``;
+* interaction rows: ``ΔW_x = (x_dataᵀ p̂_data − x_modelᵀ p̂_model) / B`` and ``Δa = mean(x_data −
+  x_model)``, sums over the ones of each phase's block (the rated units; the drawn units): only the
+  rows of units some case rated or drew are nonzero;
 * rating rows (rated entries only): ``ΔW_r[g·K + k] = Σ_e (1[k_e = k]·p̂_data[case_e] −
   1[k'_e = k]·p̂_model[case_e]) / B`` (repeated rows add up), ``Δb`` likewise without ``p̂``;
 * ``Δc = mean(p̂_data − p̂_model)`` and, for the conditional RBM, ``ΔD[g] = Σ_e (p̂_data −
@@ -106,8 +107,8 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
 
     The weights, visible biases and conditional weights come as :class:`~recsys_rbm.train.gradients.SparseRows`
     with repeated rows, a sum of terms whose values stay factored (:class:`CaseFactors`: each row is a
-    case's vector, scaled): only the rows of the batch's rated entries (and every interaction row) are
-    nonzero. ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the
+    case's vector, scaled): only the rows of the batch's rated entries and of its drawn interaction
+    units are nonzero. ``gradient_scale="raters"`` divides each unit's rating rows (and conditional row) by the
     number of the batch's cases that rated it instead of the number of cases.
     """
     model, layout, batch = view.model, view.layout, view.batch
@@ -116,15 +117,11 @@ def statistics(view: SparseCases, positive: Chain, negative: Chain, gradient_sca
     scale = _raters_scale(view) if gradient_scale == "raters" else None  # (E,) n / raters of the entry's unit
     weights: list[SparseRows] = []  # terms of ΔW …
     biases: list[SparseRows] = []  # … and of Δb, on the same rows
-    if layout.interactions:  # ΔW_x = x_dataᵀ p̂_data − x_modelᵀ p̂_model, Δa = mean(x_data − x_model)
-        x_data, x_model = positive.visible.interactions, negative.visible.interactions  # (B, G)
-        every_unit = torch.arange(layout.n_units, device=rbm.device)
-        if positive.visible.rated_only:  # x_data is the rated units: its products are sums over the entries
-            weights += [_term(every_unit, x_model.T @ fantasy), _term(batch.units, data, entries)]
-            biases += [_term(every_unit, -x_model.mean(0)), _same(batch.units, 1.0 / n, data)]
-        else:
-            weights.append(_term(every_unit, torch.cat([x_data, x_model]).T @ torch.cat([data, fantasy])))
-            biases.append(_term(every_unit, (x_data - x_model).mean(0)))
+    if layout.interactions:  # ΔW_x = x_dataᵀ p̂_data − x_modelᵀ p̂_model, Δa = mean(x_data − x_model), over the ones
+        x_data, x_model = positive.visible.picks(), negative.visible.picks()
+        assert x_data is not None and x_model is not None
+        weights += [_term(x_data.units, data, x_data.cases), _term(x_model.units, fantasy, x_model.cases)]
+        biases += [_same(x_data.units, 1.0 / n, data), _same(x_model.units, -1.0 / n, data)]
     if layout.ratings:  # ΔW_r[g·K + k] = Σ_e (1[k_e = k]·p̂_data − 1[k'_e = k]·p̂_model)[case_e] / B; Δb without p̂
         data_rows, fantasy_rows = view.level_rows + positive.visible.levels, view.level_rows + negative.visible.levels
         weights += [_term(data_rows, data, entries, scale), _term(fantasy_rows, fantasy, entries, scale)]

@@ -123,17 +123,47 @@ class CaseBatch:
         x[self.case_of_entry, self.units] = 1.0
         return x
 
+    def picks(self) -> Picks:
+        """The data's interaction block by its ones: the rated units, as (case, unit) pairs."""
+        return Picks(self.case_of_entry, self.units, self.offsets)
+
+
+@dataclass(frozen=True)
+class Picks:
+    """The ones of a batch's interaction block as (case, unit) pairs, ordered by case: ``x[cases[i], units[i]] = 1``."""
+
+    cases: torch.Tensor  # (P,) int64, ascending
+    units: torch.Tensor  # (P,) int64
+    offsets: torch.Tensor  # (B,) int64: where each case's pairs start (embedding_bag offsets)
+
+    @classmethod
+    def of(cls, interactions: torch.Tensor) -> Picks:
+        """The ones of a dense 0/1 block (B, G)."""
+        cases, units = torch.nonzero(interactions, as_tuple=True)
+        counts = torch.bincount(cases, minlength=interactions.shape[0])
+        return cls(cases, units, torch.cumsum(counts, 0) - counts)
+
 
 @dataclass(frozen=True)
 class CaseState:
-    """The visible state of a batch of cases: its interaction block and its rated entries' levels."""
+    """The visible state of a batch of cases: its interaction block and its rated entries' levels.
 
-    interactions: torch.Tensor | None  # (B, G) 0/1, dense (None without an interaction block)
+    The interaction block is dense (a draw of every unit), or given by its ones alone (``picked``: the
+    data's rated units), or both; sums over it run over the ones where they are known.
+    """
+
+    interactions: torch.Tensor | None  # (B, G) 0/1, dense, or None (no interaction block, or only its ones known)
     levels: torch.Tensor | None  # (E,) levels at the batch's rated entries (None without a rating block)
-    #: The interactions are the batch's rated units (the data's state): sums over them run over the entries.
-    rated_only: bool = False
+    #: The interaction block's ones, where known: the data's rated units, or a draw's ones.
+    picked: Picks | None = None
     #: ``Σ_e W[rating row of entry e at its level]`` per case (B, H), where the draw of the levels summed it.
     rating_input: torch.Tensor | None = None
+
+    def picks(self) -> Picks | None:
+        """The interaction block's ones (None without an interaction block)."""
+        if self.picked is None and self.interactions is not None:
+            return Picks.of(self.interactions)
+        return self.picked
 
 
 # --- the parameters and their conditionals on a batch ---------------------------------------------
@@ -199,17 +229,17 @@ class SparseCases:
         return self._interaction_block
 
     def data(self) -> CaseState:
-        """The batch's own visible state (the positive phase)."""
-        rbm, layout = self.model.rbm, self.layout
-        interactions = self.batch.interactions(layout.n_units, rbm.dtype) if layout.interactions else None
-        return CaseState(interactions, self.batch.levels if layout.ratings else None, rated_only=True)
+        """The batch's own visible state (the positive phase): its interaction block by its ones, the rated units."""
+        layout = self.layout
+        picked = self.batch.picks() if layout.interactions else None
+        return CaseState(None, self.batch.levels if layout.ratings else None, picked=picked)
 
     def hidden_input(self, state: CaseState) -> torch.Tensor:
         """``vᵀW (+ Σ_{g rated} D[g])`` from the state's blocks; -> (B, H)."""
         rbm, batch = self.model.rbm, self.batch
         total = torch.zeros(batch.n_cases, rbm.n_hidden, dtype=rbm.dtype, device=rbm.device)
-        if state.interactions is not None and state.rated_only:  # Σ_{g rated} W[g]: a bag, not a (B, G) product
-            total += bag(rbm.weights, batch.units, batch.offsets)
+        if state.picked is not None:  # Σ_{g: x_g = 1} W[g]: a bag over the ones, not a (B, G) product
+            total += bag(rbm.weights, state.picked.units, state.picked.offsets)
         elif state.interactions is not None:
             total.addmm_(state.interactions, self.interaction_block()[0])
         if state.rating_input is not None:
@@ -248,17 +278,22 @@ class SparseCases:
         )
 
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
-        """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state."""
+        """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state.
+
+        The draw of every interaction unit is dense, but few come out 1: the sums over the block that
+        follow (the next hidden input, the statistics) run over its ones.
+        """
         layout = self.layout
-        interactions = levels = None
+        interactions = levels = picked = None
         if layout.interactions:
             weights, biases = self.interaction_block()
             logits = torch.addmm(biases, hidden, weights.T)  # (B, G)
-            interactions = bernoulli(torch.sigmoid(logits), random)
+            interactions = bernoulli(torch.sigmoid_(logits), random)
+            picked = Picks.of(interactions)
         rating_input = None
         if layout.ratings:
             levels, rating_input = self._draw_levels(hidden, random)
-        return CaseState(interactions, levels, rating_input=rating_input)
+        return CaseState(interactions, levels, picked=picked, rating_input=rating_input)
 
     def _draw_levels(self, hidden: torch.Tensor, random: RandomSource) -> tuple[torch.Tensor, torch.Tensor]:
         """Each rated entry's level from ``p(v_e | h)``, and the next hidden input's share of them (the drawn rows
