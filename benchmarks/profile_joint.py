@@ -10,19 +10,15 @@ through ``RBMRecommender.fit`` for ``--batches`` update steps after a few untime
 changes: this process wraps some of its functions in timers, and each block's *own* time (its callees'
 subtracted) is printed per batch:
 
-- the data's dense interaction block ``x_data`` (B, G), and the data phase's hidden input (bags of rated rows);
-- the interaction rows' current weights (G, H), read out of the lazy momentum's storage once per batch;
-- the logits of every item ``c_x + h W_xᵀ`` (B × G × H) and their sigmoid; the Bernoulli draw of every item;
-- the rating levels' fused draw; the model phase's hidden input ``x_model W_x`` (B × G × H, dense);
-- the statistics (the negative statistic ``x_modelᵀ p_model``, G × B × H, dense, and the bookkeeping);
-- the lazy momentum's update of each parameter (every interaction row of ``W`` each batch).
+- the interaction rows' weights (G, H), the logits of every item ``c_x + h W_xᵀ`` (B × G × H), their sigmoid
+  and the Bernoulli draw of every item; the drawn block's ones as (case, unit) pairs;
+- the rating levels' fused draw; each phase's hidden input (bags over rated or drawn rows);
+- the statistics; the lazy momentum's catch-up of the rows a batch reads and its update of each parameter.
 
-Then each dense operation of the interaction block is timed alone at the same shapes beside the row-sparse
-operation that would give the same numbers (the sampled ``x_model`` has few ones a row: its count is
-measured), and the epoch time such a step would give is estimated from the two. With ``--torch-profiler``
-it also prints torch's own table of operators over the timed steps; ``--kind ratings`` times the ratings model
-the same way (the yardstick for statistics and updates over rated entries only); ``--threads`` sets torch's
-threads (on a machine whose cores are busy with other work, one thread can be the faster: compare both).
+Then it estimates the epoch of ``--epoch-users`` users from the time per batch. With ``--torch-profiler`` it
+also prints torch's own table of operators over the timed steps; ``--kind ratings`` times the ratings model
+the same way (the yardstick); ``--threads`` sets torch's threads (on a machine whose cores are busy with other
+work, one thread can be the faster: compare both).
 """
 
 from __future__ import annotations
@@ -35,24 +31,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from recsys_rbm.accel import native
-from recsys_rbm.rbm.rng import UniformStream, bernoulli
+from recsys_rbm.rbm.rng import bernoulli
 from recsys_rbm.recommender import objective, sparse
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
 from recsys_rbm.train import momentum, trainer
 
 WARMUP = 3  # untimed update steps first (memory first touched, the lazy storage taken over)
-X_DATA = "x_data: dense (B, G) zeros + scatter of the rated units"
-MODEL_INPUT = "hidden input, model phase: x_model·W_x (B×G×H, dense)"
-STATISTICS = "statistics: x_modelᵀ·p_model (G×B×H, dense) + tables"
-UPDATE_WEIGHTS = "update weights: lazy momentum (every interaction row + rated rows)"
-UPDATE_BIASES = "update visible_bias: lazy momentum (every interaction row + rated rows)"
-#: The blocks whose work a row-sparse interaction block replaces (by the row-sparse operations timed alone, and
-#: statistics over the entries, as the ratings model makes them: see ``--kind ratings``).
-GOES = (X_DATA, MODEL_INPUT, STATISTICS, UPDATE_WEIGHTS, UPDATE_BIASES)
 
 
 class Timers:
@@ -84,17 +70,6 @@ class Timers:
                     self._stack[-1] += spent
 
         setattr(owner, name, timed)
-
-
-def best_of(work: Callable[[], Any], repeats: int = 5) -> float:
-    """The fastest of ``repeats`` runs of ``work``, in seconds (after one untimed run)."""
-    work()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def profile_steps(args: argparse.Namespace) -> tuple[Timers, float, int, float]:
@@ -153,27 +128,22 @@ def profile_steps(args: argparse.Namespace) -> tuple[Timers, float, int, float]:
 
     sparse.bernoulli = counted_bernoulli  # the interaction block's draw of every item
     timers.wrap(sparse, "bernoulli", "Bernoulli draw of every item (B×G uniforms, compare)")
-    timers.wrap(sparse.CaseBatch, "interactions", X_DATA)
-    timers.wrap(sparse.SparseCases, "interaction_block", "W_x, c_x: current (G, H) rows gathered from lazy storage")
+    timers.wrap(sparse.Picks, "of", "the drawn block's ones as (case, unit) pairs (nonzero)")
+    timers.wrap(sparse.SparseCases, "interaction_block", "W_x, c_x: the interaction rows (G, H) gathered")
     timers.wrap(sparse.SparseCases, "sample_visible", "logits of every item h·W_xᵀ (B×G×H) + sigmoid")
-    timers.wrap(sparse.SparseCases, "_draw_levels", "rating levels: fused native draw (rated entries)")
+    timers.wrap(sparse.SparseCases, "_draw_levels", "rating levels: fused draw (rated entries)")
 
     def phase(self: Any, state: Any, *rest: Any) -> str:
-        if state.rated_only:
-            return "hidden input, data phase: bags of rated rows (sparse)"
-        return MODEL_INPUT if state.interactions is not None else "hidden input, model phase: rating rows (sparse)"
+        if state.interactions is None and state.picked is not None:
+            return "hidden input, data phase: bags of rated rows"
+        return "hidden input, model phase: bags of drawn and rated rows"
 
     timers.wrap(sparse.SparseCases, "hidden_input", phase)
     timers.wrap(sparse.SparseCases, "hidden_probability", "sigmoid of the hidden input (B, H)")
-    timers.wrap(objective, "statistics", STATISTICS if args.kind == "joint" else "statistics over the entries")
+    timers.wrap(objective, "statistics", "statistics: per-case rows of both phases")
     timers.wrap(objective.RecommenderObjective, "gradient", "the rest of the gradient (hidden draws, chain)")
-
-    def update(self: Any, name: str, *rest: Any) -> str:
-        if args.kind == "joint" and name in ("weights", "visible_bias"):
-            return UPDATE_WEIGHTS if name == "weights" else UPDATE_BIASES
-        return f"update {name}: lazy momentum (rated rows)"
-
-    timers.wrap(momentum.LazyMomentum, "update_rows", update)
+    timers.wrap(momentum.LazyMomentum, "catch_up", lambda self, name, *rest: f"catch up {name}: rows a batch reads")
+    timers.wrap(momentum.LazyMomentum, "update_rows", lambda self, name, *rest: f"update {name}: touched rows")
     config = {"kind": args.kind, "mode": "user", "hidden": args.hidden, "batch_size": args.batch_size, "epochs": 1}
     model = RBMRecommender(**config, monitor_ratings=1_000)
     model.fit(ratings, validation_fraction=0.0, progress=False)
@@ -182,100 +152,6 @@ def profile_steps(args: argparse.Namespace) -> tuple[Timers, float, int, float]:
         print(f"torch's operators over the {args.batches} timed steps, by input shapes\n{table}")
     per_row = ones["sum"] / max(ones["rows"], 1)
     return timers, steps["seconds"], steps["count"] - WARMUP, per_row
-
-
-def dense_against_sparse(args: argparse.Namespace, ones_per_row: float) -> list[tuple[str, float, str, float]]:
-    """Each dense operation of the interaction block alone, and its row-sparse equivalent, at the run's shapes."""
-    b, g, h = args.batch_size, args.movies, args.hidden
-    torch.manual_seed(0)
-    storage = torch.randn(g, 2, h) * 0.01  # the lazy momentum's (rows, 2, H) coordinates of W_x
-    weights = storage[:, 0].contiguous()  # (G, H)
-    biases = torch.randn(g) - 6.0
-    hidden = (torch.rand(b, h) < 0.5).float()  # (B, H)
-    p_model = torch.rand(b, h)
-    stream = UniformStream(0)
-    picked = max(1, round(ones_per_row))
-    units = torch.randint(0, g, (b * picked,))  # the sampled ones: B × picked (unit, case) pairs
-    cases = torch.arange(b).repeat_interleave(picked)
-    offsets = torch.arange(b) * picked
-    x_model = torch.zeros(b, g)
-    x_model[cases, units] = 1.0
-    probability = torch.sigmoid(torch.addmm(biases, hidden, weights.T))
-    both = torch.cat([hidden * 0.7, hidden * 0.3], 1)  # (B, 2H): the two stored coordinates' weights
-    flat = storage.view(g, 2 * h)
-    # The update as the trainer makes it (native add_rows into the lazy storage, from per-case rows): now every
-    # interaction row gets its own product row; sparse, the data's and the model's picked rows get their case's
-    # row of p, and the rating rows of both phases as now (about as many rated entries as sampled ones: four
-    # parts of that size are updated).
-    every_row, products = torch.arange(g), torch.randn(g, h)
-    picked_rows, picked_cases = units.repeat(4), torch.cat([cases, cases + b, cases, cases + b])
-    per_case = torch.randn(2 * b, h)
-    coefs = [0.01, 0.02]
-
-    def update(rows: torch.Tensor, cases: torch.Tensor, table: torch.Tensor) -> None:
-        if not native.add_rows(storage, rows, cases, table, None, coefs):
-            storage.index_add_(0, rows, table[cases].unsqueeze(1).repeat(1, 2, 1))
-
-    def x_data() -> torch.Tensor:
-        return torch.zeros(b, g).index_put_((cases, units), torch.ones(()))
-
-    return [
-        (
-            "W_x current rows: gather (G, 2, H) + combine",
-            best_of(lambda: torch.mul(storage[:, 0], 0.7).add_(storage[:, 1], alpha=0.3)),
-            "(stays: cheaper than the next line)",
-            float("nan"),
-        ),
-        (
-            "logits h·W_xᵀ + c_x (B×G×H)",
-            best_of(lambda: torch.addmm(biases, hidden, weights.T)),
-            "(stays)",
-            float("nan"),
-        ),
-        (
-            "  (the logits from the storage, no gather)",
-            best_of(lambda: torch.addmm(biases, both, flat.T)),
-            "(an alternative to the two lines above)",
-            float("nan"),
-        ),
-        ("sigmoid of the logits (B×G)", best_of(lambda: torch.sigmoid(probability)), "(stays)", float("nan")),
-        (
-            "Bernoulli draw of every item (B×G)",
-            best_of(lambda: stream.uniform((b, g)).lt_(probability)),
-            "(stays)",
-            float("nan"),
-        ),
-        (
-            "x_model: nonzero → (case, unit) pairs",
-            0.0,
-            "nonzero of the drawn (B, G) block",
-            best_of(lambda: x_model.nonzero()),
-        ),
-        (
-            "hidden input x_model·W_x (B×G×H)",
-            best_of(lambda: x_model @ weights),
-            f"bag of the {picked} sampled rows a case",
-            best_of(lambda: F.embedding_bag(units, flat, offsets, mode="sum")),
-        ),
-        (
-            "negative statistic x_modelᵀ·p_model (G×B×H)",
-            best_of(lambda: torch.mm(x_model.T, p_model)),
-            "per-case rows, factored (no product)",
-            0.0,
-        ),
-        (
-            "update W: every interaction row (G, 2, H)",
-            best_of(lambda: update(every_row, every_row, products)),
-            "update W: rated + sampled rows, both blocks",
-            best_of(lambda: update(picked_rows, picked_cases, per_case)),
-        ),
-        (
-            "x_data dense (B, G) zeros + scatter",
-            best_of(x_data),
-            "(not needed: the data phase uses bags)",
-            0.0,
-        ),
-    ]
 
 
 def main() -> None:
@@ -304,29 +180,11 @@ def main() -> None:
     for label, spent in sorted(timers.own.items(), key=lambda item: -item[1]):
         print(f"{label:<72}{spent / timed * 1e3:>8.1f}{spent / seconds:>7.0%}")
 
-    if args.kind != "joint":
-        return
-    goes = sum(timers.own[label] for label in GOES) / timed
-    print(f"\nthe interaction block's operations alone (B = {args.batch_size}, G = {args.movies:,}, H = {args.hidden})")
-    print(f"{'dense, as now':<48}{'ms':>8}   {'row-sparse, the same estimator':<44}{'ms':>8}")
-    rows = dense_against_sparse(args, ones_per_row)
-    replacing = 0.0
-    for dense_name, dense_seconds, sparse_name, sparse_seconds in rows:
-        shown = "" if sparse_seconds != sparse_seconds else f"{sparse_seconds * 1e3:>8.1f}"  # NaN: stays dense
-        print(f"{dense_name:<48}{dense_seconds * 1e3:>8.1f}   {sparse_name:<44}{shown:>8}")
-        if sparse_seconds == sparse_seconds:
-            replacing += sparse_seconds
-    estimate = per_batch - goes + replacing
     batches = -(-args.epoch_users // args.batch_size)
     n_ratings = args.epoch_users * args.per_user
     print(
-        f"\nper batch: {per_batch * 1e3:.1f} ms now, of which {goes * 1e3:.1f} ms in the blocks a row-sparse "
-        f"interaction block replaces ({', '.join(label.split(':')[0] for label in GOES)});\nabout "
-        f"{estimate * 1e3:.1f} ms with the row-sparse operations timed alone instead (plus statistics over the "
-        f"entries: --kind ratings gives a yardstick)\nan epoch of {args.epoch_users:,} users ({batches:,} batches, "
-        f"{n_ratings / 1e6:.1f} M ratings): {per_batch * batches:.0f} s now "
-        f"({n_ratings / (per_batch * batches) / 1e6:.2f} M ratings/s), about {estimate * batches:.0f} s sparse "
-        f"({n_ratings / max(estimate * batches, 1e-9) / 1e6:.2f} M ratings/s)"
+        f"\nan epoch of {args.epoch_users:,} users ({batches:,} batches, {n_ratings / 1e6:.1f} M ratings): about "
+        f"{per_batch * batches:.0f} s ({n_ratings / (per_batch * batches) / 1e6:.2f} M ratings/s)"
     )
 
 
