@@ -142,6 +142,18 @@ def found_datasets(data_dir: Path, wanted: list[str]) -> dict[str, Callable[[], 
 # --- the models ------------------------------------------------------------------------------------------
 
 
+def chosen_datasets(
+    parser: argparse.ArgumentParser, data_dir: str | None, names: str
+) -> dict[str, Callable[[], Ratings]]:
+    """The loaders of the comma-separated ``names`` found under ``data_dir`` (else ``$RBM_REC_DATA``, else
+    ``data/``); an unknown name is a usage error."""
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(READERS))
+    if unknown:
+        parser.error(f"unknown datasets {unknown}; choose from {', '.join(READERS)}")
+    return found_datasets(Path(data_dir or os.environ.get("RBM_REC_DATA") or "data"), wanted)
+
+
 def factories(ratings: Ratings, seed: int, peers: bool, rbm_epochs: int | None) -> dict[str, ModelFactory]:
     """The models of one dataset and seed, each built fresh for the split."""
     models: dict[str, ModelFactory] = {
@@ -281,12 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write every fold's figures here")
     args = parser.parse_args(argv)
 
-    data_dir = Path(args.data_dir or os.environ.get("RBM_REC_DATA") or "data")
-    wanted = [name.strip() for name in args.datasets.split(",") if name.strip()]
-    unknown = sorted(set(wanted) - set(READERS))
-    if unknown:
-        parser.error(f"unknown datasets {unknown}; choose from {', '.join(READERS)}")
-    loaders = found_datasets(data_dir, wanted)
+    loaders = chosen_datasets(parser, args.data_dir, args.datasets)
     for path in args.table:
         options = {"user_col": args.user_col, "item_col": args.item_col, "rating_col": args.rating_col}
         loaders[Path(path).name] = lambda path=path, options=options: _table(path, implicit=args.implicit, **options)

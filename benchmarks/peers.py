@@ -111,7 +111,7 @@ class ImplicitALSAdapter:
         return self.user_factors[np.asarray(users)] @ self.item_factors.T  # (B, n_items)
 
 
-def _importable(module: str) -> bool:
+def importable(module: str) -> bool:
     """Whether ``module`` imports (a broken or missing install both count as absent)."""
     try:
         importlib.import_module(module)
@@ -124,7 +124,7 @@ def peer_factories(peers: list[str], seed: int) -> tuple[dict[str, ModelFactory]
     """Factories for the requested peers that can be imported, and messages about those that cannot."""
     factories: dict[str, ModelFactory] = {}
     missing: list[str] = []
-    has_surprise, has_implicit = _importable("surprise"), _importable("implicit.als")
+    has_surprise, has_implicit = importable("surprise"), importable("implicit.als")
     wanted_surprise = [p for p in peers if p in SURPRISE_PEERS]
     if wanted_surprise and not has_surprise:
         missing.append(f"scikit-surprise is not installed: skipping {', '.join(wanted_surprise)} ({INSTALL_HINT})")

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from datasets import EASE_FULL_ITEMS, EASE_LAMBDAS, READERS, found_datasets
-from peers import ImplicitALSAdapter
+from datasets import EASE_FULL_ITEMS, EASE_LAMBDAS, READERS, chosen_datasets
+from peers import ImplicitALSAdapter, importable
 
 from recsys_rbm.data.ratings import Ratings
 from recsys_rbm.recommender.baselines import EASE
@@ -178,14 +178,6 @@ def fit_als(train: Ratings, validation: Ratings, seed: int) -> dict[str, float]:
     return {"als_seconds": seconds, "als_ndcg": validation_ndcg(model.score_items, train, validation)}
 
 
-def has_implicit() -> bool:
-    try:
-        import implicit.als  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def run_dataset(name: str, ratings: Ratings, seed: int, peers: bool) -> Row:
     split = full_split(ratings, VALIDATION_FRACTION, seed)  # as `rbm-rec train ratings` splits the table
     print(
@@ -197,7 +189,7 @@ def run_dataset(name: str, ratings: Ratings, seed: int, peers: bool) -> Row:
     row = Row(name, len(ratings), ratings.n_users, ratings.n_items, curve, fit_seconds, kept)
     if peers:
         figures = fit_ease(split.train, split.validation)
-        if has_implicit():
+        if importable("implicit.als"):
             figures |= fit_als(split.train, split.validation, seed)
         else:
             print("  implicit is not installed: no ALS (pip install implicit)", flush=True)
@@ -257,12 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    data_dir = Path(args.data_dir or os.environ.get("RBM_REC_DATA") or "data")
-    wanted = [name.strip() for name in args.datasets.split(",") if name.strip()]
-    unknown = sorted(set(wanted) - set(READERS))
-    if unknown:
-        parser.error(f"unknown datasets {unknown}; choose from {', '.join(READERS)}")
-    loaders = found_datasets(data_dir, wanted)
+    loaders = chosen_datasets(parser, args.data_dir, args.datasets)
     if args.synthetic:
         n = args.synthetic
         loaders[f"synthetic {n // 1000}k"] = lambda: long_tailed_ratings(
