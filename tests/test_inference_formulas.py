@@ -206,3 +206,35 @@ def test_the_scorers_hidden_state_of_a_profile_is_the_cores_on_a_random_model():
     expected = core_hidden(torch_state(state), np.arange(len(PROFILES))).numpy()
     for scorer in (Scorer(state, np), Scorer(torch_state(state), torch)):
         np.testing.assert_allclose(scorer.to_numpy(scorer.profile_hidden(units, levels, lengths)), expected, rtol=1e-12)
+
+
+# --- ranking scores straight from the logits ---------------------------------------------------------------------
+@pytest.mark.parametrize("score", mf.SCORES)
+@pytest.mark.parametrize("interactions", [True, False])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_ranking_scores_are_those_of_the_full_predictions_fallbacks_included(score, interactions, backend):
+    """``score_items`` (``P(r ≥ t)`` from the logits, in the parameters' precision) ranks by the numbers that
+    :meth:`Scorer.scores` makes from the float64 distributions, for a user and an item without ratings too."""
+    profiles = [[(0, 2), (2, 0)], [], [(3, 2), (2, 1)], [(0, 0)]]  # user 1 and item 1 have no rating
+    state = random_state(g=5, k=4, h=6, interactions=interactions, profiles=profiles, seed=7, scale=2.0)
+    if backend == "torch":
+        state = torch_state(state)
+    scorer = Scorer(state, torch if backend == "torch" else np)
+    users = np.arange(len(profiles))
+    expected = scorer.scores(scorer.predictions(users), score)
+    with torch.no_grad():
+        ranked = scorer.score_items(users, score)
+    assert ranked.shape == expected.shape == (len(profiles), 5)
+    np.testing.assert_allclose(ranked, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["user", "item"])
+def test_ranking_scores_of_a_trained_float32_model_are_its_predictions_scores(mode):
+    """On a trained (float32) model of either mode, the fast ranking scores are the predictions' to float32 rounding."""
+    config = small_config("joint", mode, False, epochs=3)
+    model = RBMRecommender(config).fit(ratings_from_dense(*dense_tastes()), progress=False)
+    scorer, users = model.scorer, np.arange(model.scorer.n_users)
+    with torch.no_grad():
+        for score in mf.SCORES:
+            expected = scorer.scores(scorer.predictions(users), score)
+            np.testing.assert_allclose(scorer.score_items(users, score), expected, rtol=1e-5, atol=1e-6)

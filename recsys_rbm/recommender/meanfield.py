@@ -88,13 +88,27 @@ def interaction_probability(hidden: Array, weights: Array, bias: Array, xp: Modu
     return sigmoid(hidden @ weights.T + bias, xp)
 
 
+def rating_logits(hidden: Array, weights: Array, bias: Array, n_levels: int) -> Array:
+    """``b + p̂ W_rᵀ`` of every unit for every case, one dense product; (C, H), (G·K, H), (G·K,) -> (C, G, K)."""
+    return (hidden @ weights.T + bias).reshape(hidden.shape[0], -1, n_levels)
+
+
 def rating_distribution(hidden: Array, weights: Array, bias: Array, n_levels: int, xp: ModuleType) -> Array:
-    """``P(r = k)`` of every unit for every case, one dense product: ``softmax_k(b + p̂ W_rᵀ)``.
+    """``P(r = k)`` of every unit for every case: ``softmax_k(b + p̂ W_rᵀ)``.
 
     ``hidden`` (C, H), ``weights`` (G·K, H), ``bias`` (G·K,) -> (C, G, K).
     """
-    logits = hidden @ weights.T + bias  # (C, G·K)
-    return softmax(logits.reshape(hidden.shape[0], -1, n_levels), xp)
+    return softmax(rating_logits(hidden, weights, bias, n_levels), xp)
+
+
+def probability_at_least_of_logits(logits: Array, first_liked: int, xp: ModuleType) -> Array:
+    """``P(r ≥ t) = Σ_{k ≥ first_liked} e^{a_k} / Σ_k e^{a_k}`` from the logits (..., K), without the distribution.
+
+    Levels ascend, so the liked ones are the tail from ``first_liked``. Kept in the logits'
+    precision (shifted by the row maximum, so nothing overflows): ranking needs no float64 distribution.
+    """
+    shifted = xp.exp(logits - xp.amax(logits, -1, keepdims=True))
+    return shifted[..., first_liked:].sum(-1) / shifted.sum(-1)
 
 
 def expected_rating(distribution: Array, rating_values: Array) -> Array:

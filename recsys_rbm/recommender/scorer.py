@@ -206,9 +206,8 @@ class Scorer:
     def predictions(self, users: Any) -> Predictions:
         """Every item's ``P(interacted)`` and rating distribution for known users ``users`` (B,)."""
         users = check_ids(users, self.n_users, "user")
-        if self.mode == "user":
-            return self._predictions_from_hidden(self.user_hidden(users), self.user_known[users], users)
-        return self._item_based_predictions(users)
+        p_x, logits = self._catalogue(users)
+        return self._predictions_of(p_x, logits, self.user_known[users], self.user_distribution[users], users.shape[0])
 
     def fold_in(self, items: Any, levels: Any) -> Predictions:
         """Every item's predictions for a new user from their ratings, without retraining (user-based models).
@@ -227,43 +226,55 @@ class Scorer:
         user_distribution = mf.smoothed_distribution(
             np.bincount(levels, minlength=self.n_levels).astype(np.float64), self.global_distribution
         )[None, :]
-        return self._predictions_from_hidden(hidden, known, None, user_distribution)
+        p_x, logits = self._catalogue_of_hidden(hidden)
+        return self._predictions_of(p_x, logits, known, user_distribution, 1)
 
-    def _predictions_from_hidden(
-        self, hidden: Any, user_known: np.ndarray, users: np.ndarray | None, user_distribution: np.ndarray | None = None
-    ) -> Predictions:
-        """User-based: predictions of every item (a unit) from users' hidden states (B, H)."""
-        state, layout, xp = self.state, self.layout, self.xp
-        p_interacted = distribution = None
-        if layout.interactions:
-            rows = slice(0, layout.n_units)
-            p_x = mf.interaction_probability(hidden, state.weights[rows], state.visible_bias[rows], xp)
-            p_interacted = self.to_numpy(p_x).astype(np.float64)
-        if layout.ratings:
-            rows = slice(layout.rating_offset, layout.rating_offset + layout.n_units * layout.n_levels)
-            dist = mf.rating_distribution(hidden, state.weights[rows], state.visible_bias[rows], layout.n_levels, xp)
-            if user_distribution is None:
-                user_distribution = self.user_distribution[users]
-            distribution = self._with_fallbacks(self.to_numpy(dist), user_known, user_distribution)
-        return self._predictions(p_interacted, distribution, int(hidden.shape[0]))
-
-    def _item_based_predictions(self, users: np.ndarray) -> Predictions:
-        """Item-based: every item is a case with hidden state ``p̂_i``; each user is a unit with its own rows."""
+    def _catalogue(self, users: np.ndarray) -> tuple[Any, Any]:
+        """Every item's ``P(interacted)`` (B, G) and rating logits (B, G, K) for known users, in ``xp``
+        (``None`` for a block the model lacks), before any fallback."""
+        if self.mode == "user":
+            return self._catalogue_of_hidden(self.user_hidden(users))
+        # Item-based: every item is a case with hidden state p̂_i; each user is a unit with its own rows.
         state, layout, xp = self.state, self.layout, self.xp
         item_hidden = state.case_hidden  # (n_items, H)
-        users_x = self.to_xp(users.astype(np.int64))
-        p_interacted = distribution = None
+        p_x = logits = None
         if layout.interactions:
-            p_x = mf.interaction_probability(item_hidden, state.weights[users_x], state.visible_bias[users_x], xp)
-            p_interacted = self.to_numpy(p_x).T.astype(np.float64)  # (B, n_items)
+            users_x = self.to_xp(users.astype(np.int64))
+            p_x = mf.interaction_probability(item_hidden, state.weights[users_x], state.visible_bias[users_x], xp).T
         if layout.ratings:
             k = layout.n_levels
             rows = self.to_xp((layout.rating_offset + users[:, None] * k + np.arange(k)).reshape(-1).astype(np.int64))
-            dist = mf.rating_distribution(item_hidden, state.weights[rows], state.visible_bias[rows], k, xp)
+            item_logits = mf.rating_logits(item_hidden, state.weights[rows], state.visible_bias[rows], k)
+            logits = xp.moveaxis(item_logits, 1, 0)  # (n_items, B, K) -> (B, n_items, K)
+        return p_x, logits
+
+    def _catalogue_of_hidden(self, hidden: Any) -> tuple[Any, Any]:
+        """User-based: :meth:`_catalogue` from users' hidden states (B, H)."""
+        state, layout, xp = self.state, self.layout, self.xp
+        p_x = logits = None
+        if layout.interactions:
+            rows = slice(0, layout.n_units)
+            p_x = mf.interaction_probability(hidden, state.weights[rows], state.visible_bias[rows], xp)
+        if layout.ratings:
+            rows = slice(layout.rating_offset, layout.rating_offset + layout.n_units * layout.n_levels)
+            logits = mf.rating_logits(hidden, state.weights[rows], state.visible_bias[rows], layout.n_levels)
+        return p_x, logits
+
+    def _predictions_of(
+        self, p_x: Any, logits: Any, user_known: np.ndarray, user_distribution: np.ndarray, n: int
+    ) -> Predictions:
+        """:class:`Predictions` (NumPy, float64) from :meth:`_catalogue`'s arrays, with the fallbacks."""
+        p_interacted = None if p_x is None else self.to_numpy(p_x).astype(np.float64)
+        distribution = None
+        if logits is not None:
             distribution = self._with_fallbacks(
-                np.moveaxis(self.to_numpy(dist), 1, 0), self.user_known[users], self.user_distribution[users]
+                self.to_numpy(mf.softmax(logits, self.xp)),
+                user_known,
+                user_distribution,
+                self.item_distribution,
+                self.global_distribution,
             )
-        return self._predictions(p_interacted, distribution, users.shape[0])
+        return self._predictions(p_interacted, distribution, n)
 
     def _predictions(self, p_interacted: np.ndarray | None, distribution: np.ndarray | None, n: int) -> Predictions:
         model = p_interacted is not None
@@ -271,22 +282,32 @@ class Scorer:
             p_interacted = np.broadcast_to(mf.popularity_prior(self.item_counts), (n, self.n_items))
         return Predictions(p_interacted, distribution, model)
 
-    def _with_fallbacks(self, distribution: np.ndarray, user_known: np.ndarray, user_dist: np.ndarray) -> np.ndarray:
-        """Rows of users or items without any rating get the smoothed empirical distributions.
+    def _with_fallbacks(
+        self,
+        values: np.ndarray,
+        user_known: np.ndarray,
+        user_values: np.ndarray,
+        item_values: np.ndarray,
+        global_value: Any,
+    ) -> np.ndarray:
+        """Rows of users or items without any rating get what the smoothed empirical distributions give.
 
-        Only the affected rows and columns are touched (the codes of :func:`meanfield.fallback_codes`):
-        an unseen item gets the user's distribution, an unseen user the item's, both unseen the global one.
+        ``values`` (B, n_items, ...) is the model's (a distribution, or a quantity of it such as
+        ``P(r ≥ t)``); ``user_values`` (B, ...), ``item_values`` (n_items, ...) and ``global_value``
+        are the same quantity of the fallback distributions. Only the affected rows and columns are
+        touched (the codes of :func:`meanfield.fallback_codes`): an unseen item gets the user's, an
+        unseen user the item's, both unseen the global one.
         """
-        distribution = distribution.astype(np.float64)
+        values = values.astype(np.float64)
         unseen_items = np.flatnonzero(~self.item_known)
         if unseen_items.size:
-            distribution[:, unseen_items] = user_dist[:, None, :]
+            values[:, unseen_items] = user_values[:, None]
         unseen_users = np.flatnonzero(~user_known)
         if unseen_users.size:
-            distribution[unseen_users] = self.item_distribution[None]
+            values[unseen_users] = item_values[None]
             if unseen_items.size:
-                distribution[np.ix_(unseen_users, unseen_items)] = self.global_distribution
-        return distribution
+                values[np.ix_(unseen_users, unseen_items)] = global_value
+        return values
 
     # --- ranking ----------------------------------------------------------------------------------
     def scores(self, predictions: Predictions, score: str = mf.SCORES[0]) -> np.ndarray:
@@ -300,13 +321,45 @@ class Scorer:
         )
 
     def score_items(self, users: Any, score: str = mf.SCORES[0]) -> np.ndarray:
-        """Ranking scores of every item for known users, in batches that bound memory; (B,) -> (B, n_items)."""
+        """Ranking scores of every item for known users, in batches that bound memory; (B,) -> (B, n_items).
+
+        Only what ``score`` needs is computed, in the parameters' precision: ``P(r ≥ t)`` straight
+        from the logits (:func:`meanfield.probability_at_least_of_logits`), no rating distribution
+        for ``p_interacted``. The numbers are :meth:`scores`' to float32 rounding.
+        """
+        check_score(score)
         users = check_ids(users, self.n_users, "user")
         out = np.empty((users.shape[0], self.n_items), dtype=np.float64)
         step = max(1, CATALOGUE_BUDGET // (self.n_items * max(self.n_levels, 1)))
         for start in range(0, users.shape[0], step):
-            out[start : start + step] = self.scores(self.predictions(users[start : start + step]), score)
+            out[start : start + step] = self._ranking_scores(users[start : start + step], score)
         return out
+
+    def _ranking_scores(self, users: np.ndarray, score: str) -> np.ndarray:
+        """:meth:`score_items` for one batch of users."""
+        if score == "expected" or not self.layout.ratings:
+            return self.scores(self.predictions(users), score)
+        p_x, logits = self._catalogue(users)
+        p_interacted = (
+            np.broadcast_to(mf.popularity_prior(self.item_counts), (users.shape[0], self.n_items))
+            if p_x is None
+            else self.to_numpy(p_x).astype(np.float64)
+        )
+        if score == "p_interacted":
+            return np.array(p_interacted, dtype=np.float64)
+        liked = self.rating_values >= self.threshold  # a tail of the ascending levels
+        p_high = self._with_fallbacks(
+            self.to_numpy(
+                mf.probability_at_least_of_logits(
+                    logits, int(np.argmin(~liked)) if liked.any() else len(liked), self.xp
+                )
+            ),
+            self.user_known[users],
+            self.user_distribution[users] @ liked,
+            self.item_distribution @ liked,
+            float(self.global_distribution @ liked),
+        )
+        return p_high if score == "p_high" else p_interacted * p_high
 
     def recommend(
         self,
