@@ -64,7 +64,7 @@ def train_and_save(
         f"Training {model.name} with {settings.hidden} hidden units on {model.device}{describe(parallel)}: "
         f"batches of {settings.batch_size} cases, learning rate {settings.learning_rate:g}, "
         f"{describe_schedule(settings)}; at most {settings.epochs} epochs, stopping after {settings.patience} "
-        f"epochs and {settings.patience_updates} updates without improvement.",
+        f"epochs without improvement (not before {settings.patience_updates} updates).",
         highlight=False,
     )
 

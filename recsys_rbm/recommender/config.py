@@ -64,7 +64,7 @@ class RecommenderConfig:
 
     The default batch shrinks on small tables so that an epoch has at least :data:`MIN_BATCHES`
     batches (a table of 300 items would otherwise give the item-based model one update an epoch),
-    and early stopping waits ``patience`` epochs *and*
+    and early stopping waits ``patience`` epochs without improvement but never ends training before
     ``patience_updates`` updates, because a small table's validation measure sits on a plateau for
     its first hundred-odd updates.
     """
@@ -85,7 +85,7 @@ class RecommenderConfig:
     gradient_scale: str = "cases"  # "cases": gradient / cases in the batch; "raters": each unit's / its raters there
     averaging: float | None = None  # predict with parameters averaged over epochs: θ̄ ← a·θ̄ + (1 - a)·θ; 0: off
     patience: int | None = None  # stop after this many epochs without a better validation measure …
-    patience_updates: int = 200  # … once this many updates have passed without one too
+    patience_updates: int = 200  # … and never before this many updates in all
     like_threshold: float | None = None  # "liked" means rating ≥ this; None: the first value ≥ 3/4 up the scale
     validation_users: int = 5000  # users ranked per epoch for the joint model's validation NDCG@10
     monitor_ratings: int = 20_000  # training ratings sampled (by case) for the per-epoch train RMSE

@@ -49,8 +49,21 @@ PRIOR_STRENGTH = 2.0
 
 
 def sigmoid(x: Array, xp: ModuleType) -> Array:
-    """``1 / (1 + e^{-x})`` written as ``(1 + tanh(x/2)) / 2``, which never overflows."""
+    """``1 / (1 + e^{-x})``: torch's own, and in NumPy as ``(1 + tanh(x/2)) / 2``, which never overflows."""
+    if _is_torch(xp):
+        return xp.sigmoid(x)
     return 0.5 * (xp.tanh(0.5 * x) + 1.0)
+
+
+def affine(x: Array, weights: Array, bias: Array, xp: ModuleType) -> Array:
+    """``b + x Wᵀ``; (C, H), (G, H), (G,) -> (C, G), one fused call in torch."""
+    if _is_torch(xp):
+        return xp.addmm(bias, x, weights.T)
+    return x @ weights.T + bias
+
+
+def _is_torch(xp: ModuleType) -> bool:
+    return xp.__name__ == "torch"
 
 
 def softmax(a: Array, xp: ModuleType) -> Array:
@@ -85,12 +98,12 @@ def hidden_probability(summed_input: Array, hidden_bias: Array, xp: ModuleType) 
 
 def interaction_probability(hidden: Array, weights: Array, bias: Array, xp: ModuleType) -> Array:
     """``P(x_g = 1) = sigmoid(a_g + W_x[g]·p̂)`` of every unit for every case; (C, H), (G, H), (G,) -> (C, G)."""
-    return sigmoid(hidden @ weights.T + bias, xp)
+    return sigmoid(affine(hidden, weights, bias, xp), xp)
 
 
-def rating_logits(hidden: Array, weights: Array, bias: Array, n_levels: int) -> Array:
+def rating_logits(hidden: Array, weights: Array, bias: Array, n_levels: int, xp: ModuleType) -> Array:
     """``b + p̂ W_rᵀ`` of every unit for every case, one dense product; (C, H), (G·K, H), (G·K,) -> (C, G, K)."""
-    return (hidden @ weights.T + bias).reshape(hidden.shape[0], -1, n_levels)
+    return affine(hidden, weights, bias, xp).reshape(hidden.shape[0], -1, n_levels)
 
 
 def rating_distribution(hidden: Array, weights: Array, bias: Array, n_levels: int, xp: ModuleType) -> Array:
@@ -98,7 +111,7 @@ def rating_distribution(hidden: Array, weights: Array, bias: Array, n_levels: in
 
     ``hidden`` (C, H), ``weights`` (G·K, H), ``bias`` (G·K,) -> (C, G, K).
     """
-    return softmax(rating_logits(hidden, weights, bias, n_levels), xp)
+    return softmax(rating_logits(hidden, weights, bias, n_levels, xp), xp)
 
 
 def probability_at_least_of_logits(logits: Array, first_liked: int, xp: ModuleType) -> Array:

@@ -269,7 +269,13 @@ class RankingAccumulator:
         scores = np.asarray(scores)
         if scores.shape != (users.shape[0], self.n_items):
             raise ValueError(f"scores shape {scores.shape} != (batch {users.shape[0]}, n_items {self.n_items})")
-        items, valid = top_k(scores, self.k)  # (B, k') each
+        self.add_top(users, *top_k(scores, self.k))
+
+    def add_top(self, users: np.ndarray, items: np.ndarray, valid: np.ndarray) -> None:
+        """Rank one batch whose top lists are already chosen: ``items`` (B, k') best first, ``valid`` (B, k')
+        False at padding (as :func:`top_k` returns them)."""
+        users = np.asarray(users, dtype=np.int64)
+        items, valid = np.asarray(items, dtype=np.int64), np.asarray(valid, dtype=bool)
         keys = users[:, None] * self.n_items + items
         if self._keys.size:
             position = np.searchsorted(self._keys, keys).clip(0, self._keys.size - 1)

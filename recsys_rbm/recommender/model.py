@@ -853,7 +853,8 @@ def _ranking_sample(
     """NDCG@10 on validation: each sampled user's liked validation items are relevant, training items never candidates.
 
     At most ``config.validation_users`` users with a liked validation item are ranked (a seeded
-    sample, fixed for the run).
+    sample, fixed for the run). The top lists come from ``torch.topk`` (ties in its order), an order of
+    magnitude faster than NumPy's ``argpartition`` over a large catalogue.
     """
     threshold = like_threshold(train.rating_values, config.like_threshold)
     liked = validation.values >= threshold
@@ -873,7 +874,8 @@ def _ranking_sample(
                 scores = scorer.score_items(batch)
                 lo, hi = np.searchsorted(seen_owner, [start, start + step])
                 scores[seen_owner[lo:hi] - start, seen_items[lo:hi]] = -np.inf
-                accumulator.add(batch, scores)
+                best, items = torch.topk(torch.from_numpy(scores), min(VALIDATION_K, train.n_items), dim=1)
+                accumulator.add_top(batch, items.numpy(), (best > -np.inf).numpy())
         return float(accumulator.result().ndcg)
 
     return ndcg

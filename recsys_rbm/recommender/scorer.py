@@ -244,7 +244,7 @@ class Scorer:
         if layout.ratings:
             k = layout.n_levels
             rows = self.to_xp((layout.rating_offset + users[:, None] * k + np.arange(k)).reshape(-1).astype(np.int64))
-            item_logits = mf.rating_logits(item_hidden, state.weights[rows], state.visible_bias[rows], k)
+            item_logits = mf.rating_logits(item_hidden, state.weights[rows], state.visible_bias[rows], k, xp)
             logits = xp.moveaxis(item_logits, 1, 0)  # (n_items, B, K) -> (B, n_items, K)
         return p_x, logits
 
@@ -257,7 +257,7 @@ class Scorer:
             p_x = mf.interaction_probability(hidden, state.weights[rows], state.visible_bias[rows], xp)
         if layout.ratings:
             rows = slice(layout.rating_offset, layout.rating_offset + layout.n_units * layout.n_levels)
-            logits = mf.rating_logits(hidden, state.weights[rows], state.visible_bias[rows], layout.n_levels)
+            logits = mf.rating_logits(hidden, state.weights[rows], state.visible_bias[rows], layout.n_levels, xp)
         return p_x, logits
 
     def _predictions_of(

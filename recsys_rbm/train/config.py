@@ -47,7 +47,7 @@ class TrainConfig:
     monitor_size: int = 5000  # cases used for the per-epoch reconstruction error and free-energy gap
     averaging: float = 0.0  # measure and keep parameters averaged over epochs: θ̄ ← a·θ̄ + (1 − a)·θ; 0 turns it off
     patience: int = 0  # stop after this many epochs without a better validation measure (0: never stop early)
-    patience_updates: int = 0  # ... and only once this many updates have passed without one too
+    patience_updates: int = 0  # ... and never before this many updates in all
     max_parameter: float = 1e4  # a parameter beyond ± this means the run has diverged
     seed: int = 0  # the one seed of a run: initialisation, batching and sampling
 

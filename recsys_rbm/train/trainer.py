@@ -280,18 +280,15 @@ class Trainer:
         return True
 
     def _stalled(self) -> bool:
-        """``patience`` epochs, and ``patience_updates`` updates, without a better validation measure.
+        """``patience`` epochs without a better validation measure, once ``patience_updates`` updates are done.
 
-        Counting updates too keeps a small table (a few batches an epoch) training through the
-        plateau that comes before its validation measure starts to improve.
+        The floor on updates, counted from the start, keeps a small table (a few batches an epoch)
+        training through the plateau that comes before its validation measure starts to improve.
         """
         config = self.config
         if not config.patience or self.best_epoch is None:
             return False
-        return (
-            self.epoch - self.best_epoch >= config.patience
-            and self.updates - self.best_update >= config.patience_updates
-        )
+        return self.epoch - self.best_epoch >= config.patience and self.updates >= config.patience_updates
 
     def _finish(self) -> None:
         """End at the best epoch's parameters (early stopping), else at the evaluated ones."""
