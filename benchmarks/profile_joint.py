@@ -10,8 +10,8 @@ through ``RBMRecommender.fit`` for ``--batches`` update steps after a few untime
 changes: this process wraps some of its functions in timers, and each block's *own* time (its callees'
 subtracted) is printed per batch:
 
-- the interaction rows' weights (G, H), the logits of every item ``c_x + h W_xᵀ`` (B × G × H), their sigmoid
-  and the Bernoulli draw of every item; the drawn block's ones as (case, unit) pairs;
+- the interaction rows' weights (G, H), the logits of every item ``c_x + h W_xᵀ`` (B × G × H), and the draw of
+  every item's Bernoulli unit, which gives its ones alone (the row kernels' ``draw_picks``);
 - the rating levels' fused draw; each phase's hidden input (bags over rated or drawn rows);
 - the statistics; the lazy momentum's catch-up of the rows a batch reads and its update of each parameter.
 
@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from recsys_rbm.rbm.rng import bernoulli
+from recsys_rbm.accel import kernels
 from recsys_rbm.recommender import objective, sparse
 from recsys_rbm.recommender.model import RBMRecommender
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
@@ -119,18 +119,21 @@ def profile_steps(args: argparse.Namespace) -> tuple[Timers, float, int, float]:
 
     trainer.Trainer.step = step  # type: ignore[method-assign]
 
-    def counted_bernoulli(probability: torch.Tensor, source: Any) -> torch.Tensor:
-        drawn = bernoulli(probability, source)
-        if timers.on:
-            ones["sum"] += float(drawn.sum())
-            ones["rows"] += drawn.shape[0]
-        return drawn
+    implementation = type(kernels())
+    drawing = implementation.draw_picks
 
-    sparse.bernoulli = counted_bernoulli  # the interaction block's draw of every item
-    timers.wrap(sparse, "bernoulli", "Bernoulli draw of every item (B×G uniforms, compare)")
-    timers.wrap(sparse.Picks, "of", "the drawn block's ones as (case, unit) pairs (nonzero)")
+    def counted_draw(self: Any, logits: torch.Tensor, seeds: torch.Tensor) -> Any:
+        units, counts = drawing(self, logits, seeds)
+        if timers.on:
+            ones["sum"] += float(counts.sum())
+            ones["rows"] += counts.shape[0]
+        return units, counts
+
+    implementation.draw_picks = counted_draw  # type: ignore[method-assign]
+    timers.wrap(implementation, "draw_picks", f"draw of every item, its ones only ({implementation.name} kernels)")
     timers.wrap(sparse.SparseCases, "interaction_block", "W_x, c_x: the interaction rows (G, H) gathered")
-    timers.wrap(sparse.SparseCases, "sample_visible", "logits of every item h·W_xᵀ (B×G×H) + sigmoid")
+    timers.wrap(sparse.SparseCases, "draw_picks", "logits of every item h·W_xᵀ (B×G×H); the picks' seeds and pairs")
+    timers.wrap(sparse.SparseCases, "sample_visible", "the rest of the visible draw")
     timers.wrap(sparse.SparseCases, "_draw_levels", "rating levels: fused draw (rated entries)")
 
     def phase(self: Any, state: Any, *rest: Any) -> str:

@@ -37,7 +37,7 @@ from recsys_rbm.recommender.objective import statistics
 from recsys_rbm.recommender.protocol import Recommender
 from recsys_rbm.recommender.results import ScoredItem, TopItems
 from recsys_rbm.recommender.scorer import Scorer
-from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, RecommenderRBM, visible_layer
+from recsys_rbm.recommender.sparse import CaseMatrix, CaseState, Picks, RecommenderRBM, visible_layer
 from recsys_rbm.recommender.state import Layout, ProfileArrays
 from recsys_rbm.recommender.synthetic import long_tailed_ratings
 from recsys_rbm.train.dense import contrastive_gradient
@@ -675,12 +675,17 @@ def test_the_data_state_sums_over_its_rated_entries_what_the_dense_interaction_p
 
 
 def test_a_drawn_interaction_block_is_summed_over_its_ones_as_the_dense_product_gives():
-    """The model phase draws every interaction unit, then sums over the ones: the same input and statistics."""
+    """The model phase draws every interaction unit and keeps its ones: summed over them, the same input and
+    statistics as the dense block they stand for."""
     view, (data_state, _), *_ = _tiny_problem(conditional=True, interactions=True)
     drawn = view.sample_visible(view.hidden_probability(data_state), UniformStream(3, dtype=torch.float64))
-    cases, units = torch.nonzero(drawn.interactions, as_tuple=True)
-    assert torch.equal(drawn.picked.cases, cases) and torch.equal(drawn.picked.units, units)
-    dense_only = CaseState(drawn.interactions, drawn.levels)
+    assert drawn.interactions is None  # the draw gives its ones only
+    dense = torch.zeros(view.batch.n_cases, view.layout.n_units, dtype=torch.float64)
+    dense[drawn.picked.cases, drawn.picked.units] = 1.0
+    as_picks = Picks.of(dense)  # (case, unit) pairs ordered by case, then unit
+    assert torch.equal(drawn.picked.cases, as_picks.cases) and torch.equal(drawn.picked.units, as_picks.units)
+    assert torch.equal(drawn.picked.offsets, as_picks.offsets)
+    dense_only = CaseState(dense, drawn.levels)
     torch.testing.assert_close(view.hidden_input(drawn), view.hidden_input(dense_only))
     positive = _chains(view, (data_state,))[0]
     by_ones = dense_gradient(statistics(view, positive, _chains(view, (drawn,))[0]))
@@ -731,8 +736,9 @@ def test_negative_phase_resamples_only_the_rated_entries_and_every_interaction_u
     view, (data_state, _), _, _, _ = _tiny_problem(conditional=False)
     sample = view.sample_visible(torch.ones(3, 5, dtype=torch.float64), UniformStream(0))
     assert sample.levels.shape == data_state.levels.shape
-    assert sample.interactions.shape == (3, 4)
-    assert set(sample.interactions.unique().tolist()) <= {0.0, 1.0}
+    picked = sample.picked
+    assert picked.cases.shape == picked.units.shape and bool(((picked.units >= 0) & (picked.units < 4)).all())
+    assert bool((picked.cases[1:] >= picked.cases[:-1]).all()) and picked.offsets.shape == (3,)
 
 
 def test_rated_logits_equal_the_gathered_formula():

@@ -118,6 +118,60 @@ def _uniforms(kernels: RowKernels, dtype: torch.dtype) -> None:
         assert np.array_equal(following, np.random.Generator(expected_source).random(3, dtype=numpy_dtype))
 
 
+def _picked(units: torch.Tensor, counts: torch.Tensor, rows: int, width: int) -> torch.Tensor:
+    """The dense 0/1 block (rows, width) of a draw of picks, checked to list each row's units ascending."""
+    assert counts.shape == (rows,) and units.shape == (int(counts.sum()),)
+    cases = torch.repeat_interleave(torch.arange(rows), counts)
+    ascending = (units[1:] > units[:-1]) | (cases[1:] != cases[:-1])
+    assert bool(ascending.all()) and bool(((units >= 0) & (units < width)).all())
+    block = torch.zeros(rows, width)
+    block[cases, units] = 1.0
+    return block
+
+
+def _draw_picks(kernels: RowKernels, dtype: torch.dtype) -> None:
+    """By enumeration: the 8 joint outcomes of three watched units, over 20,000 rows with seeds of their own,
+    against the product of their sigmoids (χ², 7 degrees of freedom). The three sit in different blocks of
+    40 units, one likely (logit ≥ 0) and two unlikely, so a kernel's every path is crossed; the other units'
+    logits are so low that they are never picked, and a unit at +40 always is."""
+    rows, width = 20_000, 40
+    watched, logits_watched = torch.tensor([3, 17, 35]), torch.tensor([-2.5, 0.7, -0.4], dtype=torch.float64)
+    row = torch.full((width,), -60.0, dtype=dtype)
+    row[watched], row[25] = logits_watched.to(dtype), 40.0
+    logits = row.expand(rows, width).contiguous()
+    seeds = torch.arange(rows, dtype=torch.int64) * 7919 + 12345
+    block = _picked(*kernels.draw_picks(logits, seeds), rows, width)
+    assert bool((block[:, 25] == 1).all())
+    others = torch.ones(width, dtype=torch.bool)
+    others[watched], others[25] = False, False
+    assert float(block[:, others].sum()) == 0
+    outcome = (block[:, watched] * torch.tensor([4.0, 2.0, 1.0])).sum(1).long()
+    observed = torch.bincount(outcome, minlength=8).double()
+    p = torch.sigmoid(logits_watched)
+    bits = torch.tensor([[(o >> 2) & 1, (o >> 1) & 1, o & 1] for o in range(8)], dtype=torch.float64)
+    expected = rows * torch.where(bits == 1, p, 1 - p).prod(1)
+    chi_square = float(((observed - expected) ** 2 / expected).sum())
+    assert chi_square < 24.32, (observed, expected)  # the 0.999 quantile of χ²(7)
+    again = kernels.draw_picks(logits[:7].contiguous(), seeds[:7])  # a row's draw is its seed's, in any batch
+    torch.testing.assert_close(_picked(*again, 7, width), block[:7])
+
+
+def _draw_picks_over_a_catalogue(kernels: RowKernels, dtype: torch.dtype) -> None:
+    """Marginals over 2,000 units of probabilities from 1e-5 to 0.9, 3,000 rows: the picks per bucket of 200
+    units (by probability) within 5 standard deviations of their expectation."""
+    rows, width = 3_000, 2_000
+    generator = torch.Generator().manual_seed(9)
+    logits = torch.linspace(-11.5, 2.2, width, dtype=torch.float64)[torch.randperm(width, generator=generator)]
+    seeds = torch.randint(0, 1 << 48, (rows,), generator=generator)
+    block = _picked(*kernels.draw_picks(logits.to(dtype).expand(rows, width).contiguous(), seeds), rows, width)
+    p = torch.sigmoid(logits)
+    order = torch.argsort(p)
+    for bucket in order.view(10, -1):
+        mean = rows * float(p[bucket].sum())
+        deviation = (rows * float((p[bucket] * (1 - p[bucket])).sum())) ** 0.5
+        assert abs(float(block[:, bucket].sum()) - mean) < 5 * deviation + 1e-9
+
+
 OPERATIONS = {
     "block_products": _block_products,
     "sample_levels": _sample_levels,
@@ -126,6 +180,8 @@ OPERATIONS = {
     "catch_up": _catch_up,
     "momentum_step": _momentum_step,
     "uniforms": _uniforms,
+    "draw_picks": _draw_picks,
+    "draw_picks_over_a_catalogue": _draw_picks_over_a_catalogue,
 }
 
 

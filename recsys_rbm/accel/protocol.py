@@ -37,6 +37,13 @@ class RowKernels(Protocol):
         (...). Consumes ``uniforms``."""
         ...
 
+    def draw_picks(self, logits: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ones of ``x ~ Bernoulli(sigmoid(logits))``, every entry independent, each row's randomness from its
+        seed: ``logits`` (B, G), ``seeds`` (B,) int64 -> ``(units (P,), counts (B,))``, each row's units ascending.
+
+        Implementations may draw differently from the same seed (the distribution is the same, not the numbers)."""
+        ...
+
     def draw_levels(
         self,
         table: torch.Tensor,

@@ -30,6 +30,14 @@ class ReferenceKernels:
         draw = uniforms.mul_(cumulative[..., -1:])  # the uniform scaled by the total, not the weights normalised
         return (cumulative < draw).sum(-1).clamp_max(logits.shape[-1] - 1)
 
+    def draw_picks(self, logits: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        uniforms = torch.empty_like(logits)
+        for row, seed in enumerate(seeds.tolist()):  # a generator per row: the row's draw depends on its seed alone
+            generator = torch.Generator(device=logits.device).manual_seed(seed)
+            torch.rand(logits.shape[1], generator=generator, out=uniforms[row])
+        rows, units = torch.nonzero(uniforms < torch.sigmoid(logits), as_tuple=True)
+        return units, torch.bincount(rows, minlength=logits.shape[0])
+
     def draw_levels(
         self,
         table: torch.Tensor,

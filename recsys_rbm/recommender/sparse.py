@@ -31,9 +31,11 @@ import torch.nn.functional as F
 
 from recsys_rbm.accel import kernels
 from recsys_rbm.rbm.model import RBM
-from recsys_rbm.rbm.rng import PER_ENTRY, RandomSource, bernoulli, uniform
+from recsys_rbm.rbm.rng import PER_CASE, PER_ENTRY, RandomSource, uniform
 from recsys_rbm.rbm.units import BernoulliUnits, SoftmaxUnits, VisibleLayer
 from recsys_rbm.recommender.state import Layout
+
+SEED_HALF = 1 << 24  # a float32 uniform's bits: two of them make a case's seed for its draw of the picks
 
 
 def visible_layer(layout: Layout) -> VisibleLayer:
@@ -280,20 +282,28 @@ class SparseCases:
     def sample_visible(self, hidden: torch.Tensor, random: RandomSource, mask: torch.Tensor | None = None) -> CaseState:
         """One draw of the visible state: every interaction unit, and each rated entry's level; (B, H) -> state.
 
-        The draw of every interaction unit is dense, but few come out 1: the sums over the block that
-        follow (the next hidden input, the statistics) run over its ones.
+        Every interaction unit is drawn, but few come out 1, and the draw gives only its ones
+        (:meth:`draw_picks`): the sums over the block that follow (the next hidden input, the
+        statistics) run over them.
         """
-        layout = self.layout
-        interactions = levels = picked = None
-        if layout.interactions:
-            weights, biases = self.interaction_block()
-            logits = torch.addmm(biases, hidden, weights.T)  # (B, G)
-            interactions = bernoulli(torch.sigmoid_(logits), random)
-            picked = Picks.of(interactions)
-        rating_input = None
-        if layout.ratings:
+        picked = self.draw_picks(hidden, random) if self.layout.interactions else None
+        levels = rating_input = None
+        if self.layout.ratings:
             levels, rating_input = self._draw_levels(hidden, random)
-        return CaseState(interactions, levels, picked=picked, rating_input=rating_input)
+        return CaseState(None, levels, picked=picked, rating_input=rating_input)
+
+    def draw_picks(self, hidden: torch.Tensor, random: RandomSource) -> Picks:
+        """The ones of ``x ~ Bernoulli(sigmoid(a + W_x h))`` over every interaction unit; (B, H) -> picks.
+
+        Each case's draw comes from a seed of 48 bits made of two of the run's uniforms, so it is the
+        same in any batch and on any process (:meth:`RowKernels.draw_picks`).
+        """
+        weights, biases = self.interaction_block()
+        logits = torch.addmm(biases, hidden, weights.T)  # (B, G)
+        halves = (uniform((hidden.shape[0], 2), hidden, random, per=PER_CASE).double() * SEED_HALF).long()
+        units, counts = kernels().draw_picks(logits, halves[:, 0] * SEED_HALF + halves[:, 1])
+        cases = torch.repeat_interleave(torch.arange(counts.shape[0], device=hidden.device), counts)
+        return Picks(cases, units, torch.cumsum(counts, 0) - counts)
 
     def _draw_levels(self, hidden: torch.Tensor, random: RandomSource) -> tuple[torch.Tensor, torch.Tensor]:
         """Each rated entry's level from ``p(v_e | h)``, and the next hidden input's share of them (the drawn rows

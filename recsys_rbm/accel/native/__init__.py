@@ -12,8 +12,9 @@ pass what the torch path does with a gather, a product and a scatter:
 and :func:`group_order` (a counting sort) gives the order that visits the entries of one unit together,
 so that each unit's rows come from memory once per batch; :func:`sample_levels` draws each rated entry's
 level from its K logits in one pass. :func:`catch_up` brings lazily updated rows up to date in one pass,
-:func:`momentum_step` is the trainer's dense update in one pass, and :func:`pcg64_uniforms` continues a
-NumPy PCG64 stream on every thread (NumPy draws on one): the same numbers.
+:func:`momentum_step` is the trainer's dense update in one pass, :func:`draw_picks` draws the ones of a
+Bernoulli block by thinning (no exponential or uniform for most unlikely units), and :func:`pcg64_uniforms`
+continues a NumPy PCG64 stream on every thread (NumPy draws on one): the same numbers.
 
 These are the low-level wrappers; :class:`~recsys_rbm.accel.native.backend.NativeKernels` puts them behind
 the protocol of :mod:`recsys_rbm.accel.protocol`, and nothing outside :mod:`recsys_rbm.accel` imports them.
@@ -39,6 +40,8 @@ except ImportError:  # built without a compiler: the torch path serves
 ENVIRONMENT_SWITCH = "RBM_REC_NATIVE"
 
 _FLOATS = (torch.float32, torch.float64)
+#: Room for each row's picks in a first try of :func:`draw_picks` (at least; an eighth of the units if more).
+PICKS_PER_ROW = 256
 
 
 def available() -> bool:
@@ -184,6 +187,28 @@ def sample_levels(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor 
         logits.dtype == torch.float64,
     )  # fmt: skip
     return out
+
+
+def draw_picks(logits: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The ones of ``x ~ Bernoulli(sigmoid(logits))`` (B, G), by thinning, each row's uniforms from its seed in
+    ``seeds`` (B,) int64: ``(units (P,) ascending within each row, counts (B,))``; None where the kernel does not
+    apply."""
+    if not _applies(logits, seeds) or logits.dtype not in _FLOATS or seeds.dtype != torch.int64:
+        return None
+    if logits.dim() != 2 or seeds.shape != logits.shape[:1]:
+        return None
+    rows, width = logits.shape
+    counts = torch.empty(rows, dtype=torch.int64)
+    for capacity in (min(width, max(PICKS_PER_ROW, width // 8)), width):  # rarely a row picks more: all again
+        picks = torch.empty((rows, capacity), dtype=torch.int64)
+        _kernels.draw_picks(
+            logits.data_ptr(), rows, width, seeds.data_ptr(), counts.data_ptr(), picks.data_ptr(), capacity,
+            torch.get_num_threads(), logits.dtype == torch.float64,
+        )  # fmt: skip
+        if rows == 0 or int(counts.max()) <= capacity:
+            break
+    kept = torch.arange(capacity) < counts[:, None]
+    return picks[kept], counts
 
 
 def catch_up(

@@ -48,6 +48,10 @@ class NativeKernels(ReferenceKernels):
         drawn = native.sample_levels(logits, uniforms)
         return drawn if drawn is not None else super().sample_levels(logits, uniforms)
 
+    def draw_picks(self, logits: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        drawn = native.draw_picks(logits, seeds)
+        return drawn if drawn is not None else super().draw_picks(logits, seeds)
+
     def draw_levels(
         self,
         table: torch.Tensor,

@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -515,6 +516,106 @@ bool is_permutation(const int64_t* order, int64_t n) {
     return true;
 }
 
+// --- draw_picks -------------------------------------------------------------------------------
+// The ones of x ~ Bernoulli(sigmoid(z)) over a row of logits, drawn exactly by thinning a Poisson process. Unit j
+// is picked when a Poisson process of intensity softplus(z_j) = -log(1 - sigmoid(z_j)) has a point in [j, j + 1):
+// that happens with probability sigmoid(z_j), independently for each unit. Within a block of PICK_BLOCK units
+// whose largest logit is negative, exp(max z) bounds every intensity, so the points come from a process of that
+// constant rate, each kept with probability softplus(z_j) / rate. A block without a point (most blocks of a
+// large catalogue) costs a comparison of one uniform, not an exponential and a uniform per unit; a block whose
+// largest logit is 0 or more is drawn unit by unit. Each row's uniforms come from its own seed (SplitMix64), so
+// the draw is the same on any number of threads.
+constexpr int64_t PICK_BLOCK = 16;
+
+struct SplitMix64 {
+    uint64_t state;
+    RECSYS_RBM_INLINE double uniform() {  // U[0, 1), 53 bits
+        uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+    }
+};
+
+RECSYS_RBM_INLINE double logistic(double z) {
+    const double e = exp_nonpositive<double>(z < 0 ? z : -z);
+    return z < 0 ? e / (1.0 + e) : 1.0 / (1.0 + e);
+}
+
+// Each block's largest logit, and where it is negative the rate exp(max z) and the chance exp(-rate · length) that
+// the block holds no point; a block with a logit of 0 or more gets rate 0 (drawn unit by unit). Independent
+// across blocks, so the loops vectorise.
+template <typename T>
+RECSYS_RBM_INLINE void block_bounds(const T* z, int64_t n, T* rate, T* empty) {
+    const int64_t full = n / PICK_BLOCK, blocks = (n + PICK_BLOCK - 1) / PICK_BLOCK;
+    for (int64_t b = 0; b < full; ++b) {
+        const T* block = z + b * PICK_BLOCK;
+        T top = block[0];
+        for (int64_t k = 1; k < PICK_BLOCK; ++k) top = block[k] > top ? block[k] : top;
+        rate[b] = top;
+    }
+    if (full < blocks) {
+        T top = z[full * PICK_BLOCK];
+        for (int64_t j = full * PICK_BLOCK + 1; j < n; ++j) top = z[j] > top ? z[j] : top;
+        rate[full] = top;
+    }
+    for (int64_t b = 0; b < blocks; ++b) rate[b] = rate[b] < 0 ? exp_nonpositive<T>(rate[b]) : T(0);
+    for (int64_t b = 0; b < blocks; ++b) {
+        const T length = static_cast<T>(b < full ? PICK_BLOCK : n - full * PICK_BLOCK);
+        empty[b] = exp_nonpositive<T>(-rate[b] * length);
+    }
+}
+
+RECSYS_RBM_CLONES void block_bounds_float(const float* z, int64_t n, float* rate, float* empty) {
+    block_bounds(z, n, rate, empty);
+}
+RECSYS_RBM_CLONES void block_bounds_double(const double* z, int64_t n, double* rate, double* empty) {
+    block_bounds(z, n, rate, empty);
+}
+void block_bounds_of(const float* z, int64_t n, float* rate, float* empty) { block_bounds_float(z, n, rate, empty); }
+void block_bounds_of(const double* z, int64_t n, double* rate, double* empty) {
+    block_bounds_double(z, n, rate, empty);
+}
+
+// The picked units of one row, ascending: the first `capacity` of them written to out; returns how many there are.
+// `rate` and `empty` are scratch for the row's blocks.
+template <typename T>
+int64_t pick_row(const T* z, int64_t n, uint64_t seed, int64_t* out, int64_t capacity, T* rate, T* empty) {
+    SplitMix64 random{seed};
+    block_bounds_of(z, n, rate, empty);
+    int64_t count = 0;
+    for (int64_t start = 0, b = 0; start < n; start += PICK_BLOCK, ++b) {
+        const int64_t end = start + PICK_BLOCK < n ? start + PICK_BLOCK : n;
+        if (rate[b] == 0) {  // a likely unit in the block (or every probability 0): draw each unit
+            for (int64_t j = start; j < end; ++j)
+                if (random.uniform() < logistic(static_cast<double>(z[j]))) {
+                    if (count < capacity) out[count] = j;
+                    ++count;
+                }
+            continue;
+        }
+        double miss = 1.0 - random.uniform();  // in (0, 1]; the gap to the next point is -log(miss) / rate
+        if (miss <= static_cast<double>(empty[b])) continue;  // no point in the block (most blocks)
+        const double block_rate = static_cast<double>(rate[b]);  // >= softplus(z_j) for every unit of the block
+        double position = static_cast<double>(start);
+        for (;;) {
+            position += -std::log(miss) / block_rate;
+            if (position >= static_cast<double>(end)) break;
+            const int64_t j = static_cast<int64_t>(position);
+            const double e = exp_nonpositive<double>(static_cast<double>(z[j]));  // z_j <= max z < 0
+            const double draw = random.uniform() * block_rate;
+            // softplus(z) = log(1 + e) lies in [e - e²/2, e]: the logarithm only where the draw falls in between
+            if (draw < e - 0.5 * e * e || (draw < e && draw < std::log1p(e))) {  // kept: j picked
+                if (count < capacity) out[count] = j;
+                ++count;
+                position = static_cast<double>(j + 1);  // the rest of [j, j + 1) cannot change the draw
+            }
+            miss = 1.0 - random.uniform();
+        }
+    }
+    return count;
+}
+
 template <typename P>
 P* pointer(unsigned long long address) {
     return reinterpret_cast<P*>(static_cast<uintptr_t>(address));
@@ -805,6 +906,40 @@ PyObject* py_catch_up(PyObject*, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// draw_picks(logits, n_rows, n_units, seeds, counts, picks, capacity, n_threads, is_double): each row's number of
+//            picks into counts, and its first `capacity` picks (ascending) into its row of picks (n_rows, capacity).
+PyObject* py_draw_picks(PyObject*, PyObject* args) {
+    unsigned long long logits, seeds, counts, picks;
+    long long n_rows, n_units, capacity;
+    int n_threads, is_double;
+    if (!PyArg_ParseTuple(args, "KLLKKKLii", &logits, &n_rows, &n_units, &seeds, &counts, &picks, &capacity,
+                          &n_threads, &is_double))
+        return nullptr;
+    Py_BEGIN_ALLOW_THREADS;
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int64_t blocks = (n_units + PICK_BLOCK - 1) / PICK_BLOCK;
+        std::vector<double> scratch(2 * blocks);  // each thread's rates and empty chances (float ones use half)
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t row = 0; row < n_rows; ++row) {
+            const uint64_t seed = pointer<const uint64_t>(seeds)[row];
+            int64_t* out = pointer<int64_t>(picks) + row * capacity;
+            int64_t found;
+            if (is_double) {
+                found = pick_row(pointer<const double>(logits) + row * n_units, n_units, seed, out, capacity,
+                                 scratch.data(), scratch.data() + blocks);
+            } else {
+                float* rates = reinterpret_cast<float*>(scratch.data());
+                found = pick_row(pointer<const float>(logits) + row * n_units, n_units, seed, out, capacity, rates,
+                                 rates + blocks);
+            }
+            pointer<int64_t>(counts)[row] = found;
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"block_products", py_block_products, METH_VARARGS, "out[e, k] = table[base[e] + k] . vectors[cases[e]]"},
     {"add_rows", py_add_rows, METH_VARARGS, "storage[rows[i], c] += coefs[c] * weights[i] * per_case[cases[i]]"},
@@ -813,6 +948,7 @@ PyMethodDef methods[] = {
     {"group_order", py_group_order, METH_VARARGS, "the positions sorted by key, stably (a counting sort)"},
     {"momentum_step", py_momentum_step, METH_VARARGS, "v = m * v + lr * g + shrink * theta; theta += v"},
     {"catch_up", py_catch_up, METH_VARARGS, "(theta, v)[r] = M^(step - clocks[r]) (theta, v)[r]; clocks[r] = step"},
+    {"draw_picks", py_draw_picks, METH_VARARGS, "the ones of Bernoulli(sigmoid(logits)) per row, by thinning"},
     {"pcg64_uniforms", py_pcg64_uniforms, METH_VARARGS, "uniforms of NumPy's PCG64 stream, from a given state"},
     {nullptr, nullptr, 0, nullptr},
 };
