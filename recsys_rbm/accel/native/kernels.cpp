@@ -522,18 +522,26 @@ bool is_permutation(const int64_t* order, int64_t n) {
 // that happens with probability sigmoid(z_j), independently for each unit. Within a block of PICK_BLOCK units
 // whose largest logit is negative, exp(max z) bounds every intensity, so the points come from a process of that
 // constant rate, each kept with probability softplus(z_j) / rate. A block without a point (most blocks of a
-// large catalogue) costs a comparison of one uniform, not an exponential and a uniform per unit; a block whose
-// largest logit is 0 or more is drawn unit by unit. Each row's uniforms come from its own seed (SplitMix64), so
+// large catalogue) costs a comparison of one uniform, not an exponential and a uniform per unit; a block with a
+// likely unit (DIRECT_FROM) is drawn unit by unit. Each row's uniforms come from its own seed (SplitMix64), so
 // the draw is the same on any number of threads.
 constexpr int64_t PICK_BLOCK = 16;
+// A block whose largest logit reaches this is drawn unit by unit: with a rate above e^-1.6 ≈ 0.2 its points
+// (about 3 a block, each a logarithm and an exponential) would cost more than 16 direct draws.
+constexpr double DIRECT_FROM = -1.6;
 
 struct SplitMix64 {
+    static constexpr uint64_t step = 0x9E3779B97F4A7C15ULL;
     uint64_t state;
-    RECSYS_RBM_INLINE double uniform() {  // U[0, 1), 53 bits
-        uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+    static RECSYS_RBM_INLINE double mix(uint64_t z) {  // the k-th output is mix(seed + k · step): U[0, 1), 53 bits
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
         return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+    }
+    RECSYS_RBM_INLINE double uniform() { return mix(state += step); }
+    RECSYS_RBM_INLINE void fill(double* out, int64_t n) {  // the next n outputs at once (no chain between them)
+        for (int64_t k = 0; k < n; ++k) out[k] = mix(state + static_cast<uint64_t>(k + 1) * step);
+        state += static_cast<uint64_t>(n) * step;
     }
 };
 
@@ -542,8 +550,8 @@ RECSYS_RBM_INLINE double logistic(double z) {
     return z < 0 ? e / (1.0 + e) : 1.0 / (1.0 + e);
 }
 
-// Each block's largest logit, and where it is negative the rate exp(max z) and the chance exp(-rate · length) that
-// the block holds no point; a block with a logit of 0 or more gets rate 0 (drawn unit by unit). Independent
+// Each block's largest logit, and where it is below DIRECT_FROM the rate exp(max z) and the chance
+// exp(-rate · length) that the block holds no point; any other block gets rate 0 (drawn unit by unit). Independent
 // across blocks, so the loops vectorise.
 template <typename T>
 RECSYS_RBM_INLINE void block_bounds(const T* z, int64_t n, T* rate, T* empty) {
@@ -559,7 +567,7 @@ RECSYS_RBM_INLINE void block_bounds(const T* z, int64_t n, T* rate, T* empty) {
         for (int64_t j = full * PICK_BLOCK + 1; j < n; ++j) top = z[j] > top ? z[j] : top;
         rate[full] = top;
     }
-    for (int64_t b = 0; b < blocks; ++b) rate[b] = rate[b] < 0 ? exp_nonpositive<T>(rate[b]) : T(0);
+    for (int64_t b = 0; b < blocks; ++b) rate[b] = rate[b] < T(DIRECT_FROM) ? exp_nonpositive<T>(rate[b]) : T(0);
     for (int64_t b = 0; b < blocks; ++b) {
         const T length = static_cast<T>(b < full ? PICK_BLOCK : n - full * PICK_BLOCK);
         empty[b] = exp_nonpositive<T>(-rate[b] * length);
@@ -587,11 +595,14 @@ int64_t pick_row(const T* z, int64_t n, uint64_t seed, int64_t* out, int64_t cap
     for (int64_t start = 0, b = 0; start < n; start += PICK_BLOCK, ++b) {
         const int64_t end = start + PICK_BLOCK < n ? start + PICK_BLOCK : n;
         if (rate[b] == 0) {  // a likely unit in the block (or every probability 0): draw each unit
-            for (int64_t j = start; j < end; ++j)
-                if (random.uniform() < logistic(static_cast<double>(z[j]))) {
-                    if (count < capacity) out[count] = j;
-                    ++count;
-                }
+            double uniforms[PICK_BLOCK], probability[PICK_BLOCK];
+            const int64_t length = end - start;
+            random.fill(uniforms, length);
+            for (int64_t k = 0; k < length; ++k) probability[k] = logistic(static_cast<double>(z[start + k]));
+            for (int64_t k = 0; k < length; ++k) {  // without a branch on the draw
+                if (count < capacity) out[count] = start + k;
+                count += uniforms[k] < probability[k];
+            }
             continue;
         }
         double miss = 1.0 - random.uniform();  // in (0, 1]; the gap to the next point is -log(miss) / rate
