@@ -114,12 +114,13 @@ def rating_distribution(hidden: Array, weights: Array, bias: Array, n_levels: in
     return softmax(rating_logits(hidden, weights, bias, n_levels, xp), xp)
 
 
-def probability_at_least_of_logits(logits: Array, first_liked: int, xp: ModuleType) -> Array:
-    """``P(r ≥ t) = Σ_{k ≥ first_liked} e^{a_k} / Σ_k e^{a_k}`` from the logits (..., K), without the distribution.
+def probability_at_least_of_logits(logits: Array, rating_values: Array, threshold: float, xp: ModuleType) -> Array:
+    """:func:`probability_at_least` straight from the logits (..., K): ``Σ_{liked k} e^{a_k} / Σ_k e^{a_k}``.
 
-    Levels ascend, so the liked ones are the tail from ``first_liked``. Kept in the logits'
-    precision (shifted by the row maximum, so nothing overflows): ranking needs no float64 distribution.
+    The levels ascend, so the liked ones are a tail. Kept in the logits' precision (shifted by the
+    row maximum, so nothing overflows): ranking needs no float64 distribution.
     """
+    first_liked = sum(float(value) < threshold for value in rating_values)  # the liked levels follow
     shifted = xp.exp(logits - xp.amax(logits, -1, keepdims=True))
     return shifted[..., first_liked:].sum(-1) / shifted.sum(-1)
 

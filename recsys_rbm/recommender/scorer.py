@@ -347,17 +347,13 @@ class Scorer:
         )
         if score == "p_interacted":
             return np.array(p_interacted, dtype=np.float64)
-        liked = self.rating_values >= self.threshold  # a tail of the ascending levels
+        values, threshold = self.rating_values, self.threshold
         p_high = self._with_fallbacks(
-            self.to_numpy(
-                mf.probability_at_least_of_logits(
-                    logits, int(np.argmin(~liked)) if liked.any() else len(liked), self.xp
-                )
-            ),
+            self.to_numpy(mf.probability_at_least_of_logits(logits, values, threshold, self.xp)),
             self.user_known[users],
-            self.user_distribution[users] @ liked,
-            self.item_distribution @ liked,
-            float(self.global_distribution @ liked),
+            mf.probability_at_least(self.user_distribution[users], values, threshold),
+            mf.probability_at_least(self.item_distribution, values, threshold),
+            float(mf.probability_at_least(self.global_distribution, values, threshold)),
         )
         return p_high if score == "p_high" else p_interacted * p_high
 

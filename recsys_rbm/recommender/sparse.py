@@ -142,7 +142,12 @@ class Picks:
     def of(cls, interactions: torch.Tensor) -> Picks:
         """The ones of a dense 0/1 block (B, G)."""
         cases, units = torch.nonzero(interactions, as_tuple=True)
-        counts = torch.bincount(cases, minlength=interactions.shape[0])
+        return cls.of_counts(units, torch.bincount(cases, minlength=interactions.shape[0]))
+
+    @classmethod
+    def of_counts(cls, units: torch.Tensor, counts: torch.Tensor) -> Picks:
+        """Pairs from each case's units, one case after another: ``units`` (P,), ``counts`` (B,) per case."""
+        cases = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)
         return cls(cases, units, torch.cumsum(counts, 0) - counts)
 
 
@@ -301,9 +306,7 @@ class SparseCases:
         weights, biases = self.interaction_block()
         logits = torch.addmm(biases, hidden, weights.T)  # (B, G)
         halves = (uniform((hidden.shape[0], 2), hidden, random, per=PER_CASE).double() * SEED_HALF).long()
-        units, counts = kernels().draw_picks(logits, halves[:, 0] * SEED_HALF + halves[:, 1])
-        cases = torch.repeat_interleave(torch.arange(counts.shape[0], device=hidden.device), counts)
-        return Picks(cases, units, torch.cumsum(counts, 0) - counts)
+        return Picks.of_counts(*kernels().draw_picks(logits, halves[:, 0] * SEED_HALF + halves[:, 1]))
 
     def _draw_levels(self, hidden: torch.Tensor, random: RandomSource) -> tuple[torch.Tensor, torch.Tensor]:
         """Each rated entry's level from ``p(v_e | h)``, and the next hidden input's share of them (the drawn rows
